@@ -1,0 +1,56 @@
+"""What B3 sent, byte for byte: the unit the raw archive stores and landing is rebuilt from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from b3_assets.b3.model import Portfolio
+from b3_assets.b3.parse import date_from_filename, parse_api_pages, parse_csv
+from b3_assets.b3.validate import validate_portfolio
+
+Source = Literal["api", "browser", "csv"]
+
+
+@dataclass(frozen=True)
+class RawPayload:
+    """B3's answer for one portfolio, verbatim.
+
+    ``files`` are (name, bytes) in order: ``page-001.json``… for the JSON API (as the API or
+    the browser received them; ``rendered-table.json`` when the browser had to read the
+    table off the page, in the API's shape), or the CSV file's own name and bytes."""
+
+    source: Source
+    url: str
+    fetched_at: datetime
+    files: tuple[tuple[str, bytes], ...]
+
+    @property
+    def digest(self) -> str:
+        """sha256 over names and bytes: equal payloads share it, different ones never do."""
+        h = hashlib.sha256()
+        for name, data in self.files:
+            h.update(name.encode())
+            h.update(b"\0")
+            h.update(hashlib.sha256(data).digest())
+        return h.hexdigest()
+
+    def parse(self) -> Portfolio:
+        """The portfolio in the payload, parsed but not validated."""
+        csvs = [(n, d) for n, d in self.files if n.lower().endswith(".csv")]
+        if csvs:
+            name, data = csvs[0]
+            return parse_csv(data, self.url, self.fetched_at, date_from_filename(name))
+        pages = [d for n, d in self.files if n.lower().endswith(".json")]
+        return parse_api_pages(pages, self.url, self.fetched_at)
+
+    def portfolio(self, expected_date: date | None = None) -> Portfolio:
+        """The validated portfolio; with ``expected_date``, a different B3 date is an error."""
+        from b3_assets.b3.errors import B3DateMismatchError
+
+        portfolio = self.parse()
+        if expected_date is not None and portfolio.data_carteira != expected_date:
+            raise B3DateMismatchError(self.url, expected_date, portfolio.data_carteira)
+        return validate_portfolio(portfolio)
