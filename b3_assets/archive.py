@@ -1,0 +1,112 @@
+"""The raw archive: what B3 sent for each portfolio date, verbatim, with a manifest.
+
+Layout: ``raw/ibov/dt=YYYY-MM-DD/<fetched-at>-<digest>/<files>`` and ``manifest.json``,
+written last, so a folder without a manifest is an interrupted write and is ignored.
+Storing a payload equal to one already archived is a no-op; a different payload for the same
+date is kept beside the others (history is never silently replaced) and reported, and the
+newest one is the one landing is built from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from b3_assets.b3.payload import RawPayload
+from b3_assets.lake import Lake
+
+RAW_PREFIX = "raw/ibov"
+MANIFEST = "manifest.json"
+
+
+def raw_date_prefix(data_carteira: date) -> str:
+    return f"{RAW_PREFIX}/dt={data_carteira.isoformat()}"
+
+
+@dataclass(frozen=True)
+class ArchivedPayload:
+    """One archived payload of a date: its folder key and its manifest."""
+
+    prefix: str
+    manifest: dict
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest["digest"])
+
+    @property
+    def fetched_at(self) -> datetime:
+        return datetime.fromisoformat(self.manifest["fetched_at"])
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What :meth:`RawArchive.store` did."""
+
+    archived: ArchivedPayload
+    new: bool
+    #: Other, different payloads already archived for the same date.
+    others: tuple[ArchivedPayload, ...]
+
+
+class RawArchive:
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    def entries(self, data_carteira: date) -> list[ArchivedPayload]:
+        """Every complete payload archived for the date, oldest first."""
+        prefix = raw_date_prefix(data_carteira)
+        found = []
+        for key in self.lake.list_keys(prefix + "/"):
+            if key.endswith("/" + MANIFEST):
+                manifest = json.loads(self.lake.read_bytes(key))
+                found.append(ArchivedPayload(key.rsplit("/", 1)[0], manifest))
+        return sorted(found, key=lambda e: (e.fetched_at, e.digest))
+
+    def dates(self) -> list[date]:
+        """Portfolio dates with at least one folder in the archive."""
+        return [date.fromisoformat(f.removeprefix("dt=")) for f in self.lake.list_folders(RAW_PREFIX)
+                if f.startswith("dt=")]
+
+    def latest(self, data_carteira: date) -> RawPayload | None:
+        entries = self.entries(data_carteira)
+        return self.load(entries[-1]) if entries else None
+
+    def load(self, entry: ArchivedPayload) -> RawPayload:
+        m = entry.manifest
+        files = tuple((f["name"], self.lake.read_bytes(f"{entry.prefix}/{f['name']}"))
+                      for f in m["files"])
+        payload = RawPayload(m["source"], m["url"], datetime.fromisoformat(m["fetched_at"]), files)
+        if payload.digest != entry.digest:
+            raise ValueError(
+                f"raw archive {self.lake.uri(entry.prefix)} is corrupt: its files do not match "
+                f"the digest in its manifest. Delete the folder and fetch or import that date again."
+            )
+        return payload
+
+    def store(self, payload: RawPayload, data_carteira: date) -> StoreOutcome:
+        """Archive ``payload`` as the date's portfolio (the caller has validated it)."""
+        entries = self.entries(data_carteira)
+        for entry in entries:
+            if entry.digest == payload.digest:
+                others = tuple(e for e in entries if e.digest != payload.digest)
+                return StoreOutcome(entry, False, others)
+        stamp = payload.fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
+        prefix = f"{raw_date_prefix(data_carteira)}/{stamp}-{payload.digest[:12]}"
+        manifest = {
+            "data_carteira": data_carteira.isoformat(),
+            "source": payload.source,
+            "url": payload.url,
+            "fetched_at": payload.fetched_at.isoformat(),
+            "digest": payload.digest,
+            "files": [
+                {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for name, data in payload.files
+            ],
+        }
+        for name, data in payload.files:
+            self.lake.write_bytes(f"{prefix}/{name}", data)
+        self.lake.write_bytes(f"{prefix}/{MANIFEST}",
+                              json.dumps(manifest, indent=2, sort_keys=True).encode())
+        return StoreOutcome(ArchivedPayload(prefix, manifest), True, tuple(entries))

@@ -1,0 +1,133 @@
+"""The lineage: raw/ibov_portfolio -> landing/ibov_portfolio -> refined/b3_etl_soma_acao.
+
+Thin wiring: the work is in ``collect``, ``landing`` and glue/; resources decide where."""
+
+
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow as pa
+
+from b3_assets.archive import RawArchive
+from b3_assets.b3.errors import B3DateMismatchError, B3Error, B3PayloadError, BrowserMissingError
+from b3_assets.b3.model import LANDING_SCHEMA
+from b3_assets.collect import collect
+from b3_assets.partitions import partition_dates, trading_days
+from glue.transform import REFINED_SCHEMA
+
+RAW = dg.AssetKey(["raw", "ibov_portfolio"])
+LANDING = dg.AssetKey(["landing", "ibov_portfolio"])
+REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
+GROUP = "ibov"
+
+#: Transient B3 trouble (timeouts, 5xx, 429) is retried by the step, with backoff and jitter.
+B3_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)
+
+
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+class RawConfig(dg.Config):
+    refetch: bool = False
+    """Fetch from B3 even when the date is archived (a different payload is kept beside)."""
+
+
+@dg.asset(
+    key=RAW,
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=B3_RETRY,
+    required_resource_keys={"lake", "b3"},
+    group_name=GROUP,
+    kinds={"python"},
+    description="What B3 sent for the trading date, byte for byte, with a manifest "
+    "(raw/ibov/dt=…/). Reuses the archive with no network unless `refetch` is set.",
+)
+def raw_ibov_portfolio(context: dg.AssetExecutionContext, config: RawConfig) -> dg.MaterializeResult:
+    archive = RawArchive(context.resources.lake)
+    fetched, reused, problems = [], [], []
+    for day in partition_dates(context):
+        try:
+            got = collect(archive, context.resources.b3.fetch, day, refetch=config.refetch)
+        except (B3DateMismatchError, B3PayloadError, BrowserMissingError) as exc:
+            problems.append(str(exc))  # retrying cannot help: fail without retries below
+            continue
+        except B3Error:
+            raise  # transient: the RetryPolicy takes over
+        (reused if got.from_archive else fetched).append(day.isoformat())
+        if got.stored is not None and got.stored.new and got.stored.others:
+            context.log.warning(
+                f"B3 served a different payload for {day} than the one archived; both are "
+                f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
+                f"{got.stored.archived.prefix}); landing uses the newest."
+            )
+        context.log.info(f"{day}: {len(got.portfolio.constituents)} constituents "
+                         f"({'archive' if got.from_archive else got.payload.source})")
+    if problems:
+        raise dg.Failure(description="\n".join(problems), allow_retries=False,
+                         metadata={"written_dates": ", ".join(fetched) or "none"})
+    lake = context.resources.lake
+    return dg.MaterializeResult(metadata={
+        "fetched_from_b3": len(fetched),
+        "reused_from_archive": len(reused),
+        "lake_uri": dg.MetadataValue.url(lake.uri("raw/ibov/")),
+    })
+
+
+def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
+    rows = sorted(table.to_pylist(), key=lambda r: r["participacao_pct"], reverse=True)[:n]
+    lines = ["| # | código | ação | tipo | part. (%) |", "|---|---|---|---|---:|"]
+    lines += [f"| {i} | {r['codigo']} | {r['acao']} | {r['tipo']} | {r['participacao_pct']} |"
+              for i, r in enumerate(rows, 1)]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=LANDING,
+    deps=[RAW],
+    partitions_def=trading_days,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="landing_io_manager",
+    required_resource_keys={"lake"},
+    group_name=GROUP,
+    kinds={"parquet"},
+    description="Typed Parquet, one file per trading date (landing/ibov/dt=…/ibov.parquet), "
+    "built from the raw archive alone. Its write is the event that starts the Glue job.",
+)
+def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Table]:
+    archive = RawArchive(context.resources.lake)
+    tables: dict[str, pa.Table] = {}
+    for day in partition_dates(context):
+        payload = archive.latest(day)
+        if payload is None:
+            raise dg.Failure(f"{day} is not in the raw archive: materialize raw/ibov_portfolio "
+                             "for it first (or `b3-pipeline import-csv` its CSV).",
+                             allow_retries=False)
+        tables[day.isoformat()] = payload.portfolio(day).to_landing_table()
+    first = tables[min(tables)]
+    metadata: dict[str, object] = {
+        "dagster/row_count": sum(t.num_rows for t in tables.values()),
+        "dagster/column_schema": table_schema(LANDING_SCHEMA),
+        "dates": len(tables),
+    }
+    if len(tables) == 1:
+        metadata["top_10_weights"] = dg.MetadataValue.md(top_weights_markdown(first))
+        metadata["participacao_total"] = str(sum(first.column("participacao_pct").to_pylist(),
+                                                 Decimal(0)))
+    context.add_output_metadata(metadata)
+    return tables
+
+
+refined_b3_etl_soma_acao = dg.AssetSpec(
+    key=REFINED,
+    deps=[LANDING],
+    partitions_def=trading_days,
+    group_name=GROUP,
+    kinds={"glue", "spark", "duckdb"},
+    description="One row per issuer per date, written by the Glue job (DuckDB locally) that "
+    "the landing event starts; the sensor reports its runs here. "
+    "refined/DataCarteira=…/Acao=…/*.parquet, table b3_etl_soma_acao.",
+    metadata={"dagster/column_schema": table_schema(REFINED_SCHEMA)},
+)

@@ -1,0 +1,390 @@
+"""The portfolio through a real (headless) Chromium, for when B3 refuses plain HTTP clients.
+
+It opens the Carteira do Dia page as a person would (accept the cookie banner, pick 120 rows
+a page, page through if B3 still paginates) and keeps the ``GetPortfolioDay`` JSON the page
+itself fetched, verbatim. If that JSON is missing or unusable (say B3 renamed its keys and
+updated its own page), it reads the table the page rendered and stores it as one JSON file in
+the API's shape, so the same parser serves both. One browser launch, no fixed sleeps: every
+wait is on a response or on the page's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from b3_assets.b3.errors import (
+    B3BlockedError,
+    B3Error,
+    B3PayloadError,
+    B3UnavailableError,
+    BrowserMissingError,
+)
+from b3_assets.b3.parse import parse_api_pages
+from b3_assets.b3.payload import RawPayload
+
+log = logging.getLogger(__name__)
+
+PAGE_PATH = "/indexPage/day/IBOV?language=pt-br"
+API_MARKER = "/GetPortfolioDay/"
+SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+)
+#: Requests the portfolio never needs: images, fonts, media, analytics.
+BLOCKED = re.compile(
+    r"(\.(png|jpe?g|gif|webp|svg|ico|woff2?|ttf|otf|eot|mp4|webm)(\?.*)?$)"
+    r"|google-analytics\.com|googletagmanager\.com|doubleclick\.net|hotjar\.com",
+    re.IGNORECASE,
+)
+MAX_PAGES = 50
+#: How long one action may go without the page fetching the portfolio before the scraper
+#: stops waiting for JSON and reads whatever the page shows.
+STEP_WAIT_S = 10.0
+COLUMNS = {"cod": "Código", "asset": "Ação", "type": "Tipo", "theoricalQty": "Qtde. Teórica",
+           "part": "Part. (%)"}
+_TITLE_DATE = re.compile(r"Carteira do Dia\s*-\s*(\d{2}/\d{2}/\d{2,4})")
+
+# Reads the page as shown: the portfolio table, its footer, the title date and pagination.
+_READ_PAGE_JS = r"""
+() => {
+  const text = el => (el ? el.textContent : '').trim();
+  const table = [...document.querySelectorAll('table')].find(
+    t => [...t.querySelectorAll('thead th')].some(th => th.textContent.trim() === 'Código'));
+  const m = (document.body.innerText || '').match(
+    /Carteira do Dia\s*-\s*(\d{2}\/\d{2}\/\d{2,4})/);
+  const pag = document.querySelector('#listing_pagination');
+  const next = pag && pag.querySelector('li.pagination-next');
+  const err = document.querySelector('.alert-danger:not([hidden])');
+  return {
+    date: m ? m[1] : null,
+    headers: table ? [...table.querySelectorAll('thead th')].map(text) : [],
+    rows: table ? [...table.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(text)) : [],
+    foot: table ? [...table.querySelectorAll('tfoot tr')].map(tr => [...tr.cells].map(text)) : [],
+    current: pag ? text(pag.querySelector('li.current')) : null,
+    hasNext: !!next && !next.classList.contains('disabled'),
+    error: text(err),
+  };
+}
+"""
+# Accepts the consent banner when it is shown (one round trip instead of a checked click).
+_ACCEPT_COOKIES_JS = """
+() => {
+  const b = document.querySelector('#onetrust-accept-btn-handler');
+  if (!b || !b.getClientRects().length) return false;
+  b.click();
+  return true;
+}
+"""
+# Lets the page's own code run to the end of what a response triggered (parse, render).
+_SETTLE_JS = "() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))"
+
+
+def _playwright_chromium() -> str | None:
+    """Playwright's own downloaded Chromium (``playwright install chromium``), if any."""
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            path = p.chromium.executable_path
+    except Exception:  # noqa: BLE001 - no driver, no browser: just "not found"
+        return None
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def find_chromium(browser_path: str | None) -> str | None:
+    """The Chromium to drive: ``browser_path`` (B3_BROWSER_PATH), else the usual system
+    locations, else Playwright's own browser; None when there is none."""
+    if browser_path:
+        found = shutil.which(browser_path) if os.sep not in browser_path else browser_path
+        if found and os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
+        log.warning("B3_BROWSER_PATH=%s is not an executable; looking elsewhere", browser_path)
+    for candidate in SYSTEM_CHROMIUMS:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return _playwright_chromium()
+
+
+def missing_browser_message(browser_path: str | None) -> str:
+    looked = ([f"B3_BROWSER_PATH={browser_path}"] if browser_path else []) + list(
+        SYSTEM_CHROMIUMS) + ["Playwright's own browsers"]
+    return (
+        f"No Chromium for the browser fetch (looked at {', '.join(looked)}). Install one with "
+        "`apt-get install chromium` or `playwright install chromium`, or set B3_BROWSER_PATH "
+        "to a Chromium/Chrome executable."
+    )
+
+
+@dataclass
+class _Capture:
+    """One ``GetPortfolioDay`` answer the page received, and what it asked for."""
+
+    url: str
+    status: int
+    body: bytes
+    page_number: int | None
+    page_size: int | None
+
+
+def _request_params(url: str) -> dict[str, Any]:
+    token = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    try:
+        value = json.loads(base64.b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class _Stage:
+    """What the scraper is doing, for error messages (and timings in the debug log)."""
+
+    def __init__(self) -> None:
+        self._name = "starting"
+        self._t0 = time.monotonic()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        log.debug("B3 browser: %s (%.3fs)", value, time.monotonic() - self._t0)
+        self._name = value
+
+
+def fetch_browser(
+    base_url: str, *, browser_path: str | None = None, timeout_s: float = 30.0
+) -> RawPayload:
+    """Today's IBOV portfolio as B3's own page gets it, in a headless Chromium.
+
+    ``files`` are the page's ``GetPortfolioDay`` answers (``page-001.json``…), or
+    ``rendered-table.json`` when those were unusable and the table was read off the page."""
+    executable = find_chromium(browser_path)
+    if executable is None:
+        raise BrowserMissingError(missing_browser_message(browser_path))
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    page_url = f"{base_url.rstrip('/')}{PAGE_PATH}"
+    fetched_at = datetime.now(UTC)
+    stage = _Stage()
+    started = time.monotonic()
+    with sync_playwright() as p:
+        stage.name = "launching Chromium"
+        try:
+            browser = p.chromium.launch(
+                executable_path=executable, headless=True, args=list(LAUNCH_ARGS),
+                timeout=timeout_s * 1000,
+            )
+        except PlaywrightError as exc:
+            raise BrowserMissingError(
+                f"Chromium at {executable} did not start ({exc.message.splitlines()[0]}). "
+                + missing_browser_message(browser_path)
+            ) from exc
+        try:
+            captures, views = _scrape(browser, page_url, timeout_s, started, stage)
+        except B3Error:
+            raise
+        except PlaywrightError as exc:
+            first = (exc.message or str(exc)).splitlines()[0]
+            kind = "timed out" if "Timeout" in type(exc).__name__ else "failed"
+            raise B3UnavailableError(
+                f"The browser {kind} at {page_url} while {stage.name} "
+                f"(budget {timeout_s:g}s): {first}"
+            ) from exc
+        finally:
+            browser.close()
+    files, reason = _json_files(captures, page_url, fetched_at)
+    if files is None and not views[0]["rows"]:
+        statuses = sorted({c.status for c in captures})
+        if 403 in statuses:
+            raise B3BlockedError(f"{page_url}: B3 answered the page's own request with HTTP 403"
+                                 f" ({reason}): it is blocking this machine, browser or not.")
+        if any(s == 429 or s >= 500 for s in statuses):
+            raise B3UnavailableError(f"{page_url}: the page could not load the portfolio "
+                                     f"({reason}); B3 is failing, try again later.")
+    if files is None:
+        log.warning("B3 browser: the page's JSON is unusable (%s); reading the rendered table",
+                    reason)
+        files = (("rendered-table.json", _rendered_json(views, page_url, reason)),)
+    log.info("B3 browser: %s from %s in %.2fs", ", ".join(n for n, _ in files), page_url,
+             time.monotonic() - started)
+    return RawPayload(source="browser", url=page_url, fetched_at=fetched_at, files=files)
+
+
+def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
+            stage: _Stage) -> tuple[list[_Capture], list[dict[str, Any]]]:
+    """Drive the page; return the 120-a-page JSON answers and the table as shown per page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    stage.name = "opening a browser context"
+    context = browser.new_context(locale="pt-BR", service_workers="block",
+                                  viewport={"width": 1280, "height": 900})
+    context.route(BLOCKED, lambda route: route.abort())
+    page = context.new_page()
+
+    def remaining_ms() -> float:
+        return max(1.0, (timeout_s - (time.monotonic() - started)) * 1000)
+
+    page.set_default_timeout(remaining_ms())
+    banner = page.locator("#onetrust-accept-btn-handler")
+
+    def step(action: Callable[[], Any]) -> _Capture | None:
+        """Run ``action``; the portfolio answer it made the page fetch, once rendered."""
+        failure: list[BaseException] = []
+
+        def guarded() -> None:
+            try:
+                action()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the wait
+                failure.append(exc)
+                raise
+
+        try:
+            with page.expect_response(lambda r: API_MARKER in r.url,
+                                      timeout=min(remaining_ms(), STEP_WAIT_S * 1000)) as info:
+                guarded()
+            response = info.value
+        except PlaywrightTimeout:
+            if failure:
+                raise
+            log.warning("B3 browser: no GetPortfolioDay answer while %s", stage.name)
+            page.wait_for_load_state("networkidle")
+            return None
+        response.finished()
+        try:
+            body = response.body()
+        except Exception:  # noqa: BLE001 - no body (aborted): an unusable answer
+            body = b""
+        page.evaluate(_SETTLE_JS)
+        params = _request_params(response.url)
+        return _Capture(response.url, response.status, body,
+                        params.get("pageNumber"), params.get("pageSize"))
+
+    stage.name = "opening the page"
+    nav: list[Any] = []
+    first = step(lambda: nav.append(page.goto(page_url, wait_until="commit")))
+    status = nav[0].status if nav and nav[0] is not None else None
+    if status == 403:
+        raise B3BlockedError(f"{page_url} answered HTTP 403 to the browser too: B3 is blocking "
+                             "this machine; try later or from another network.")
+    if status is not None and status >= 400:
+        raise B3UnavailableError(f"{page_url} answered HTTP {status} to the browser.")
+
+    stage.name = "accepting the cookie banner"
+    if page.evaluate(_ACCEPT_COOKIES_JS):
+        log.debug("B3 browser: cookie banner accepted")
+    # A banner that shows up late would swallow the clicks: accept it whenever it is seen.
+    page.add_locator_handler(banner, lambda loc: loc.click())
+
+    stage.name = "choosing 120 rows a page"
+    captures: list[_Capture] = []
+    select = page.locator("select#selectPage")
+    if select.count() and select.input_value() != "120":
+        capture = step(lambda: select.select_option("120"))
+    else:
+        capture = first
+    if capture is not None:
+        captures.append(capture)
+
+    stage.name = "reading page 1"
+    views = [page.evaluate(_READ_PAGE_JS)]
+    next_item = page.locator("#listing_pagination li.pagination-next")
+    while views[-1]["hasNext"] and len(views) < MAX_PAGES:
+        number = len(views) + 1
+        stage.name = f"going to page {number}"
+        before = views[-1]["current"]
+        capture = step(lambda: next_item.first.click())
+        page.wait_for_function(
+            "prev => { const c = document.querySelector('#listing_pagination li.current');"
+            " return !!c && c.textContent.trim() !== prev; }",
+            arg=before,
+        )
+        if capture is not None:
+            captures.append(capture)
+        views.append(page.evaluate(_READ_PAGE_JS))
+    stage.name = "closing"
+    context.close()
+    return captures, views
+
+
+def _json_files(captures: list[_Capture], page_url: str, fetched_at: datetime
+                ) -> tuple[tuple[tuple[str, bytes], ...] | None, str]:
+    """The captured answers as ``page-NNN.json`` when they make one whole portfolio, else
+    None and why not."""
+    if not captures:
+        return None, "the page fetched no GetPortfolioDay JSON"
+    for i, c in enumerate(captures, start=1):
+        if c.status != 200:
+            return None, f"{c.url} answered HTTP {c.status}"
+        if c.page_number not in (None, i):
+            return None, f"answer {i} was for page {c.page_number}"
+    bodies = [c.body for c in captures]
+    try:
+        portfolio = parse_api_pages(bodies, captures[0].url, fetched_at)
+        total = json.loads(bodies[0]).get("page", {}).get("totalRecords")
+    except B3PayloadError as exc:
+        return None, str(exc)
+    except (ValueError, AttributeError) as exc:
+        return None, f"{captures[0].url}: {exc}"
+    if isinstance(total, int) and total != len(portfolio.constituents):
+        return None, (f"captured {len(portfolio.constituents)} rows but page.totalRecords "
+                      f"is {total}")
+    return tuple((f"page-{i:03d}.json", b) for i, b in enumerate(bodies, start=1)), ""
+
+
+def _rendered_json(views: list[Mapping[str, Any]], page_url: str, reason: str) -> bytes:
+    """The table as the page showed it, as one API-shaped JSON document (texts as shown)."""
+    first = views[0]
+    if not first["rows"]:
+        shown = f" The page says: {first['error']!r}." if first.get("error") else ""
+        raise B3PayloadError(
+            page_url, f"the page showed no portfolio table and its JSON was unusable "
+            f"({reason}).{shown}"
+        )
+    headers = list(first["headers"])
+    missing = [label for label in COLUMNS.values() if label not in headers]
+    if missing:
+        raise B3PayloadError(page_url, f"the rendered table lacks {', '.join(missing)} "
+                             f"(it has {', '.join(headers)})")
+    idx = {key: headers.index(label) for key, label in COLUMNS.items()}
+    results = [
+        {key: row[i] for key, i in idx.items()}
+        for view in views for row in view["rows"] if len(row) >= len(headers)
+    ]
+    if not first["date"]:
+        raise B3PayloadError(page_url, "the page shows no 'Carteira do Dia - dd/mm/yy' title")
+    total = part = reductor = ""
+    for cells in views[-1]["foot"]:
+        values = [c for c in cells[1:] if c]
+        label = cells[0].casefold() if cells else ""
+        if label.startswith("quantidade te") and values:
+            total = values[0]
+            part = values[1] if len(values) > 1 else ""
+        elif label.startswith("redutor") and values:
+            reductor = values[0]
+    if not total or not reductor:
+        raise B3PayloadError(page_url, "the rendered table has no 'Quantidade Teórica Total' "
+                             "and 'Redutor' footer")
+    doc = {
+        "header": {"date": first["date"], "theoricalQty": total, "reductor": reductor,
+                   "part": part},
+        "results": results,
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")

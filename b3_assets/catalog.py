@@ -1,0 +1,198 @@
+"""Query engines over the refined table ``b3_etl_soma_acao``: DuckDB locally, Athena on AWS.
+
+Both take the same SQL with ``?`` placeholders bound by the engine (never values pasted into
+SQL text), so the queries in ``sql/`` run unchanged on either."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from glue.transform import REFINED_SCHEMA, TABLE_NAME
+
+Param = str | int | Decimal | date
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class QueryError(RuntimeError):
+    """A query failed; the message carries the engine's own error."""
+
+
+class QueryEngine(ABC):
+    name: str
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult: ...
+
+    def refresh(self) -> None:
+        """Make new refined partitions visible (no-op where the engine sees them already)."""
+
+
+_DUCK_TYPES = {"string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "date32[day]": "DATE",
+               "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
+
+
+def _empty_view_select() -> str:
+    cols = []
+    for f in REFINED_SCHEMA:
+        t = f.type
+        duck = f"DECIMAL({t.precision},{t.scale})" if hasattr(t, "precision") else _DUCK_TYPES[str(t)]
+        cols.append(f'CAST(NULL AS {duck}) AS "{f.name}"')
+    return "SELECT " + ", ".join(cols) + " WHERE false"
+
+
+def refined_view_sql(refined_root: Path) -> str:
+    """The view over the refined folder (hive partitions ``DataCarteira=…/Acao=…``).
+
+    The glob is evaluated at every query, so the view stays current as dates are refined; a
+    date being replaced lives in a dot-folder the glob does not match."""
+    pattern = (Path(refined_root).resolve() / "DataCarteira=*" / "Acao=*" / "*.parquet").as_posix()
+    columns = ", ".join(f'"{f.name}"' for f in REFINED_SCHEMA)
+    if not any(Path(refined_root).glob("DataCarteira=*/Acao=*/*.parquet")):
+        select = _empty_view_select()
+    else:
+        literal = pattern.replace("'", "''")
+        select = (
+            f"SELECT {columns} FROM read_parquet('{literal}', hive_partitioning = true, "
+            "hive_types = {'DataCarteira': VARCHAR, 'Acao': VARCHAR})"
+        )
+    return f"CREATE OR REPLACE VIEW {TABLE_NAME} AS {select}"
+
+
+class DuckDBCatalog(QueryEngine):
+    """``B3_DATA_DIR/catalog.duckdb`` with the view ``b3_etl_soma_acao``."""
+
+    name = "duckdb"
+
+    def __init__(self, data_dir: Path, refined_prefix: str = "refined") -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / "catalog.duckdb"
+        self.refined_root = self.data_dir / refined_prefix
+
+    def refresh(self) -> None:
+        """(Re)create the view in the catalog file, for any DuckDB client users point at it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with duckdb.connect(str(self.path)) as con:
+                con.execute(refined_view_sql(self.refined_root))
+        except duckdb.IOException:
+            # Another process holds the file (a user's DuckDB shell): queries below do not
+            # need it, so keeping the pipeline running beats failing here.
+            pass
+
+    def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
+        # Each query gets its own in-memory connection with the same view: no lock on the
+        # catalog file is ever held while a run, the sensor and a user query at once.
+        with duckdb.connect() as con:
+            con.execute(refined_view_sql(self.refined_root))
+            try:
+                cur = con.execute(sql, list(params))
+            except duckdb.Error as exc:
+                raise QueryError(f"DuckDB query failed on {self.refined_root}: {exc}") from exc
+            columns = [d[0] for d in cur.description or []]
+            return QueryResult(columns, [tuple(r) for r in cur.fetchall()])
+
+
+def athena_literal(value: Param) -> str:
+    """An Athena ExecutionParameter: the SQL literal of a value, bound by Athena itself."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not query parameters here")
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _athena_value(text: str | None, athena_type: str) -> Any:
+    if text is None:
+        return None
+    t = athena_type.lower()
+    if t in {"integer", "bigint", "smallint", "tinyint", "int"}:
+        return int(text)
+    if t == "decimal":
+        return Decimal(text)
+    if t == "date":
+        return date.fromisoformat(text)
+    if t.startswith("timestamp"):
+        return datetime.fromisoformat(text.replace(" UTC", "+00:00"))
+    if t in {"double", "float", "real"}:
+        return Decimal(text)
+    return text
+
+
+class AthenaCatalog(QueryEngine):
+    """Athena over the Glue Data Catalog table ``database.b3_etl_soma_acao``."""
+
+    name = "athena"
+
+    def __init__(self, client: Any, database: str, workgroup: str,
+                 output_location: str | None = None, timeout_s: float = 120.0) -> None:
+        self.client = client
+        self.database = database
+        self.workgroup = workgroup
+        self.output_location = output_location
+        self.timeout_s = timeout_s
+
+    def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
+        kwargs: dict[str, Any] = {
+            "QueryString": sql,
+            "QueryExecutionContext": {"Database": self.database},
+            "WorkGroup": self.workgroup,
+        }
+        if params:
+            kwargs["ExecutionParameters"] = [athena_literal(p) for p in params]
+        if self.output_location:
+            kwargs["ResultConfiguration"] = {"OutputLocation": self.output_location}
+        qid = self.client.start_query_execution(**kwargs)["QueryExecutionId"]
+        deadline = time.monotonic() + self.timeout_s
+        delay = 0.2
+        while True:
+            status = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+            state = status["Status"]["State"]
+            if state == "SUCCEEDED":
+                break
+            if state in {"FAILED", "CANCELLED"}:
+                reason = status["Status"].get("StateChangeReason", "no reason given")
+                raise QueryError(f"Athena query {qid} in workgroup {self.workgroup} {state}: "
+                                 f"{reason}")
+            if time.monotonic() > deadline:
+                self.client.stop_query_execution(QueryExecutionId=qid)
+                raise QueryError(f"Athena query {qid} did not finish in {self.timeout_s:.0f} s; "
+                                 "it was stopped")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        columns: list[str] = []
+        types: list[str] = []
+        rows: list[tuple[Any, ...]] = []
+        first = True
+        for page in self.client.get_paginator("get_query_results").paginate(QueryExecutionId=qid):
+            result_set = page["ResultSet"]
+            if not columns:
+                info = result_set["ResultSetMetadata"]["ColumnInfo"]
+                columns = [c["Name"] for c in info]
+                types = [c["Type"] for c in info]
+            data = result_set["Rows"]
+            if first and data and [d.get("VarCharValue") for d in data[0]["Data"]] == columns:
+                data = data[1:]  # Athena repeats the header as the first row of a SELECT
+            first = False
+            for row in data:
+                values = [d.get("VarCharValue") for d in row["Data"]]
+                rows.append(tuple(_athena_value(v, t) for v, t in zip(values, types, strict=True)))
+        return QueryResult(columns, rows)

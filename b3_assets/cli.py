@@ -1,0 +1,105 @@
+"""``b3-pipeline``: bootstrap history from B3 CSVs, query the catalog, plot an issuer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from b3_assets.archive import RawArchive
+from b3_assets.b3.errors import B3Error
+from b3_assets.catalog import QueryError, QueryResult
+from b3_assets.collect import import_csv
+from b3_assets.resources import Platform, build_platform
+
+
+def format_table(result: QueryResult, max_rows: int = 200) -> str:
+    from tabulate import tabulate
+
+    rows = result.rows[:max_rows]
+    text = tabulate(rows, headers=result.columns, tablefmt="github", disable_numparse=True)
+    if len(result.rows) > max_rows:
+        text += f"\n… {len(result.rows) - max_rows} more rows"
+    return text + f"\n({len(result.rows)} rows)"
+
+
+def cmd_import_csv(platform: Platform, files: Sequence[Path]) -> int:
+    archive = RawArchive(platform.lake)
+    failures: list[str] = []
+    new = same = 0
+    bar = tqdm(files, desc="import-csv", unit="file", disable=len(files) < 2, file=sys.stderr)
+    for path in bar:
+        try:
+            got = import_csv(archive, Path(path))
+        except (B3Error, OSError) as exc:
+            failures.append(f"{path}: {exc}")
+            continue
+        assert got.stored is not None
+        if got.stored.new:
+            new += 1
+        else:
+            same += 1
+        if got.stored.new and got.stored.others:
+            tqdm.write(f"note: {got.portfolio.data_carteira} already had a different payload; "
+                       f"both are kept, landing uses the newest ({got.stored.archived.prefix})",
+                       file=sys.stderr)
+    print(f"imported {new} new, {same} already archived, {len(failures)} rejected "
+          f"into {platform.lake.uri('raw/ibov/')}")
+    for failure in failures:
+        print(f"rejected: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_query(platform: Platform, sql: str) -> int:
+    try:
+        result = platform.catalog.query(sql)
+    except QueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(result))
+    return 0
+
+
+def cmd_plot(platform: Platform, issuer: str, output: Path | None) -> int:
+    from b3_assets.report import issuer_history_png
+
+    target = output or Path(f"{issuer.upper()}_history.png")
+    try:
+        png = issuer_history_png(platform.catalog, issuer)
+    except (QueryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    target.write_bytes(png)
+    print(f"wrote {target}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="b3-pipeline",
+        description="IBOV 'Carteira do Dia' pipeline. Environment: B3_ENV (local|aws), "
+        "B3_DATA_DIR, B3_BUCKET … (see README).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_imp = sub.add_parser("import-csv", help="put B3's downloaded IBOVDia_DD-MM-YY.csv files "
+                           "into the raw archive (validated; nothing half-written)")
+    p_imp.add_argument("files", nargs="+", type=Path)
+    p_q = sub.add_parser("query", help="run SQL on the catalog of the current environment "
+                         "(DuckDB locally, Athena on AWS) and print a table")
+    p_q.add_argument("sql")
+    p_plot = sub.add_parser("plot", help="PNG of an issuer's weight across all dates")
+    p_plot.add_argument("issuer", help="issuer root, e.g. PETR")
+    p_plot.add_argument("-o", "--output", type=Path)
+    args = parser.parse_args(argv)
+    platform = build_platform()
+    if args.command == "import-csv":
+        return cmd_import_csv(platform, args.files)
+    if args.command == "query":
+        return cmd_query(platform, args.sql)
+    return cmd_plot(platform, args.issuer, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

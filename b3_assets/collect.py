@@ -1,0 +1,57 @@
+"""Collecting one portfolio date into the raw archive: the archive first, B3 when needed.
+
+No Dagster here: the raw asset and ``b3-pipeline import-csv`` both call this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from b3_assets.archive import RawArchive, StoreOutcome
+from b3_assets.b3.errors import B3PayloadError
+from b3_assets.b3.model import Portfolio
+from b3_assets.b3.payload import RawPayload
+
+Fetcher = Callable[[], RawPayload]
+
+
+@dataclass(frozen=True)
+class Collected:
+    portfolio: Portfolio
+    payload: RawPayload
+    stored: StoreOutcome | None
+    from_archive: bool
+
+
+def collect(archive: RawArchive, fetch: Fetcher, data_carteira: date,
+            refetch: bool = False) -> Collected:
+    """The date's portfolio: from the archive (no network) unless absent or ``refetch``.
+
+    A fetched payload is parsed, date-checked and validated before anything is written, so a
+    bad payload or another date leaves the archive untouched."""
+    if not refetch:
+        archived = archive.latest(data_carteira)
+        if archived is not None:
+            return Collected(archived.portfolio(data_carteira), archived, None, True)
+    payload = fetch()
+    portfolio = payload.portfolio(data_carteira)
+    return Collected(portfolio, payload, archive.store(payload, data_carteira), False)
+
+
+def csv_payload(path: Path) -> RawPayload:
+    """A downloaded B3 CSV as a raw payload (source ``csv``), bytes untouched."""
+    data = Path(path).read_bytes()
+    fetched_at = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
+    return RawPayload("csv", str(Path(path).resolve()), fetched_at, ((Path(path).name, data),))
+
+
+def import_csv(archive: RawArchive, path: Path) -> Collected:
+    """Validate a downloaded CSV and put it in the raw archive under its portfolio date."""
+    payload = csv_payload(path)
+    portfolio = payload.portfolio()
+    if not portfolio.constituents:
+        raise B3PayloadError(str(path), "no constituents")
+    stored = archive.store(payload, portfolio.data_carteira)
+    return Collected(portfolio, payload, stored, False)

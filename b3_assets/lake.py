@@ -1,0 +1,164 @@
+"""The lake: a local folder or an S3 bucket, with the same relative keys (DESIGN.md).
+
+Writes are atomic in both: a local write goes to a hidden temporary file in the target folder
+and is renamed into place; an S3 PUT is atomic by nature. No reader ever sees half a file.
+The local lake also plays S3's part in the event path: after each object it writes, it emits
+the EventBridge "Object Created" event S3 would, to whoever listens (the local Lambda)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ObjectCreatedListener = Callable[[str, str], None]
+"""Called with (bucket, key) after an object is written."""
+
+LOCAL_BUCKET = "local-lake"
+
+
+class LakeError(RuntimeError):
+    """The lake could not be read or written."""
+
+
+class Lake(ABC):
+    """What the pipeline needs from storage; keys are relative (``landing/ibov/dt=…``)."""
+
+    bucket: str
+
+    @abstractmethod
+    def uri(self, key: str = "") -> str: ...
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every object key under ``prefix``, sorted."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int: ...
+
+    def list_folders(self, prefix: str) -> list[str]:
+        """The distinct next path segments under ``prefix`` (``dt=2025-03-05``…), sorted."""
+        prefix = prefix.rstrip("/") + "/"
+        return sorted({k[len(prefix):].split("/", 1)[0] for k in self.list_keys(prefix)
+                       if "/" in k[len(prefix):]})
+
+
+class LocalLake(Lake):
+    """A folder lake (``B3_DATA_DIR``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.bucket = LOCAL_BUCKET
+        self._listeners: list[ObjectCreatedListener] = []
+
+    def add_listener(self, listener: ObjectCreatedListener) -> None:
+        self._listeners.append(listener)
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise LakeError(f"key {key!r} points outside the lake {self.root}")
+        return path
+
+    def uri(self, key: str = "") -> str:
+        return self.path(key).as_uri() if key else self.root.as_uri()
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise LakeError(f"{self.uri(key)} does not exist") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for listener in self._listeners:
+            listener(self.bucket, key)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def _walk(self, base: Path) -> Iterator[Path]:
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if not name.startswith("."):
+                    yield Path(dirpath) / name
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.exists():
+            return []
+        keys = [p.relative_to(self.root).as_posix() for p in self._walk(base)]
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def delete_prefix(self, prefix: str) -> int:
+        base = self.path(prefix.rstrip("/"))
+        if not base.exists():
+            return 0
+        count = sum(1 for _ in self._walk(base))
+        shutil.rmtree(base)
+        return count
+
+
+class S3Lake(Lake):
+    """A bucket lake (``B3_BUCKET``); works against any S3 endpoint (``AWS_ENDPOINT_URL``)."""
+
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self.client = client
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey as exc:
+            raise LakeError(f"{self.uri(key)} does not exist") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def exists(self, key: str) -> bool:
+        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        return any(o["Key"] == key for o in resp.get("Contents", []))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix.rstrip("/") + "/")
+        for i in range(0, len(keys), 1000):
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True},
+            )
+        return len(keys)

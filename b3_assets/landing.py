@@ -1,0 +1,47 @@
+"""Landing: the typed Parquet of one portfolio date at ``landing/ibov/dt=…/ibov.parquet``."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from b3_assets.b3.model import LANDING_SCHEMA
+from b3_assets.lake import Lake
+
+LANDING_PREFIX = "landing/ibov"
+LANDING_FILE = "ibov.parquet"
+
+
+def landing_key(data_carteira: date) -> str:
+    return f"{LANDING_PREFIX}/dt={data_carteira.isoformat()}/{LANDING_FILE}"
+
+
+def landing_parquet(table: pa.Table) -> bytes:
+    """Deterministic Parquet bytes: the same table always gives the same file."""
+    if not table.schema.equals(LANDING_SCHEMA, check_metadata=False):
+        raise ValueError(f"landing table does not have the landing schema:\n{table.schema}")
+    buf = io.BytesIO()
+    pq.write_table(
+        table.replace_schema_metadata(None),
+        buf,
+        compression="zstd",
+        store_schema=False,
+        write_statistics=True,
+        row_group_size=1 << 20,
+    )
+    return buf.getvalue()
+
+
+def read_landing(lake: Lake, data_carteira: date) -> pa.Table:
+    # use_threads=False: arrow's reader thread pool can abort the interpreter at exit on
+    # small machines; landing files are tiny, so nothing is lost.
+    table = pq.read_table(io.BytesIO(lake.read_bytes(landing_key(data_carteira))), use_threads=False)
+    return table.cast(LANDING_SCHEMA)
+
+
+def landing_dates(lake: Lake) -> list[date]:
+    return [date.fromisoformat(f.removeprefix("dt="))
+            for f in lake.list_folders(LANDING_PREFIX) if f.startswith("dt=")]

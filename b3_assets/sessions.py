@@ -1,0 +1,51 @@
+"""B3 trading sessions (exchange_calendars "BVMF") as Dagster partitions and schedule days.
+
+Weekends and B3 holidays (Carnival, Good Friday, Consciência Negra since 2024, Christmas Eve,
+New Year's Eve, ...) are not partitions; Ash Wednesday (a late-opening session) is."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from functools import cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+B3_CALENDAR = "BVMF"
+B3_TIMEZONE = "America/Sao_Paulo"
+FIRST_TRADING_DATE = date(2023, 1, 2)
+
+
+@cache
+def b3_calendar() -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(B3_CALENDAR, start=FIRST_TRADING_DATE.isoformat())
+
+
+def is_trading_day(day: date) -> bool:
+    cal = b3_calendar()
+    ts = pd.Timestamp(day)
+    if ts < cal.first_session or ts > cal.last_session:
+        raise ValueError(
+            f"{day} is outside the B3 calendar known to exchange_calendars "
+            f"({cal.first_session.date()} to {cal.last_session.date()})"
+        )
+    return bool(cal.is_session(ts))
+
+
+def trading_days(start: date, end: date) -> list[date]:
+    """B3 sessions from ``start`` to ``end``, both included."""
+    return [ts.date() for ts in b3_calendar().sessions_in_range(start, end)]
+
+
+@cache
+def weekday_holidays() -> tuple[date, ...]:
+    """Weekdays on which B3 does not trade, over the calendar's whole span."""
+    cal = b3_calendar()
+    weekdays = pd.bdate_range(cal.first_session, cal.last_session)
+    sessions = set(cal.sessions)
+    return tuple(d.date() for d in weekdays if d not in sessions)
+
+
+def holiday_exclusions() -> list[datetime]:
+    """The holidays in the form ``TimeWindowPartitionsDefinition(exclusions=…)`` takes."""
+    return [datetime(d.year, d.month, d.day) for d in weekday_holidays()]
