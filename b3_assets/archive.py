@@ -66,8 +66,11 @@ class RawArchive:
 
     def dates(self) -> list[date]:
         """Portfolio dates with at least one folder in the archive."""
-        return [date.fromisoformat(f.removeprefix("dt=")) for f in self.lake.list_folders(RAW_PREFIX)
-                if f.startswith("dt=")]
+        return [
+            date.fromisoformat(f.removeprefix("dt="))
+            for f in self.lake.list_folders(RAW_PREFIX)
+            if f.startswith("dt=")
+        ]
 
     def latest(self, data_carteira: date) -> RawPayload | None:
         entries = self.entries(data_carteira)
@@ -75,13 +78,14 @@ class RawArchive:
 
     def load(self, entry: ArchivedPayload) -> RawPayload:
         m = entry.manifest
-        files = tuple((f["name"], self.lake.read_bytes(f"{entry.prefix}/{f['name']}"))
-                      for f in m["files"])
+        files = tuple(
+            (f["name"], self.lake.read_bytes(f"{entry.prefix}/{f['name']}")) for f in m["files"]
+        )
         payload = RawPayload(m["source"], m["url"], datetime.fromisoformat(m["fetched_at"]), files)
         if payload.digest != entry.digest:
             raise ValueError(
                 f"raw archive {self.lake.uri(entry.prefix)} is corrupt: its files do not match "
-                f"the digest in its manifest. Delete the folder and fetch or import that date again."
+                "the digest in its manifest. Delete the folder and fetch or import that date again."
             )
         return payload
 
@@ -107,6 +111,7 @@ class RawArchive:
         }
         for name, data in payload.files:
             self.lake.write_bytes(f"{prefix}/{name}", data)
-        self.lake.write_bytes(f"{prefix}/{MANIFEST}",
-                              json.dumps(manifest, indent=2, sort_keys=True).encode())
+        self.lake.write_bytes(
+            f"{prefix}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode()
+        )
         return StoreOutcome(ArchivedPayload(prefix, manifest), True, tuple(entries))

@@ -2,7 +2,6 @@
 
 Thin wiring: the work is in ``collect``, ``landing`` and glue/; resources decide where."""
 
-
 from decimal import Decimal
 
 import dagster as dg
@@ -21,8 +20,9 @@ REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
 GROUP = "ibov"
 
 #: Transient B3 trouble (timeouts, 5xx, 429) is retried by the step, with backoff and jitter.
-B3_RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL,
-                          jitter=dg.Jitter.PLUS_MINUS)
+B3_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -45,7 +45,9 @@ class RawConfig(dg.Config):
     description="What B3 sent for the trading date, byte for byte, with a manifest "
     "(raw/ibov/dt=…/). Reuses the archive with no network unless `refetch` is set.",
 )
-def raw_ibov_portfolio(context: dg.AssetExecutionContext, config: RawConfig) -> dg.MaterializeResult:
+def raw_ibov_portfolio(
+    context: dg.AssetExecutionContext, config: RawConfig
+) -> dg.MaterializeResult:
     archive = RawArchive(context.resources.lake)
     fetched, reused, problems = [], [], []
     for day in partition_dates(context):
@@ -63,24 +65,33 @@ def raw_ibov_portfolio(context: dg.AssetExecutionContext, config: RawConfig) -> 
                 f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
                 f"{got.stored.archived.prefix}); landing uses the newest."
             )
-        context.log.info(f"{day}: {len(got.portfolio.constituents)} constituents "
-                         f"({'archive' if got.from_archive else got.payload.source})")
+        context.log.info(
+            f"{day}: {len(got.portfolio.constituents)} constituents "
+            f"({'archive' if got.from_archive else got.payload.source})"
+        )
     if problems:
-        raise dg.Failure(description="\n".join(problems), allow_retries=False,
-                         metadata={"written_dates": ", ".join(fetched) or "none"})
+        raise dg.Failure(
+            description="\n".join(problems),
+            allow_retries=False,
+            metadata={"written_dates": ", ".join(fetched) or "none"},
+        )
     lake = context.resources.lake
-    return dg.MaterializeResult(metadata={
-        "fetched_from_b3": len(fetched),
-        "reused_from_archive": len(reused),
-        "lake_uri": dg.MetadataValue.url(lake.uri("raw/ibov/")),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "fetched_from_b3": len(fetched),
+            "reused_from_archive": len(reused),
+            "lake_uri": dg.MetadataValue.url(lake.uri("raw/ibov/")),
+        }
+    )
 
 
 def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
     rows = sorted(table.to_pylist(), key=lambda r: r["participacao_pct"], reverse=True)[:n]
     lines = ["| # | código | ação | tipo | part. (%) |", "|---|---|---|---|---:|"]
-    lines += [f"| {i} | {r['codigo']} | {r['acao']} | {r['tipo']} | {r['participacao_pct']} |"
-              for i, r in enumerate(rows, 1)]
+    lines += [
+        f"| {i} | {r['codigo']} | {r['acao']} | {r['tipo']} | {r['participacao_pct']} |"
+        for i, r in enumerate(rows, 1)
+    ]
     return "\n".join(lines)
 
 
@@ -102,9 +113,11 @@ def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Ta
     for day in partition_dates(context):
         payload = archive.latest(day)
         if payload is None:
-            raise dg.Failure(f"{day} is not in the raw archive: materialize raw/ibov_portfolio "
-                             "for it first (or `b3-pipeline import-csv` its CSV).",
-                             allow_retries=False)
+            raise dg.Failure(
+                f"{day} is not in the raw archive: materialize raw/ibov_portfolio "
+                "for it first (or `b3-pipeline import-csv` its CSV).",
+                allow_retries=False,
+            )
         tables[day.isoformat()] = payload.portfolio(day).to_landing_table()
     first = tables[min(tables)]
     metadata: dict[str, object] = {
@@ -114,8 +127,9 @@ def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Ta
     }
     if len(tables) == 1:
         metadata["top_10_weights"] = dg.MetadataValue.md(top_weights_markdown(first))
-        metadata["participacao_total"] = str(sum(first.column("participacao_pct").to_pylist(),
-                                                 Decimal(0)))
+        metadata["participacao_total"] = str(
+            sum(first.column("participacao_pct").to_pylist(), Decimal(0))
+        )
     context.add_output_metadata(metadata)
     return tables
 

@@ -40,19 +40,26 @@ class QueryEngine(ABC):
     @abstractmethod
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult: ...
 
-    def refresh(self) -> None:
+    def refresh(self) -> None:  # noqa: B027 - a no-op is right where partitions are seen
         """Make new refined partitions visible (no-op where the engine sees them already)."""
 
 
-_DUCK_TYPES = {"string": "VARCHAR", "int32": "INTEGER", "int64": "BIGINT", "date32[day]": "DATE",
-               "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "date32[day]": "DATE",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
 
 
 def _empty_view_select() -> str:
     cols = []
     for f in REFINED_SCHEMA:
         t = f.type
-        duck = f"DECIMAL({t.precision},{t.scale})" if hasattr(t, "precision") else _DUCK_TYPES[str(t)]
+        duck = (
+            f"DECIMAL({t.precision},{t.scale})" if hasattr(t, "precision") else _DUCK_TYPES[str(t)]
+        )
         cols.append(f'CAST(NULL AS {duck}) AS "{f.name}"')
     return "SELECT " + ", ".join(cols) + " WHERE false"
 
@@ -84,13 +91,21 @@ class DuckDBCatalog(QueryEngine):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / "catalog.duckdb"
         self.refined_root = self.data_dir / refined_prefix
+        self._view_sql: str | None = None
 
     def refresh(self) -> None:
-        """(Re)create the view in the catalog file, for any DuckDB client users point at it."""
+        """(Re)create the view in the catalog file, for any DuckDB client users point at it.
+
+        The view's glob sees new dates by itself, so the file is written once per process
+        (and again only while the view is still the empty placeholder)."""
+        sql = refined_view_sql(self.refined_root)
+        if sql == self._view_sql:
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             with duckdb.connect(str(self.path)) as con:
-                con.execute(refined_view_sql(self.refined_root))
+                con.execute(sql)
+            self._view_sql = sql
         except duckdb.IOException:
             # Another process holds the file (a user's DuckDB shell): queries below do not
             # need it, so keeping the pipeline running beats failing here.
@@ -142,8 +157,14 @@ class AthenaCatalog(QueryEngine):
 
     name = "athena"
 
-    def __init__(self, client: Any, database: str, workgroup: str,
-                 output_location: str | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        workgroup: str,
+        output_location: str | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
         self.client = client
         self.database = database
         self.workgroup = workgroup
@@ -170,12 +191,14 @@ class AthenaCatalog(QueryEngine):
                 break
             if state in {"FAILED", "CANCELLED"}:
                 reason = status["Status"].get("StateChangeReason", "no reason given")
-                raise QueryError(f"Athena query {qid} in workgroup {self.workgroup} {state}: "
-                                 f"{reason}")
+                raise QueryError(
+                    f"Athena query {qid} in workgroup {self.workgroup} {state}: {reason}"
+                )
             if time.monotonic() > deadline:
                 self.client.stop_query_execution(QueryExecutionId=qid)
-                raise QueryError(f"Athena query {qid} did not finish in {self.timeout_s:.0f} s; "
-                                 "it was stopped")
+                raise QueryError(
+                    f"Athena query {qid} did not finish in {self.timeout_s:.0f} s; it was stopped"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         columns: list[str] = []

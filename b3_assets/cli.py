@@ -43,11 +43,15 @@ def cmd_import_csv(platform: Platform, files: Sequence[Path]) -> int:
         else:
             same += 1
         if got.stored.new and got.stored.others:
-            tqdm.write(f"note: {got.portfolio.data_carteira} already had a different payload; "
-                       f"both are kept, landing uses the newest ({got.stored.archived.prefix})",
-                       file=sys.stderr)
-    print(f"imported {new} new, {same} already archived, {len(failures)} rejected "
-          f"into {platform.lake.uri('raw/ibov/')}")
+            tqdm.write(
+                f"note: {got.portfolio.data_carteira} already had a different payload; "
+                f"both are kept, landing uses the newest ({got.stored.archived.prefix})",
+                file=sys.stderr,
+            )
+    print(
+        f"imported {new} new, {same} already archived, {len(failures)} rejected "
+        f"into {platform.lake.uri('raw/ibov/')}"
+    )
     for failure in failures:
         print(f"rejected: {failure}", file=sys.stderr)
     return 1 if failures else 0
@@ -81,13 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="b3-pipeline",
         description="IBOV 'Carteira do Dia' pipeline. Environment: B3_ENV (local|aws), "
-        "B3_DATA_DIR, B3_BUCKET … (see README).")
+        "B3_DATA_DIR, B3_BUCKET … (see README).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_imp = sub.add_parser("import-csv", help="put B3's downloaded IBOVDia_DD-MM-YY.csv files "
-                           "into the raw archive (validated; nothing half-written)")
+    p_imp = sub.add_parser(
+        "import-csv",
+        help="put B3's downloaded IBOVDia_DD-MM-YY.csv files "
+        "into the raw archive (validated; nothing half-written)",
+    )
     p_imp.add_argument("files", nargs="+", type=Path)
-    p_q = sub.add_parser("query", help="run SQL on the catalog of the current environment "
-                         "(DuckDB locally, Athena on AWS) and print a table")
+    p_q = sub.add_parser(
+        "query",
+        help="run SQL on the catalog of the current environment "
+        "(DuckDB locally, Athena on AWS) and print a table",
+    )
     p_q.add_argument("sql")
     p_plot = sub.add_parser("plot", help="PNG of an issuer's weight across all dates")
     p_plot.add_argument("issuer", help="issuer root, e.g. PETR")

@@ -25,8 +25,9 @@ class Collected:
     from_archive: bool
 
 
-def collect(archive: RawArchive, fetch: Fetcher, data_carteira: date,
-            refetch: bool = False) -> Collected:
+def collect(
+    archive: RawArchive, fetch: Fetcher, data_carteira: date, refetch: bool = False
+) -> Collected:
     """The date's portfolio: from the archive (no network) unless absent or ``refetch``.
 
     A fetched payload is parsed, date-checked and validated before anything is written, so a

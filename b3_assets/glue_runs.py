@@ -37,8 +37,12 @@ class LocalGlue:
         self.runs_dir = Path(runs_dir)
         self.on_success = on_success
 
-    def start_job_run(self, JobName: str, Arguments: dict[str, str] | None = None,  # noqa: N803
-                      **_: Any) -> dict[str, str]:
+    def start_job_run(
+        self,
+        JobName: str,
+        Arguments: dict[str, str] | None = None,  # noqa: N803
+        **_: Any,
+    ) -> dict[str, str]:
         args = dict(Arguments or {})
         run_id = "jr_" + secrets.token_hex(32)
         started = datetime.now(UTC)
@@ -93,11 +97,15 @@ class LocalGlue:
                     run[key] = datetime.fromisoformat(run[key])
         return sorted(runs, key=lambda r: r["StartedOn"], reverse=True)
 
-    def get_job_runs(self, JobName: str, NextToken: str | None = None,  # noqa: N803
-                     MaxResults: int = 100) -> dict[str, Any]:
+    def get_job_runs(
+        self,
+        JobName: str,
+        NextToken: str | None = None,  # noqa: N803
+        MaxResults: int = 100,
+    ) -> dict[str, Any]:
         runs = [r for r in self._runs() if r["JobName"] == JobName]
         start = int(NextToken or 0)
-        page = runs[start:start + MaxResults]
+        page = runs[start : start + MaxResults]
         out: dict[str, Any] = {"JobRuns": page}
         if start + MaxResults < len(runs):
             out["NextToken"] = str(start + MaxResults)
@@ -170,8 +178,12 @@ class WatchCursor:
     horizon: datetime | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"reported": list(self.reported),
-                           "horizon": self.horizon.isoformat() if self.horizon else None})
+        return json.dumps(
+            {
+                "reported": list(self.reported),
+                "horizon": self.horizon.isoformat() if self.horizon else None,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> WatchCursor:
@@ -179,8 +191,9 @@ class WatchCursor:
             return cls()
         data = json.loads(text)
         horizon = data.get("horizon")
-        return cls(tuple(data.get("reported", ())),
-                   datetime.fromisoformat(horizon) if horizon else None)
+        return cls(
+            tuple(data.get("reported", ())), datetime.fromisoformat(horizon) if horizon else None
+        )
 
 
 class GlueJobWatcher:
@@ -219,7 +232,7 @@ class GlueJobWatcher:
             elif run["Id"] not in seen:
                 fresh.append(finished_run(run))
         fresh.sort(key=lambda r: (r.completed_on or r.started_on, r.run_id))
-        reported = (list(cursor.reported) + [r.run_id for r in fresh])[-self.MEMORY:]
+        reported = (list(cursor.reported) + [r.run_id for r in fresh])[-self.MEMORY :]
         starts = pending_starts or [r.started_on for r in fresh]
         horizon = cursor.horizon
         if starts:

@@ -22,16 +22,24 @@ class LandingIOManager(dg.IOManager):
     def handle_output(self, context: dg.OutputContext, obj: dict[str, pa.Table]) -> None:
         expected = set(context.asset_partition_keys)
         if set(obj) != expected:
-            raise ValueError(f"landing output has dates {sorted(obj)}, the run asked for "
-                             f"{sorted(expected)}")
+            raise ValueError(
+                f"landing output has dates {sorted(obj)}, the run asked for {sorted(expected)}"
+            )
         uris = []
         for key in sorted(obj):
             lake_key = landing_key(date.fromisoformat(key))
             self.lake.write_bytes(lake_key, landing_parquet(obj[key]))
             uris.append(self.lake.uri(lake_key))
-        context.add_output_metadata({"lake_uri": dg.MetadataValue.text(uris[0]) if len(uris) == 1
-                                     else dg.MetadataValue.text(f"{uris[0]} … {uris[-1]}")})
+        context.add_output_metadata(
+            {
+                "lake_uri": dg.MetadataValue.text(uris[0])
+                if len(uris) == 1
+                else dg.MetadataValue.text(f"{uris[0]} … {uris[-1]}")
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> dict[str, pa.Table]:
-        return {key: read_landing(self.lake, date.fromisoformat(key))
-                for key in context.asset_partition_keys}
+        return {
+            key: read_landing(self.lake, date.fromisoformat(key))
+            for key in context.asset_partition_keys
+        }

@@ -52,8 +52,13 @@ class Lake(ABC):
     def list_folders(self, prefix: str) -> list[str]:
         """The distinct next path segments under ``prefix`` (``dt=2025-03-05``…), sorted."""
         prefix = prefix.rstrip("/") + "/"
-        return sorted({k[len(prefix):].split("/", 1)[0] for k in self.list_keys(prefix)
-                       if "/" in k[len(prefix):]})
+        return sorted(
+            {
+                k[len(prefix) :].split("/", 1)[0]
+                for k in self.list_keys(prefix)
+                if "/" in k[len(prefix) :]
+            }
+        )
 
 
 class LocalLake(Lake):
@@ -159,6 +164,6 @@ class S3Lake(Lake):
         for i in range(0, len(keys), 1000):
             self.client.delete_objects(
                 Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True},
+                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
             )
         return len(keys)

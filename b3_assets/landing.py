@@ -38,10 +38,15 @@ def landing_parquet(table: pa.Table) -> bytes:
 def read_landing(lake: Lake, data_carteira: date) -> pa.Table:
     # use_threads=False: arrow's reader thread pool can abort the interpreter at exit on
     # small machines; landing files are tiny, so nothing is lost.
-    table = pq.read_table(io.BytesIO(lake.read_bytes(landing_key(data_carteira))), use_threads=False)
+    table = pq.read_table(
+        io.BytesIO(lake.read_bytes(landing_key(data_carteira))), use_threads=False
+    )
     return table.cast(LANDING_SCHEMA)
 
 
 def landing_dates(lake: Lake) -> list[date]:
-    return [date.fromisoformat(f.removeprefix("dt="))
-            for f in lake.list_folders(LANDING_PREFIX) if f.startswith("dt=")]
+    return [
+        date.fromisoformat(f.removeprefix("dt="))
+        for f in lake.list_folders(LANDING_PREFIX)
+        if f.startswith("dt=")
+    ]

@@ -26,15 +26,21 @@ def landing_checks(table: pa.Table) -> dict[str, CheckOutcome]:
     header_total = next(iter(totals)) if len(totals) == 1 else None
     return {
         "at_least_50_constituents": (
-            len(codes) >= MIN_CONSTITUENTS, {"rows": len(codes), "minimum": MIN_CONSTITUENTS}),
+            len(codes) >= MIN_CONSTITUENTS,
+            {"rows": len(codes), "minimum": MIN_CONSTITUENTS},
+        ),
         "unique_codes": (not dupes, {"duplicated_codes": ", ".join(dupes) or "none"}),
         "quantities_add_up_to_header_total": (
             header_total is not None and qty_sum == header_total,
-            {"sum_qtde_teorica": qty_sum,
-             "qtde_teorica_total": header_total if header_total is not None else str(totals)}),
+            {
+                "sum_qtde_teorica": qty_sum,
+                "qtde_teorica_total": header_total if header_total is not None else str(totals),
+            },
+        ),
         "participations_add_up_to_100": (
             abs(part_sum - 100) <= PARTICIPATION_TOLERANCE,
-            {"sum_participacao_pct": str(part_sum), "tolerance": str(PARTICIPATION_TOLERANCE)}),
+            {"sum_participacao_pct": str(part_sum), "tolerance": str(PARTICIPATION_TOLERANCE)},
+        ),
     }
 
 
@@ -49,10 +55,16 @@ def refined_checks(refined: list[dict[str, Any]], landing: pa.Table) -> dict[str
     return {
         "one_row_per_issuer": (
             not (dupes or missing or extra),
-            {"issuers_in_landing": len(expected), "rows": len(got),
-             "missing": ", ".join(missing) or "none", "unexpected": ", ".join(extra) or "none",
-             "duplicated": ", ".join(dupes) or "none"}),
+            {
+                "issuers_in_landing": len(expected),
+                "rows": len(got),
+                "missing": ", ".join(missing) or "none",
+                "unexpected": ", ".join(extra) or "none",
+                "duplicated": ", ".join(dupes) or "none",
+            },
+        ),
         "participations_add_up_to_100": (
             bool(refined) and abs(part_sum - 100) <= PARTICIPATION_TOLERANCE,
-            {"sum_participacao_total_pct": str(part_sum)}),
+            {"sum_participacao_total_pct": str(part_sum)},
+        ),
     }

@@ -32,15 +32,21 @@ class B3Source:
     def fetch(self) -> RawPayload:
         from b3_assets.b3.fetch import fetch_portfolio
 
-        return fetch_portfolio(self.mode, self.base_url, browser_path=self.browser_path,
-                               timeout_s=self.timeout_s, retries=self.retries)
+        return fetch_portfolio(
+            self.mode,
+            self.base_url,
+            browser_path=self.browser_path,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+        )
 
 
 def aws_client(settings: Settings, service: str) -> Any:
     import boto3
 
-    return boto3.client(service, region_name=settings.aws_region,
-                        endpoint_url=settings.aws_endpoint_url)
+    return boto3.client(
+        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+    )
 
 
 def local_event_path(lake: LocalLake, glue: LocalGlue, job_name: str) -> None:
@@ -84,16 +90,25 @@ class Platform:
 
 def build_platform(settings: Settings | None = None) -> Platform:
     settings = settings or Settings.from_env()
-    b3 = B3Source(settings.base_url, settings.fetch, settings.browser_path,
-                  settings.http_timeout_s, settings.http_retries)
+    b3 = B3Source(
+        settings.base_url,
+        settings.fetch,
+        settings.browser_path,
+        settings.http_timeout_s,
+        settings.http_retries,
+    )
     if settings.env == "aws":
         return Platform(
             settings=settings,
             lake=S3Lake(settings.bucket, aws_client(settings, "s3")),
             b3=b3,
             glue=aws_client(settings, "glue"),
-            catalog=AthenaCatalog(aws_client(settings, "athena"), settings.glue_database,
-                                  settings.athena_workgroup, settings.athena_output),
+            catalog=AthenaCatalog(
+                aws_client(settings, "athena"),
+                settings.glue_database,
+                settings.athena_workgroup,
+                settings.athena_output,
+            ),
         )
     data_dir = settings.data_dir.resolve()
     lake = LocalLake(data_dir)

@@ -20,8 +20,10 @@ daily_ibov_job = dg.define_asset_job(
 def request_for(day: date) -> dg.RunRequest | dg.SkipReason:
     """The run for ``day``: its partition on a session, a skip naming the holiday otherwise."""
     if not is_trading_day(day):
-        return dg.SkipReason(f"{day.isoformat()} is not a B3 trading session (weekend or "
-                             "B3 holiday): nothing to collect.")
+        return dg.SkipReason(
+            f"{day.isoformat()} is not a B3 trading session (weekend or "
+            "B3 holiday): nothing to collect."
+        )
     return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
 
 

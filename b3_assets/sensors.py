@@ -4,7 +4,6 @@ Each run is reported once (the cursor remembers run ids): a SUCCEEDED run become
 materialization of its date with the run's metadata and the refined checks; a failed run
 becomes a failed ``glue_job_run_succeeded`` check carrying Glue's error message."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -21,22 +20,31 @@ def console_url(settings: Settings, run: FinishedRun) -> str | None:
     if settings.env != "aws":
         return None
     r = settings.aws_region
-    return (f"https://{r}.console.aws.amazon.com/gluestudio/home?region={r}#/job/"
-            f"{settings.glue_job_name}/run/{run.run_id}")
+    return (
+        f"https://{r}.console.aws.amazon.com/gluestudio/home?region={r}#/job/"
+        f"{settings.glue_job_name}/run/{run.run_id}"
+    )
 
 
 def success_metadata(run: FinishedRun, lake: Lake, settings: Settings) -> dict[str, Any]:
     assert run.data_carteira is not None
     prefix = refined_date_prefix(run.data_carteira)
-    issuers = sorted({k.split("Acao=", 1)[1].split("/", 1)[0]
-                      for k in lake.list_keys(prefix + "/") if "Acao=" in k})
+    issuers = sorted(
+        {
+            k.split("Acao=", 1)[1].split("/", 1)[0]
+            for k in lake.list_keys(prefix + "/")
+            if "Acao=" in k
+        }
+    )
     meta = run_metadata(run)
-    meta.update({
-        "dagster/row_count": len(issuers),
-        "issuers": len(issuers),
-        "issuer_roots": ", ".join(issuers),
-        "lake_uri": dg.MetadataValue.url(lake.uri(prefix + "/")),
-    })
+    meta.update(
+        {
+            "dagster/row_count": len(issuers),
+            "issuers": len(issuers),
+            "issuer_roots": ", ".join(issuers),
+            "lake_uri": dg.MetadataValue.url(lake.uri(prefix + "/")),
+        }
+    )
     if run.dpu_seconds is not None:
         meta["dpu_seconds"] = round(run.dpu_seconds, 1)
     url = console_url(settings, run)
@@ -45,8 +53,9 @@ def success_metadata(run: FinishedRun, lake: Lake, settings: Settings) -> dict[s
     return meta
 
 
-def report_finished_runs(runs: list[FinishedRun], lake: Lake, catalog: Any,
-                         settings: Settings, log: Any = None) -> list[Any]:
+def report_finished_runs(
+    runs: list[FinishedRun], lake: Lake, catalog: Any, settings: Settings, log: Any = None
+) -> list[Any]:
     """Asset events for finished runs (pure enough to test without a sensor context)."""
     events: list[Any] = []
     for run in runs:
@@ -54,10 +63,14 @@ def report_finished_runs(runs: list[FinishedRun], lake: Lake, catalog: Any,
             continue
         day = run.data_carteira
         if run.succeeded:
-            events.append(dg.AssetMaterialization(
-                asset_key=REFINED, partition=day.isoformat(),
-                metadata=success_metadata(run, lake, settings),
-                description=f"Glue job run {run.run_id}"))
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key=REFINED,
+                    partition=day.isoformat(),
+                    metadata=success_metadata(run, lake, settings),
+                    description=f"Glue job run {run.run_id}",
+                )
+            )
             events.append(glue_run_evaluation(day, True, run_metadata(run)))
             try:
                 events.extend(refined_evaluations(lake, catalog, day))
@@ -67,8 +80,7 @@ def report_finished_runs(runs: list[FinishedRun], lake: Lake, catalog: Any,
         else:
             events.append(glue_run_evaluation(day, False, run_metadata(run)))
             if log:
-                log.error(f"Glue job run {run.run_id} for {day} {run.state}: "
-                          f"{run.error_message}")
+                log.error(f"Glue job run {run.run_id} for {day} {run.state}: {run.error_message}")
     return events
 
 
@@ -84,11 +96,13 @@ def build_glue_runs_sensor(settings: Settings) -> dg.SensorDefinition:
     def glue_job_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         watcher: GlueJobWatcher = context.resources.glue_watcher
         runs, cursor = watcher.poll(WatchCursor.from_json(context.cursor))
-        events = report_finished_runs(runs, context.resources.lake, context.resources.catalog,
-                                      settings, context.log)
+        events = report_finished_runs(
+            runs, context.resources.lake, context.resources.catalog, settings, context.log
+        )
         if not runs:
-            return dg.SensorResult(skip_reason="no Glue job run finished since the last tick",
-                                   cursor=cursor.to_json())
+            return dg.SensorResult(
+                skip_reason="no Glue job run finished since the last tick", cursor=cursor.to_json()
+            )
         return dg.SensorResult(asset_events=events, cursor=cursor.to_json())
 
     return glue_job_runs

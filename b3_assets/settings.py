@@ -52,8 +52,9 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         e = os.environ if environ is None else environ
         env = _choice("B3_ENV", e.get("B3_ENV", "local").strip() or "local", ("local", "aws"))
-        fetch = _choice("B3_FETCH", e.get("B3_FETCH", "auto").strip() or "auto",
-                        ("auto", "api", "browser"))
+        fetch = _choice(
+            "B3_FETCH", e.get("B3_FETCH", "auto").strip() or "auto", ("auto", "api", "browser")
+        )
         bucket = e.get("B3_BUCKET", "").strip()
         if env == "aws" and not bucket:
             raise SettingsError("B3_ENV=aws needs B3_BUCKET (the lake bucket the stack created).")

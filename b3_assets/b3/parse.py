@@ -90,7 +90,7 @@ def parse_api_pages(
             try:
                 page = json.loads(page)
             except (ValueError, UnicodeDecodeError) as exc:
-                snippet = (page[:80] if isinstance(page, str) else page[:80].decode("latin-1"))
+                snippet = page[:80] if isinstance(page, str) else page[:80].decode("latin-1")
                 raise B3PayloadError(
                     where, f"page {number} is not JSON ({exc}); it starts with {snippet!r}"
                 ) from exc
@@ -175,8 +175,9 @@ def parse_csv(
         data_carteira = fallback_date or date_from_filename(where)
     if data_carteira is None:
         raise B3PayloadError(
-            where, "no portfolio date: no 'Carteira do Dia dd/mm/yy' title line and no "
-            "IBOVDia_DD-MM-YY in the file name"
+            where,
+            "no portfolio date: no 'Carteira do Dia dd/mm/yy' title line and no "
+            "IBOVDia_DD-MM-YY in the file name",
         )
     if not lines:
         raise B3PayloadError(where, "the CSV has no header row", data_carteira)
@@ -184,7 +185,8 @@ def parse_csv(
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
         raise B3PayloadError(
-            where, f"the CSV header lacks {', '.join(missing)} (it has {', '.join(header)})",
+            where,
+            f"the CSV header lacks {', '.join(missing)} (it has {', '.join(header)})",
             data_carteira,
         )
     idx = {name: header.index(name) for name in CSV_COLUMNS}
