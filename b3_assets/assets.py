@@ -54,7 +54,7 @@ def raw_ibov_portfolio(
         try:
             got = collect(archive, context.resources.b3.fetch, day, refetch=config.refetch)
         except (B3DateMismatchError, B3PayloadError, BrowserMissingError) as exc:
-            problems.append(str(exc))  # retrying cannot help: fail without retries below
+            problems.append(f"partition {day.isoformat()}: {exc}")  # retrying cannot help
             continue
         except B3Error:
             raise  # transient: the RetryPolicy takes over

@@ -5,13 +5,11 @@ from datetime import date
 import dagster as dg
 
 from b3_assets.assets import LANDING, RAW
-from b3_assets.partitions import trading_days
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day
 
 daily_ibov_job = dg.define_asset_job(
     "daily_ibov_portfolio",
     selection=dg.AssetSelection.assets(RAW, LANDING),
-    partitions_def=trading_days,
     description="Collect the day's portfolio from B3 and land it (the landing write starts "
     "the Glue job).",
 )

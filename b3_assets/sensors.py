@@ -30,11 +30,7 @@ def success_metadata(run: FinishedRun, lake: Lake, settings: Settings) -> dict[s
     assert run.data_carteira is not None
     prefix = refined_date_prefix(run.data_carteira)
     issuers = sorted(
-        {
-            k.split("Acao=", 1)[1].split("/", 1)[0]
-            for k in lake.list_keys(prefix + "/")
-            if "Acao=" in k
-        }
+        {k.split("Acao=", 1)[1].split("/", 1)[0] for k in lake.list_keys(prefix) if "Acao=" in k}
     )
     meta = run_metadata(run)
     meta.update(
@@ -42,7 +38,7 @@ def success_metadata(run: FinishedRun, lake: Lake, settings: Settings) -> dict[s
             "dagster/row_count": len(issuers),
             "issuers": len(issuers),
             "issuer_roots": ", ".join(issuers),
-            "lake_uri": dg.MetadataValue.url(lake.uri(prefix + "/")),
+            "lake_uri": dg.MetadataValue.url(lake.uri(prefix)),
         }
     )
     if run.dpu_seconds is not None:

@@ -1,0 +1,223 @@
+"""The whole local chain on the B3 replica: raw -> landing -> (event, Lambda, Glue) -> refined."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from b3_assets.archive import RawArchive
+from b3_assets.assets import REFINED
+from b3_assets.b3.browser import find_chromium
+from b3_assets.b3.model import LANDING_SCHEMA
+from b3_assets.definitions import build_definitions
+from b3_assets.landing import landing_key, read_landing
+from b3_assets.partitions import trading_days
+from b3_assets_tests.chain import CLOSED_URL, failure_message, local_platform, materialize
+from b3_assets_tests.conftest import skip_unless
+from b3_assets_tests.replica import DEFAULT_DATE
+
+DAY = DEFAULT_DATE.isoformat()
+
+
+def _lake_files(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _assert_chain(platform, expected_codes):
+    lake = platform.lake
+    table = read_landing(lake, DEFAULT_DATE)
+    assert table.schema.equals(LANDING_SCHEMA)
+    assert table.column("codigo").to_pylist() == sorted(expected_codes)
+    assert set(table.column("data_carteira").to_pylist()) == {DEFAULT_DATE}
+    # The landing write started the local Glue job synchronously: refined is on disk.
+    issuers = sorted({c[:4] for c in expected_codes})
+    refined = platform.catalog.query(
+        "SELECT Acao, participacao_total_pct FROM b3_etl_soma_acao WHERE DataCarteira = ? "
+        "ORDER BY Acao",
+        [DAY],
+    ).rows
+    assert [r[0] for r in refined] == issuers
+    assert abs(sum(r[1] for r in refined) - Decimal(100)) <= Decimal("0.01")
+    runs = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
+    assert [(r["JobRunState"], r["Arguments"]["--data_carteira"]) for r in runs] == [
+        ("SUCCEEDED", DAY)
+    ]
+
+
+def test_chain_via_api(tmp_path, b3_replica):
+    platform = local_platform(tmp_path, b3_replica.base_url, fetch="api")
+    result = materialize(platform, DAY)
+    assert result.success, failure_message(result)
+    _assert_chain(platform, [c.codigo for c in b3_replica.portfolio.constituents()])
+    (entry,) = RawArchive(platform.lake).entries(DEFAULT_DATE)
+    assert entry.manifest["source"] == "api"
+    assert entry.manifest["url"].startswith(b3_replica.base_url)
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert (tmp_path / "catalog.duckdb").is_file()
+
+
+def test_chain_via_browser(tmp_path, b3_replica):
+    skip_unless(find_chromium(None) is not None, "no Chromium for the browser fetch")
+    platform = local_platform(tmp_path, b3_replica.base_url, fetch="browser", http_timeout_s=30)
+    result = materialize(platform, DAY)
+    assert result.success, failure_message(result)
+    _assert_chain(platform, [c.codigo for c in b3_replica.portfolio.constituents()])
+    (entry,) = RawArchive(platform.lake).entries(DEFAULT_DATE)
+    assert entry.manifest["source"] == "browser"
+
+
+def test_archived_date_needs_no_network(tmp_path, b3_replica):
+    result = materialize(local_platform(tmp_path, b3_replica.base_url), DAY)
+    assert result.success
+    landing_before = (tmp_path / landing_key(DEFAULT_DATE)).read_bytes()
+    served = len(b3_replica.requests)
+    # Same lake, B3 unreachable: the archive is enough, and landing is byte-identical.
+    result = materialize(local_platform(tmp_path, CLOSED_URL), DAY)
+    assert result.success, failure_message(result)
+    assert len(b3_replica.requests) == served
+    assert (tmp_path / landing_key(DEFAULT_DATE)).read_bytes() == landing_before
+
+
+def test_refetch_keeps_a_different_payload_beside_the_archived_one(tmp_path, b3_replica):
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, DAY).success
+    assert materialize(platform, DAY, refetch=True).success  # same payload: nothing new
+    assert len(RawArchive(platform.lake).entries(DEFAULT_DATE)) == 1
+    p = b3_replica.portfolio
+    rows = list(p.rows)
+    a, b = rows[0], rows[1]
+    step = Decimal("0.001")
+    rows[0] = type(a)(a.cod, a.asset, a.type, a.qty, a.part + step, a.sector)
+    rows[1] = type(b)(b.cod, b.asset, b.type, b.qty, b.part - step, b.sector)
+    b3_replica.set_portfolio(p.with_rows(rows))
+    result = materialize(platform, DAY, refetch=True)
+    assert result.success, failure_message(result)
+    entries = RawArchive(platform.lake).entries(DEFAULT_DATE)
+    assert len(entries) == 2  # history kept, not replaced
+    landing = read_landing(platform.lake, DEFAULT_DATE).to_pylist()
+    by_code = {r["codigo"]: r["participacao_pct"] for r in landing}
+    assert by_code[a.cod] == a.part + step  # landing follows the newest payload
+
+
+@pytest.mark.parametrize("fault", ["other_date", "empty", "truncated", "renamed_keys"])
+def test_bad_or_wrong_date_payload_writes_nothing(tmp_path, b3_replica, fault):
+    b3_replica.fault(fault, target="all")
+    platform = local_platform(tmp_path, b3_replica.base_url, fetch="api")
+    result = materialize(platform, DAY)
+    assert not result.success
+    message = failure_message(result)
+    assert DAY in message
+    if fault == "other_date":
+        assert "2025-03-06" in message and "not of 2025-03-05" in message
+    assert _lake_files(tmp_path) == []
+
+
+def test_holidays_are_not_partitions(tmp_path):
+    keys = set(trading_days.get_partition_keys())
+    for holiday in ["2024-11-20", "2025-03-03", "2025-03-04", "2026-02-16", "2025-04-18"]:
+        assert holiday not in keys
+    assert {"2025-03-05", "2026-02-18", "2025-03-20"} <= keys  # Ash Wednesday is a session
+    with pytest.raises(dg.DagsterUnknownPartitionError):
+        materialize(local_platform(tmp_path), "2025-03-04")
+    assert _lake_files(tmp_path) == []
+
+
+def _sensor_tick(platform, instance, cursor):
+    defs = build_definitions(platform)
+    sensor = defs.get_sensor_def("glue_job_runs")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
+    ) as ctx:
+        return sensor.evaluate_tick(ctx)
+
+
+def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
+    instance = dg.DagsterInstance.ephemeral()
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, DAY, instance=instance).success
+    first = _sensor_tick(platform, instance, None)
+    mats = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY)]
+    meta = mats[0].metadata
+    issuers = len({c.codigo[:4] for c in b3_replica.portfolio.constituents()})
+    assert meta["issuers"].value == issuers
+    assert meta["glue_job_run_id"].value.startswith("jr_")
+    checks = {
+        e.check_name: e.passed for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)
+    }
+    assert checks == {
+        "glue_job_run_succeeded": True,
+        "one_row_per_issuer": True,
+        "participations_add_up_to_100": True,
+    }
+    # Next tick, same runs: nothing reported again.
+    second = _sensor_tick(platform, instance, first.cursor)
+    assert not second.asset_events
+    # A failed run (no landing for that date) becomes a failed check with Glue's error.
+    platform.glue.start_job_run(
+        JobName=platform.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-06"}
+    )
+    third = _sensor_tick(platform, instance, second.cursor)
+    (failed,) = third.asset_events
+    assert isinstance(failed, dg.AssetCheckEvaluation) and not failed.passed
+    assert failed.partition == "2025-03-06"
+    assert "no landing file" in failed.metadata["error_message"].value
+    assert not _sensor_tick(platform, instance, third.cursor).asset_events
+
+
+def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    defs = build_definitions(local_platform(tmp_path))
+    schedule = defs.get_schedule_def("daily_ibov_portfolio_0830")
+    assert schedule.cron_schedule == "30 8 * * 1-5"
+    assert schedule.execution_timezone == "America/Sao_Paulo"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    sp = ZoneInfo("America/Sao_Paulo")
+    for day, expected in [
+        (date(2025, 3, 5), "2025-03-05"),
+        (date(2025, 3, 4), None),
+        (date(2024, 11, 20), None),
+        (date(2026, 2, 18), "2026-02-18"),
+    ]:
+        when = datetime(day.year, day.month, day.day, 8, 30, tzinfo=sp)
+        with dg.build_schedule_context(
+            scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        ) as ctx:
+            data = schedule.evaluate_tick(ctx)
+        keys = [r.partition_key for r in data.run_requests or []]
+        assert keys == ([expected] if expected else [])
+        if not expected:
+            assert "not a B3 trading session" in data.skip_message
+
+
+def test_definitions_load_with_the_contract_keys(tmp_path):
+    defs = build_definitions(local_platform(tmp_path))
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw/ibov_portfolio", "landing/ibov_portfolio", "refined/b3_etl_soma_acao"} <= keys
+    assert defs.get_sensor_def("glue_job_runs").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_local_glue_run_record_is_shaped_like_a_glue_jobrun(tmp_path, b3_replica):
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, DAY).success
+    (record,) = (tmp_path / "_glue_job_runs").glob("*.json")
+    run = json.loads(record.read_text())
+    assert {
+        "Id",
+        "JobName",
+        "JobRunState",
+        "StartedOn",
+        "CompletedOn",
+        "ExecutionTime",
+        "Arguments",
+    } <= set(run)
+    files = list((tmp_path / "refined" / f"DataCarteira={DAY}").glob("Acao=*/*.parquet"))
+    assert files and pq.read_table(files[0], use_threads=False).num_rows == 1
