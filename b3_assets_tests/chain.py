@@ -42,9 +42,7 @@ def materialize(
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """Every step failure's message, to assert on what a user would read."""
     return "\n".join(
-        str(e.step_failure_data.error.message)
-        + str(getattr(e.step_failure_data, "user_failure_data", ""))
-        for e in result.all_events
-        if e.is_step_failure
+        str(e.step_failure_data.error.message) for e in result.all_events if e.is_step_failure
     )
