@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from botocore.exceptions import ClientError
 
 from glue.transform import REFINED_SCHEMA, TABLE_NAME
 
@@ -181,7 +182,12 @@ class AthenaCatalog(QueryEngine):
             kwargs["ExecutionParameters"] = [athena_literal(p) for p in params]
         if self.output_location:
             kwargs["ResultConfiguration"] = {"OutputLocation": self.output_location}
-        qid = self.client.start_query_execution(**kwargs)["QueryExecutionId"]
+        try:
+            qid = self.client.start_query_execution(**kwargs)["QueryExecutionId"]
+        except ClientError as exc:  # unknown workgroup, wrong parameter count, bad request…
+            raise QueryError(
+                f"Athena refused the query in workgroup {self.workgroup}: {exc}"
+            ) from exc
         deadline = time.monotonic() + self.timeout_s
         delay = 0.2
         while True:

@@ -11,7 +11,6 @@ from typing import Any
 from b3_assets.b3.payload import RawPayload
 from b3_assets.catalog import AthenaCatalog, DuckDBCatalog, QueryEngine
 from b3_assets.glue_runs import GlueJobWatcher, LocalGlue
-from b3_assets.io_managers import LandingIOManager
 from b3_assets.lake import Lake, LocalLake, S3Lake
 from b3_assets.landing import LANDING_PREFIX
 from b3_assets.settings import Settings
@@ -78,6 +77,9 @@ class Platform:
         return GlueJobWatcher(self.glue, self.settings.glue_job_name)
 
     def resources(self) -> dict[str, Any]:
+        # Imported here: the CLI builds a Platform too and should not pay for Dagster.
+        from b3_assets.io_managers import LandingIOManager
+
         return {
             "lake": self.lake,
             "b3": self.b3,

@@ -12,6 +12,7 @@ from b3_assets.assets import REFINED
 from b3_assets.checks import glue_run_evaluation, refined_evaluations, run_metadata
 from b3_assets.glue_runs import FinishedRun, GlueJobWatcher, WatchCursor
 from b3_assets.lake import Lake
+from b3_assets.report_assets import REPORT
 from b3_assets.settings import Settings
 from glue.transform import refined_date_prefix
 
@@ -80,14 +81,29 @@ def report_finished_runs(
     return events
 
 
+def report_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
+    """The report follows each refined date: one run per SUCCEEDED Glue run."""
+    return [
+        dg.RunRequest(
+            asset_selection=[REPORT],
+            partition_key=run.data_carteira.isoformat(),
+            run_key=f"report-{run.run_id}",
+        )
+        for run in runs
+        if run.succeeded and run.data_carteira is not None
+    ]
+
+
 def build_glue_runs_sensor(settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(
         name="glue_job_runs",
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         required_resource_keys={"glue_watcher", "lake", "catalog"},
+        asset_selection=[REPORT],
         description=f"Watches Glue job {settings.glue_job_name} and reports each finished run "
-        "on refined/b3_etl_soma_acao (once).",
+        "on refined/b3_etl_soma_acao (once); a refined date then gets its "
+        "report/ibov_composition.",
     )
     def glue_job_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         watcher: GlueJobWatcher = context.resources.glue_watcher
@@ -99,6 +115,8 @@ def build_glue_runs_sensor(settings: Settings) -> dg.SensorDefinition:
             return dg.SensorResult(
                 skip_reason="no Glue job run finished since the last tick", cursor=cursor.to_json()
             )
-        return dg.SensorResult(asset_events=events, cursor=cursor.to_json())
+        return dg.SensorResult(
+            asset_events=events, run_requests=report_requests(runs), cursor=cursor.to_json()
+        )
 
     return glue_job_runs

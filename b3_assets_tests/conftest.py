@@ -25,3 +25,28 @@ def samples_dir() -> Path:
     """``../shared/b3_samples`` (real B3 files); skips (fails in CI) when it is missing."""
     skip_unless(SAMPLES_DIR.is_dir(), f"real B3 samples not found at {SAMPLES_DIR}")
     return SAMPLES_DIR
+
+
+# --- the local B3 replica (b3_assets_tests/replica) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _b3_replica_server():
+    """One replica server for the whole session (it starts in ~ms, but threads add up)."""
+    from b3_assets_tests.replica import Replica
+
+    with Replica(samples_dir=SAMPLES_DIR if SAMPLES_DIR.is_dir() else None) as replica:
+        yield replica
+
+
+@pytest.fixture
+def b3_replica(_b3_replica_server):
+    """The local B3 site, reset for this test (default portfolio, no faults, empty log).
+
+    ``.base_url`` / ``.page_url``; ``.portfolio`` (served now) and ``.set_portfolio(p | date)``
+    (a real sample when present, else generated); ``.fault(mode, count=None, target=None,
+    **options)`` (modes in ``replica.FAULT_MODES``); ``.requests`` / ``.api_requests(browser=)``
+    (what clients asked)."""
+    _b3_replica_server.reset()
+    yield _b3_replica_server
+    _b3_replica_server.reset()

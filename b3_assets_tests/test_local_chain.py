@@ -17,6 +17,7 @@ from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.definitions import build_definitions
 from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_days
+from b3_assets.report_assets import REPORT
 from b3_assets_tests.chain import CLOSED_URL, failure_message, local_platform, materialize
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.replica import DEFAULT_DATE
@@ -148,6 +149,11 @@ def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
     issuers = len({c.codigo[:4] for c in b3_replica.portfolio.constituents()})
     assert meta["issuers"].value == issuers
     assert meta["glue_job_run_id"].value.startswith("jr_")
+    # The report follows the refined date: one run request per SUCCEEDED Glue run.
+    (request,) = first.run_requests
+    assert request.partition_key == DAY
+    assert request.asset_selection == [REPORT]
+    assert request.run_key == f"report-{meta['glue_job_run_id'].value}"
     checks = {
         e.check_name: e.passed for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)
     }
@@ -158,7 +164,7 @@ def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
     }
     # Next tick, same runs: nothing reported again.
     second = _sensor_tick(platform, instance, first.cursor)
-    assert not second.asset_events
+    assert not second.asset_events and not second.run_requests
     # A failed run (no landing for that date) becomes a failed check with Glue's error.
     platform.glue.start_job_run(
         JobName=platform.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-06"}
@@ -166,6 +172,7 @@ def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
     third = _sensor_tick(platform, instance, second.cursor)
     (failed,) = third.asset_events
     assert isinstance(failed, dg.AssetCheckEvaluation) and not failed.passed
+    assert not third.run_requests  # no report for a date Glue did not refine
     assert failed.partition == "2025-03-06"
     assert "no landing file" in failed.metadata["error_message"].value
     assert not _sensor_tick(platform, instance, third.cursor).asset_events

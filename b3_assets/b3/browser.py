@@ -267,11 +267,14 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
             log.warning("B3 browser: no GetPortfolioDay answer while %s", stage.name)
             page.wait_for_load_state("networkidle")
             return None
-        response.finished()
-        try:
-            body = response.body()
-        except Exception:  # noqa: BLE001 - no body (aborted): an unusable answer
-            body = b""
+        body = b""
+        if response.ok:
+            # Only a successful answer's body is read: the page never reads an error's body,
+            # and Chromium then never reports that request finished.
+            try:
+                body = response.body()
+            except Exception:  # noqa: BLE001 - no body (aborted): an unusable answer
+                body = b""
         page.evaluate(_SETTLE_JS)
         params = _request_params(response.url)
         return _Capture(response.url, response.status, body,

@@ -1,0 +1,26 @@
+# The two quick-start commands: `make dev` (Dagster UI on the local lake) and `make test`.
+.PHONY: setup dev test lint bench screenshots
+
+DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DAGSTER_HOME
+
+setup:
+	@scripts/setup.sh
+
+dev: setup
+	@mkdir -p "$(DAGSTER_HOME)"
+	@touch "$(DAGSTER_HOME)/dagster.yaml"
+	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: setup
+	@scripts/browser.sh
+	@scripts/java.sh
+	.venv/bin/ruff check .
+	.venv/bin/pytest
+
+bench: setup
+	.venv/bin/python bench/bench_fetch.py
+	.venv/bin/python bench/bench_chain.py
+
+screenshots: setup
+	.venv/bin/python scripts/ui_screenshots.py

@@ -1,0 +1,376 @@
+"""A local stand-in for ``sistemaswebb3-listados.b3.com.br``: the Carteira do Dia page, its
+JSON API and the CSV download, with the faults the real site shows (or may show) switchable
+per test, so every fetch path can be proven without the network.
+
+Which client is a browser: a page's ``fetch()`` in Chromium sends Fetch Metadata headers
+(``Sec-Fetch-Mode: cors``…) that HTTP libraries such as requests never send, whatever
+User-Agent they claim. Faults aimed at non-browser clients (a WAF's 403 or block page) use that
+rule, which is what lets ``B3_FETCH=auto`` fall back to the browser and succeed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from b3_assets_tests.replica.portfolios import (
+    DEFAULT_DATE,
+    ReplicaPortfolio,
+    api_page,
+    csv_bytes,
+    portfolio_for,
+)
+
+PAGE_PATH = "/indexPage/day/IBOV"
+API_PREFIX = "/indexProxy/indexCall/GetPortfolioDay/"
+CSV_PREFIX = "/indexProxy/indexCall/GetDownloadPortfolioDay/"
+PAGE_HTML = (Path(__file__).with_name("page.html")).read_bytes()
+
+#: Fault modes and what they do to the JSON API (and, for transport faults, the CSV download).
+FAULT_MODES: dict[str, str] = {
+    "latency": "delay the answer by `ms` milliseconds, then answer normally",
+    "5xx": "answer HTTP `status` (503) with an HTML error page",
+    "429": "answer HTTP 429 with `Retry-After: retry_after`",
+    "timeout": "hang `hang_s` seconds without answering (longer than the client's timeout)",
+    "drop": "close the connection without answering",
+    "403": "answer HTTP 403 with a WAF 'Access Denied' page (default target: non-browser)",
+    "html": "answer 200 with an HTML block page instead of JSON (default target: non-browser)",
+    "truncated": "answer 200 with the JSON cut in half",
+    "empty": "answer a well-formed page with no results",
+    "other_date": "serve the portfolio under another date (`serve_date`, default next weekday)",
+    "renamed_keys": "rename result keys (`rename`, default cod -> codigo); the page's JS copes",
+    "short_pages": "cap pageSize at `max_page_size` (20): clients must follow totalPages",
+}
+_TRANSPORT = {"latency", "5xx", "429", "timeout", "drop", "403", "html"}
+_DEFAULT_TARGET = {"403": "non-browser", "html": "non-browser"}
+
+BLOCK_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Access Denied</title></head><body>"
+    b"<h1>Access Denied</h1><p>You don't have permission to access this resource.</p>"
+    b"<p>Reference #18.5e3b1002.1741180800.2a6f1b</p></body></html>"
+)
+ERROR_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body>"
+    b"<h1>Service Unavailable</h1><p>The server is temporarily unable to service your "
+    b"request.</p></body></html>"
+)
+
+
+@dataclass
+class Fault:
+    """One fault: ``count`` matching requests get it (None: all of them), then it is spent."""
+
+    mode: str
+    count: int | None = None
+    target: str = "all"  # "all" | "non-browser" | "browser"
+    ms: int = 0
+    status: int = 503
+    retry_after: str | None = "1"
+    hang_s: float = 10.0
+    serve_date: date | None = None
+    rename: dict[str, str] = field(default_factory=lambda: {"cod": "codigo"})
+    max_page_size: int = 20
+    hits: int = 0
+
+    def applies(self, browser: bool) -> bool:
+        if self.count is not None and self.hits >= self.count:
+            return False
+        if self.target == "non-browser":
+            return not browser
+        if self.target == "browser":
+            return browser
+        return True
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the replica saw: enough for tests to assert who asked what."""
+
+    kind: str  # "page" | "api" | "csv" | "other"
+    path: str
+    params: dict[str, Any] | None
+    browser: bool
+    status: int | None
+    faults: tuple[str, ...]
+    headers: dict[str, str]
+
+
+def is_browser(headers: Any) -> bool:
+    """A browser page's request: Fetch Metadata present and a browser User-Agent."""
+    ua = headers.get("User-Agent") or ""
+    return bool(headers.get("Sec-Fetch-Mode")) and "Mozilla/" in ua
+
+
+def decode_param(token: str) -> dict[str, Any]:
+    """The base64(JSON) path segment B3's URLs carry (standard or URL-safe alphabet)."""
+    raw = unquote(token).strip()
+    raw += "=" * (-len(raw) % 4)
+    try:
+        data = base64.b64decode(raw.replace("-", "+").replace("_", "/"), validate=True)
+        value = json.loads(data)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"parameter {token!r} is not base64 JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"parameter {token!r} is not a JSON object")
+    return value
+
+
+class Replica:
+    """The replica server and its controls (portfolio served, faults, request log)."""
+
+    def __init__(
+        self,
+        portfolio: ReplicaPortfolio | None = None,
+        *,
+        samples_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.samples_dir = samples_dir
+        self._default = portfolio or portfolio_for(DEFAULT_DATE, samples_dir)
+        self._portfolio = self._default
+        self._faults: list[Fault] = []
+        self._requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        self._generation = 0
+        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server.daemon_threads = True
+        self._server.replica = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.base_url}{PAGE_PATH}?language=pt-br"
+
+    def start(self) -> Replica:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
+                                        name="b3-replica")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Replica:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- controls ---
+    @property
+    def portfolio(self) -> ReplicaPortfolio:
+        return self._portfolio
+
+    def set_portfolio(self, portfolio: ReplicaPortfolio | date) -> ReplicaPortfolio:
+        """Serve ``portfolio`` (or the sample/generated portfolio of a date)."""
+        if isinstance(portfolio, date):
+            portfolio = portfolio_for(portfolio, self.samples_dir)
+        with self._lock:
+            self._portfolio = portfolio
+        return portfolio
+
+    def fault(self, mode: str, *, count: int | None = None, target: str | None = None,
+              **options: Any) -> Fault:
+        """Add a fault (see FAULT_MODES); several may be active at once."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULT_MODES)}")
+        f = Fault(mode, count=count, target=target or _DEFAULT_TARGET.get(mode, "all"),
+                  **options)
+        with self._lock:
+            self._faults.append(f)
+        return f
+
+    def reset(self) -> None:
+        """Back to the default portfolio, no faults, empty log; hung answers are released."""
+        with self._lock:
+            self._faults = []
+            self._requests = []
+            self._portfolio = self._default
+            self._release.set()
+            self._release = threading.Event()
+            self._generation += 1
+
+    @property
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    def api_requests(self, *, browser: bool | None = None) -> list[Request]:
+        """The JSON API requests seen, optionally only the browser's or only the others'."""
+        return [r for r in self.requests
+                if r.kind == "api" and (browser is None or r.browser == browser)]
+
+    # --- used by the handler ---
+    def _take_faults(self, kind: str, browser: bool
+                     ) -> tuple[ReplicaPortfolio, list[Fault], threading.Event, int]:
+        with self._lock:
+            active = []
+            for f in self._faults:
+                if kind == "csv" and f.mode not in _TRANSPORT | {"other_date"}:
+                    continue
+                if f.applies(browser):
+                    f.hits += 1
+                    active.append(f)
+            return self._portfolio, active, self._release, self._generation
+
+    def _log(self, request: Request, generation: int | None = None) -> None:
+        """Record ``request``, unless it began before the last reset (a released hang)."""
+        with self._lock:
+            if generation is None or generation == self._generation:
+                self._requests.append(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nginx"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        """Quiet: tests read the replica's request log instead."""
+
+    @property
+    def replica(self) -> Replica:
+        return self.server.replica  # type: ignore[attr-defined]
+
+    def _record(self, status: int | None) -> None:
+        """Log this request; called BEFORE answering so a client never outruns the log."""
+        self.replica._log(
+            Request(self._kind, self.path, self._params, self._browser, status, self._faults,
+                    self._headers),
+            self._generation,
+        )
+
+    def _send(self, status: int, body: bytes, content_type: str,
+              extra: dict[str, str] | None = None) -> None:
+        self._record(status)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-cache, no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+        path = urlsplit(self.path).path
+        self._browser = is_browser(self.headers)
+        self._headers = {k: v for k, v in self.headers.items()
+                         if k.lower() in {"user-agent", "accept", "referer", "sec-fetch-mode",
+                                          "sec-fetch-site", "accept-language"}}
+        self._kind, self._params, self._faults = "other", None, ()
+        self._generation: int | None = None
+        if path.rstrip("/") == PAGE_PATH:
+            self._kind = "page"
+            self._send(200, PAGE_HTML, "text/html; charset=utf-8")
+            return
+        if path.startswith(API_PREFIX) or path.startswith(CSV_PREFIX):
+            self._kind = "api" if path.startswith(API_PREFIX) else "csv"
+            try:
+                self._params = decode_param(path.rsplit("/", 1)[1])
+            except ValueError as exc:
+                body = json.dumps({"message": str(exc)}).encode()
+                self._send(400, body, "application/json; charset=utf-8")
+                return
+            try:
+                self._serve_data()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            return
+        self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>",
+                   "text/html; charset=utf-8")
+
+    def _serve_data(self) -> None:
+        portfolio, faults, release, self._generation = self.replica._take_faults(
+            self._kind, self._browser)
+        self._faults = tuple(f.mode for f in faults)
+        for f in faults:
+            if f.mode == "latency":
+                time.sleep(f.ms / 1000)
+        by_mode = {f.mode: f for f in faults}
+        if "timeout" in by_mode or "drop" in by_mode:
+            self._record(None)
+            if "timeout" in by_mode:
+                release.wait(by_mode["timeout"].hang_s)
+            self.close_connection = True
+            return
+        if "403" in by_mode:
+            self._send(403, BLOCK_PAGE, "text/html")
+            return
+        if "429" in by_mode:
+            f = by_mode["429"]
+            extra = {"Retry-After": f.retry_after} if f.retry_after is not None else {}
+            self._send(429, b"Too Many Requests", "text/plain", extra)
+            return
+        if "5xx" in by_mode:
+            self._send(by_mode["5xx"].status, ERROR_PAGE, "text/html")
+            return
+        if "html" in by_mode:
+            self._send(200, BLOCK_PAGE.replace(b"Access Denied", b"Request Rejected"),
+                       "text/html; charset=utf-8")
+            return
+        if "other_date" in by_mode:
+            other = by_mode["other_date"].serve_date or _next_weekday(portfolio.data_carteira)
+            portfolio = portfolio.with_date(other)
+        if self._kind == "csv":
+            body = base64.b64encode(csv_bytes(portfolio))
+            self._send(200, body, "application/json; charset=utf-8")
+            return
+        self._send_api(portfolio, self._params or {}, by_mode)
+
+    def _send_api(self, portfolio: ReplicaPortfolio, params: dict[str, Any],
+                  by_mode: dict[str, Fault]) -> None:
+        page_size = _int(params.get("pageSize"), 20)
+        if "short_pages" in by_mode:
+            page_size = min(page_size, by_mode["short_pages"].max_page_size)
+        doc: dict[str, Any] = api_page(
+            portfolio,
+            page_number=_int(params.get("pageNumber"), 1),
+            page_size=page_size,
+            language="en-us" if str(params.get("language", "")).lower() == "en-us" else "pt-br",
+            segment=str(params.get("segment", "1")),
+        )
+        if "empty" in by_mode:
+            doc["results"] = []
+            doc["page"] = {**doc["page"], "totalRecords": 0, "totalPages": 0}
+        if "renamed_keys" in by_mode:
+            rename = by_mode["renamed_keys"].rename
+            doc["results"] = [{rename.get(k, k): v for k, v in r.items()}
+                              for r in doc["results"]]
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if "truncated" in by_mode:
+            body = body[: len(body) // 2]
+        self._send(200, body, "application/json; charset=utf-8")
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _next_weekday(d: date) -> date:
+    d += timedelta(days=1)
+    while d.weekday() >= 5:
+        d += timedelta(days=1)
+    return d

@@ -1,0 +1,142 @@
+"""Bootstrapping history with import-csv and backfilling it with no network, as users do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from b3_assets.archive import RawArchive
+from b3_assets.cli import main
+from b3_assets.landing import landing_dates, read_landing
+from b3_assets.sessions import trading_days
+from b3_assets_tests.chain import CLOSED_URL, local_platform
+from b3_assets_tests.replica.portfolios import csv_bytes, generate_portfolio
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
+    env.update({"B3_ENV": "local", "B3_DATA_DIR": str(data_dir), "B3_BASE_URL": CLOSED_URL,
+                "B3_FETCH": "api", "B3_HTTP_RETRIES": "1"})
+    env.update(extra)
+    return env
+
+
+def _generated_csvs(folder: Path, days: list[date]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for day in days:
+        path = folder / f"IBOVDia_{day:%d-%m-%y}.csv"
+        path.write_bytes(csv_bytes(generate_portfolio(day)))
+        paths.append(path)
+    return paths
+
+
+def _backfill(data_dir: Path, first: str, last: str,
+              base_url: str = CLOSED_URL) -> subprocess.CompletedProcess[str]:
+    """The README's backfill command, as a user types it (its own process, no network)."""
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "dagster"), "asset", "materialize",
+         "-m", "b3_assets.definitions",
+         "--select", "raw/ibov_portfolio,landing/ibov_portfolio",
+         "--partition-range", f"{first}...{last}"],
+        cwd=REPO, env=_env(data_dir, B3_BASE_URL=base_url), capture_output=True, text=True,
+        timeout=600,
+    )
+
+
+def _refined_dates(platform) -> list[str]:
+    rows = platform.catalog.query(
+        "SELECT DataCarteira, count(*) FROM b3_etl_soma_acao GROUP BY 1 ORDER BY 1").rows
+    return [r[0] for r in rows]
+
+
+def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples_dir, monkeypatch):
+    files = sorted((samples_dir / "csv_utf8_no_title").glob("IBOVDia_*.csv"))
+    assert len(files) == 32
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("B3_ENV", "local")
+    assert main(["import-csv", *map(str, files)]) == 0
+    proc = _backfill(tmp_path, "2025-02-03", "2025-03-20")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    platform = local_platform(tmp_path)
+    expected = [d.isoformat() for d in trading_days(date(2025, 2, 3), date(2025, 3, 20))]
+    assert len(expected) == 32  # Carnival (03-04/03) is not a session
+    assert [d.isoformat() for d in landing_dates(platform.lake)] == expected
+    assert _refined_dates(platform) == expected
+    # The first date after Carnival compares with the Friday before it.
+    rows = platform.catalog.query(
+        "SELECT DISTINCT data_carteira_anterior, dias_desde_carteira_anterior "
+        "FROM b3_etl_soma_acao WHERE DataCarteira = ?", ["2025-03-05"]).rows
+    assert rows == [(date(2025, 2, 28), 5)]
+
+
+def test_backfill_on_generated_history(tmp_path, monkeypatch):
+    days = trading_days(date(2025, 2, 26), date(2025, 3, 7))  # across Carnival
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    assert main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days))]) == 0
+    proc = _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    platform = local_platform(tmp_path)
+    assert _refined_dates(platform) == [d.isoformat() for d in days]
+    for day in days:
+        expected = generate_portfolio(day)
+        table = read_landing(platform.lake, day)
+        assert table.column("codigo").to_pylist() == sorted(r.cod for r in expected.rows)
+
+
+def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
+    tmp_path, monkeypatch, b3_replica
+):
+    days = trading_days(date(2025, 3, 5), date(2025, 3, 7))
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    assert main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days[:2]))]) == 0
+    # B3 is up but serves only its current portfolio (2025-03-05), never 2025-03-07's.
+    proc = _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat(), b3_replica.base_url)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "partition 2025-03-07" in output and "not of 2025-03-07" in output
+    assert not (tmp_path / "landing").exists()  # nothing half-done: the step failed whole
+
+
+def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path / "lake"))
+    good = _generated_csvs(tmp_path / "csv", [date(2025, 3, 5)])[0]
+    bad = tmp_path / "csv" / "IBOVDia_06-03-25.csv"
+    bad.write_bytes(good.read_bytes().replace(b"PETR4;", b"PETR3;"))  # duplicated code
+    assert main(["import-csv", str(good), str(bad)]) == 1
+    err = capsys.readouterr()
+    assert "imported 1 new" in err.out
+    assert str(bad) in err.err and "duplicated codes: PETR3" in err.err
+    archive = RawArchive(local_platform(tmp_path / "lake").lake)
+    assert archive.dates() == [date(2025, 3, 5)]
+    # Importing the same file again is a no-op, not a second copy.
+    assert main(["import-csv", str(good)]) == 0
+    assert "0 new, 1 already archived" in capsys.readouterr().out
+    assert len(archive.entries(date(2025, 3, 5))) == 1
+
+
+def test_query_prints_a_table(tmp_path, monkeypatch, capsys):
+    days = trading_days(date(2025, 3, 5), date(2025, 3, 6))
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days))])
+    assert _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat()).returncode == 0
+    capsys.readouterr()
+    assert main(["query", "SELECT DataCarteira, count(*) AS issuers FROM b3_etl_soma_acao "
+                 "GROUP BY 1 ORDER BY 1"]) == 0
+    out = capsys.readouterr().out
+    assert "DataCarteira" in out and "2025-03-06" in out and "(2 rows)" in out
+    assert main(["query", "SELECT nope FROM b3_etl_soma_acao"]) == 1
+    assert "DuckDB query failed" in capsys.readouterr().err
+
+
+def test_cli_lists_its_commands():
+    proc = subprocess.run([sys.executable, "-m", "b3_assets.cli", "--help"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    for name in ("import-csv", "query", "plot"):
+        assert name in proc.stdout

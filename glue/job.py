@@ -1,0 +1,212 @@
+"""AWS Glue 5.0 job entry: refine one portfolio date into ``refined/DataCarteira=D/``.
+
+Deployed as the job script, with the ``glue`` package (transform.py, refine.sql, catalog.py)
+shipped beside it through ``--extra-py-files``. The awsglue wrapper is thin: all the work is
+in :func:`run_job`, which takes the Spark session and boto3 clients, so tests run it on local
+Spark with the S3 and Glue calls going to a moto server.
+
+Arguments (``--name value``): ``--data_carteira`` YYYY-MM-DD and ``--bucket`` are required;
+``--landing_prefix`` (``landing/ibov``), ``--refined_prefix`` (``refined``), ``--database``
+(``default``) and ``--table`` (``b3_etl_soma_acao``) are optional.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from glue.catalog import ensure_table, register_partitions
+from glue.transform import (
+    DEFAULT_LANDING_PREFIX,
+    DEFAULT_REFINED_PREFIX,
+    TABLE_NAME,
+    landing_date_from_key,
+    landing_key,
+    previous_landing_date,
+    refine_spark,
+    refined_date_prefix,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+REQUIRED_ARGS: tuple[str, ...] = ("data_carteira", "bucket")
+#: Optional job arguments and their defaults (getResolvedOptions itself has no defaults).
+OPTIONAL_ARGS: dict[str, str] = {
+    "landing_prefix": DEFAULT_LANDING_PREFIX,
+    "refined_prefix": DEFAULT_REFINED_PREFIX,
+    "database": "default",
+    "table": TABLE_NAME,
+}
+DEFAULT_JOB_NAME = "b3-refine-ibov"
+
+
+def _given(argv: Sequence[str], name: str) -> bool:
+    flag = f"--{name}"
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def resolve_args(argv: Sequence[str]) -> dict[str, str]:
+    """The job's arguments through awsglue's getResolvedOptions, with defaults filled in.
+
+    getResolvedOptions makes every name it is given required, so optional names are only
+    asked for when present in ``argv``. ``argv[0]`` is the script, as in ``sys.argv``.
+    """
+    from awsglue.utils import getResolvedOptions
+
+    optional = [n for n in [*OPTIONAL_ARGS, "JOB_NAME"] if _given(argv[1:], n)]
+    resolved = getResolvedOptions(list(argv), [*REQUIRED_ARGS, *optional])
+    args = dict(OPTIONAL_ARGS)
+    args.update({n: resolved[n] for n in [*REQUIRED_ARGS, *optional]})
+    try:
+        date.fromisoformat(args["data_carteira"])
+    except ValueError as exc:
+        raise ValueError(
+            f"--data_carteira must be a date YYYY-MM-DD, got {args['data_carteira']!r}"
+        ) from exc
+    for name, value in args.items():
+        if not value.strip("/"):
+            raise ValueError(f"--{name} must not be empty")
+    return args
+
+
+def list_landing_dates(s3_client: Any, bucket: str, landing_prefix: str) -> list[date]:
+    """Trading dates with a landing file in the bucket, ascending."""
+    dates: list[date] = []
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{landing_prefix.strip('/')}/dt="):
+        for obj in page.get("Contents", []):
+            found = landing_date_from_key(obj["Key"], landing_prefix)
+            if found is not None:
+                dates.append(found)
+    return sorted(set(dates))
+
+
+def delete_prefix(s3_client: Any, bucket: str, prefix: str) -> int:
+    """Delete every object under ``prefix``; returns how many. Raises on any refused key."""
+    deleted = 0
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if not keys:
+            continue
+        response = s3_client.delete_objects(
+            Bucket=bucket, Delete={"Objects": keys, "Quiet": True}
+        )  # a listing page holds at most 1000 keys: DeleteObjects' limit
+        if response.get("Errors"):
+            raise RuntimeError(f"S3 refused to delete under s3://{bucket}/{prefix}: {response}")
+        deleted += len(keys)
+    return deleted
+
+
+def run_job(
+    spark: SparkSession,
+    s3_client: Any,
+    glue_client: Any,
+    args: Mapping[str, str],
+    *,
+    io_base_uri: str | None = None,
+    processado_em: datetime | None = None,
+) -> dict[str, Any]:
+    """Refine ``args['data_carteira']``, replace its output and register its partitions.
+
+    S3 listing/deleting and the catalog go through the clients; Spark reads and writes under
+    ``io_base_uri`` (default ``s3://<bucket>``: the seam tests use with a local folder).
+    Returns a JSON-friendly summary.
+    """
+    bucket = args["bucket"]
+    landing_prefix = args.get("landing_prefix", DEFAULT_LANDING_PREFIX).strip("/")
+    refined_prefix = args.get("refined_prefix", DEFAULT_REFINED_PREFIX).strip("/")
+    database = args.get("database", "default")
+    table = args.get("table", TABLE_NAME)
+    data_carteira = date.fromisoformat(args["data_carteira"])
+    processado_em = processado_em or datetime.now(UTC)
+    base = (io_base_uri or f"s3://{bucket}").rstrip("/")
+
+    dates = list_landing_dates(s3_client, bucket, landing_prefix)
+    if data_carteira not in dates:
+        raise FileNotFoundError(
+            f"no landing file s3://{bucket}/{landing_key(data_carteira, landing_prefix)}: "
+            "nothing to refine for that date"
+        )
+    anterior = previous_landing_date(dates, data_carteira)
+    refined = refine_spark(
+        spark,
+        f"{base}/{landing_key(data_carteira, landing_prefix)}",
+        f"{base}/{landing_key(anterior, landing_prefix)}" if anterior else None,
+        data_carteira,
+        anterior,
+        processado_em,
+    ).persist()
+    try:
+        issuers = [row["Acao"] for row in refined.select("Acao").collect()]
+        if not issuers:
+            raise ValueError(
+                f"landing file for {data_carteira.isoformat()} has no rows of that date; "
+                "the refined date was left untouched"
+            )
+        date_prefix = refined_date_prefix(data_carteira, refined_prefix)
+        removed = delete_prefix(s3_client, bucket, date_prefix)
+        # Timestamps as Parquet TIMESTAMP_MICROS (UTC), like the local writer; not INT96.
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        (
+            refined.drop("DataCarteira")
+            .repartition("Acao")  # one task, hence one file, per issuer folder
+            .write.mode("overwrite")
+            .option("partitionOverwriteMode", "static")
+            .option("compression", "snappy")
+            .partitionBy("Acao")
+            .parquet(f"{base}/{date_prefix}")
+        )
+    finally:
+        refined.unpersist()
+    location_root = f"s3://{bucket}/{refined_prefix}"
+    created = ensure_table(glue_client, database, table, location_root + "/")
+    changes = register_partitions(
+        glue_client, database, table, location_root, data_carteira, issuers
+    )
+    summary: dict[str, Any] = {
+        "data_carteira": data_carteira.isoformat(),
+        "data_carteira_anterior": anterior.isoformat() if anterior else None,
+        "rows": len(issuers),
+        "issuers": issuers,
+        "output": f"{base}/{date_prefix}",
+        "objects_replaced": removed,
+        "table": f"{database}.{table}",
+        "table_created": created,
+        "partitions_created": changes.created,
+        "partitions_deleted": changes.deleted,
+        "partitions_repointed": changes.updated,
+        "processado_em": processado_em.isoformat(),
+    }
+    log.info("refine done: %s", json.dumps(summary))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The Glue entry: resolve arguments, build GlueContext/Job, run, commit."""
+    import boto3
+    from awsglue.context import GlueContext
+    from awsglue.job import Job
+    from pyspark.context import SparkContext
+
+    args = resolve_args(list(sys.argv if argv is None else argv))
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    spark = glue_context.spark_session
+    job = Job(glue_context)
+    job.init(args.get("JOB_NAME", DEFAULT_JOB_NAME), dict(args))
+    summary = run_job(spark, boto3.client("s3"), boto3.client("glue"), args)
+    job.commit()
+    print(json.dumps(summary))  # lands in the job's CloudWatch output log
+    return summary
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

@@ -1,0 +1,227 @@
+"""The one refine transform (``refine.sql``), run on Spark (AWS Glue) or on DuckDB (local).
+
+This module is shipped to Glue on its own (``--extra-py-files``), so it imports only the
+standard library and pyarrow at the top; duckdb and sqlglot (local engine only, absent on
+Glue 5.0) and pyspark are imported where used; never ``b3_assets``. The SQL is read as package data so it also loads from a zip.
+"""
+
+from __future__ import annotations
+
+import functools
+import pkgutil
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyspark.sql import DataFrame, SparkSession
+
+SQL_RESOURCE = "refine.sql"
+DEFAULT_LANDING_PREFIX = "landing/ibov"
+DEFAULT_REFINED_PREFIX = "refined"
+LANDING_FILE_NAME = "ibov.parquet"
+TABLE_NAME = "b3_etl_soma_acao"
+
+#: Partition columns: folder names in the lake (``DataCarteira=…/Acao=…``), not stored in files.
+PARTITION_COLUMNS: tuple[str, str] = ("DataCarteira", "Acao")
+
+#: The refined rows as the SQL returns them (DESIGN.md "Refined table b3_etl_soma_acao").
+#: All fields nullable, as Spark writes them; the contract, not the schema, says which are null.
+REFINED_SCHEMA = pa.schema(
+    [
+        pa.field("empresa", pa.string()),
+        pa.field("tickers", pa.string()),
+        pa.field("qtd_classes", pa.int32()),
+        pa.field("qtd_teorica_total", pa.int64()),
+        pa.field("participacao_total_pct", pa.decimal128(9, 3)),
+        pa.field("data_carteira_anterior", pa.date32()),
+        pa.field("dias_desde_carteira_anterior", pa.int32()),
+        pa.field("variacao_participacao_pp", pa.decimal128(9, 3)),
+        pa.field("processado_em", pa.timestamp("us", tz="UTC")),
+        pa.field("DataCarteira", pa.string()),
+        pa.field("Acao", pa.string()),
+    ]
+)
+
+#: The columns stored inside each refined Parquet file (the partition columns live in paths).
+REFINED_FILE_SCHEMA = pa.schema([f for f in REFINED_SCHEMA if f.name not in PARTITION_COLUMNS])
+
+EXECUCAO_SCHEMA = pa.schema(
+    [
+        pa.field("data_carteira", pa.date32()),
+        pa.field("data_carteira_anterior", pa.date32()),
+        pa.field("processado_em", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@functools.cache
+def spark_sql() -> str:
+    """The refine query as written (Spark SQL), read as package data so zips work too."""
+    data = pkgutil.get_data(__name__, SQL_RESOURCE)
+    if data is None:  # pragma: no cover - only with exotic loaders
+        raise FileNotFoundError(f"{SQL_RESOURCE} not found beside {__name__}")
+    return data.decode("utf-8")
+
+
+@functools.cache
+def duckdb_sql() -> str:
+    """The refine query transpiled once from Spark SQL to DuckDB (cached for the process)."""
+    import sqlglot  # local engine only: Glue 5.0 has neither sqlglot nor duckdb
+
+    statements = sqlglot.transpile(spark_sql(), read="spark", write="duckdb")
+    if len(statements) != 1:
+        raise ValueError(f"{SQL_RESOURCE} must hold exactly one statement, not {len(statements)}")
+    return statements[0]
+
+
+# --- lake keys ---------------------------------------------------------------------------
+
+
+def landing_key(data_carteira: date, landing_prefix: str = DEFAULT_LANDING_PREFIX) -> str:
+    """``landing/ibov/dt=YYYY-MM-DD/ibov.parquet``: the landing file of one trading date."""
+    return f"{landing_prefix.strip('/')}/dt={data_carteira.isoformat()}/{LANDING_FILE_NAME}"
+
+
+def landing_date_from_key(key: str, landing_prefix: str = DEFAULT_LANDING_PREFIX) -> date | None:
+    """The trading date of a landing file key, or None when the key is not a landing file.
+
+    Keys that merely look alike (other file names, nested folders, impossible dates) are not
+    landing files: listing the prefix must never invent a previous date from them.
+    """
+    pattern = rf"{re.escape(landing_prefix.strip('/'))}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/"
+    match = re.fullmatch(pattern + re.escape(LANDING_FILE_NAME), key.lstrip("/"))
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def refined_date_prefix(data_carteira: date, refined_prefix: str = DEFAULT_REFINED_PREFIX) -> str:
+    """``refined/DataCarteira=YYYY-MM-DD/``: everything the job owns for one date."""
+    return f"{refined_prefix.strip('/')}/DataCarteira={data_carteira.isoformat()}/"
+
+
+def previous_landing_date(landing_dates: Iterable[date], data_carteira: date) -> date | None:
+    """The latest landing date strictly before ``data_carteira`` (gaps allowed), or None."""
+    earlier = [d for d in landing_dates if d < data_carteira]
+    return max(earlier) if earlier else None
+
+
+# --- DuckDB ------------------------------------------------------------------------------
+
+
+def _check_inputs(
+    previous: object | None, data_carteira_anterior: date | None, processado_em: datetime
+) -> None:
+    if (previous is None) != (data_carteira_anterior is None):
+        raise ValueError(
+            "the previous landing file and data_carteira_anterior go together: give both or "
+            f"neither (got file={previous!r}, date={data_carteira_anterior!r})"
+        )
+    if processado_em.tzinfo is None or processado_em.utcoffset() is None:
+        raise ValueError(f"processado_em must be timezone-aware, got {processado_em!r}")
+
+
+def execucao_table(
+    data_carteira: date, data_carteira_anterior: date | None, processado_em: datetime
+) -> pa.Table:
+    """The one-row ``execucao`` view: the run's parameters as typed data, not SQL text."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "data_carteira": data_carteira,
+                "data_carteira_anterior": data_carteira_anterior,
+                "processado_em": processado_em.astimezone(UTC),
+            }
+        ],
+        schema=EXECUCAO_SCHEMA,
+    )
+
+
+def _relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    to_table = getattr(relation, "to_arrow_table", None)  # duckdb >= 1.4; older: .arrow()
+    return to_table() if to_table is not None else relation.arrow()
+
+
+def refine_duckdb(
+    current_parquet: str | Path,
+    previous_parquet: str | Path | None,
+    data_carteira: date,
+    data_carteira_anterior: date | None,
+    processado_em: datetime,
+) -> pa.Table:
+    """Refine one date on DuckDB; returns rows sorted by Acao with exactly REFINED_SCHEMA."""
+    _check_inputs(previous_parquet, data_carteira_anterior, processado_em)
+    # partitioning=None: the file alone, without a `dt` column guessed from its folder.
+    current = pq.read_table(current_parquet, partitioning=None)
+    previous = (
+        pq.read_table(previous_parquet, partitioning=None)
+        if previous_parquet is not None
+        else current.schema.empty_table()
+    )
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        # Arrow timestamps come back in the session time zone: pin it so output is UTC.
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("carteira_atual", current)
+        con.register("carteira_anterior", previous)
+        con.register(
+            "execucao", execucao_table(data_carteira, data_carteira_anterior, processado_em)
+        )
+        result = _relation_to_arrow(con.sql(duckdb_sql()))
+    finally:
+        con.close()
+    return conform_refined(result)
+
+
+def conform_refined(table: pa.Table) -> pa.Table:
+    """Check the columns and cast to REFINED_SCHEMA; a lossy cast raises instead of rounding."""
+    if table.column_names != REFINED_SCHEMA.names:
+        raise ValueError(
+            f"refine produced columns {table.column_names}, expected {REFINED_SCHEMA.names}"
+        )
+    return table.cast(REFINED_SCHEMA, safe=True)
+
+
+# --- Spark -------------------------------------------------------------------------------
+
+
+def refine_spark(
+    spark: SparkSession,
+    current_path: str,
+    previous_path: str | None,
+    data_carteira: date,
+    data_carteira_anterior: date | None,
+    processado_em: datetime,
+) -> DataFrame:
+    """Refine one date on Spark; returns the (lazy) DataFrame of the refined rows.
+
+    The temp views are resolved when the query is analysed, so a later call that replaces
+    them does not change a DataFrame already returned.
+    """
+    from pyspark.sql import functions as F
+
+    _check_inputs(previous_path, data_carteira_anterior, processado_em)
+    current = spark.read.parquet(current_path)
+    previous = spark.read.parquet(previous_path) if previous_path is not None else current.limit(0)
+    # Typed literals on the JVM side: no Python worker, and no values pasted into SQL text.
+    execucao = spark.range(1).select(
+        F.lit(data_carteira).cast("date").alias("data_carteira"),
+        F.lit(data_carteira_anterior).cast("date").alias("data_carteira_anterior"),
+        F.lit(processado_em.astimezone(UTC)).cast("timestamp").alias("processado_em"),
+    )
+    current.createOrReplaceTempView("carteira_atual")
+    previous.createOrReplaceTempView("carteira_anterior")
+    execucao.createOrReplaceTempView("execucao")
+    return spark.sql(spark_sql())
