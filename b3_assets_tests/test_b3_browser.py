@@ -110,6 +110,15 @@ def test_blocked_for_browsers_too_is_blocked(b3_replica, chromium) -> None:
     assert b3_replica.page_url in str(err.value) and "403" in str(err.value)
 
 
+@pytest.mark.browser
+def test_a_page_that_does_not_load_fails_at_once(b3_replica, chromium) -> None:
+    started = time.monotonic()
+    with pytest.raises(B3UnavailableError, match="HTTP 404") as err:
+        fetch_browser(b3_replica.base_url + "/moved", browser_path=chromium)
+    assert "/moved/indexPage/day/IBOV" in str(err.value)
+    assert time.monotonic() - started < browser_mod.STEP_WAIT_S  # no wait for the JSON
+
+
 def test_missing_browser_says_how_to_get_one(monkeypatch) -> None:
     monkeypatch.setattr(browser_mod, "SYSTEM_CHROMIUMS", ())
     monkeypatch.setattr(browser_mod, "_playwright_chromium", lambda: None)
@@ -173,8 +182,11 @@ def test_rendered_table_problems_name_the_page() -> None:
     with pytest.raises(B3PayloadError, match="no 'Carteira do Dia - dd/mm/yy' title"):
         _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], date=None)],
                        "http://b3.test/page", "x")
-    with pytest.raises(B3PayloadError, match="no portfolio table .*HTTP 500"):
+    with pytest.raises(B3PayloadError, match=r"no portfolio rows and .*\(answered HTTP 500\)"):
         _rendered_json([_view([])], "http://b3.test/page", "answered HTTP 500")
+    with pytest.raises(B3PayloadError, match="no portfolio rows on table page 2"):
+        _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], has_next=True), _view([])],
+                       "http://b3.test/page", "answered HTTP 500")
     with pytest.raises(B3PayloadError, match="footer"):
         _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], foot=[])],
                        "http://b3.test/page", "x")

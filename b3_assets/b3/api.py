@@ -129,7 +129,7 @@ def get_page(session: requests.Session, url: str, *, timeout_s: float, retries: 
             last = f"request failed ({type(exc).__name__}: {exc})"
         else:
             status = resp.status_code
-            if status == 200:
+            if 200 <= status < 300:
                 if _looks_html(resp):
                     raise B3BlockedError(
                         f"{url} answered an HTML page ({_html_title(resp.content)!r}) instead "

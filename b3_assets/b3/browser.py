@@ -211,7 +211,7 @@ def fetch_browser(
         finally:
             browser.close()
     files, reason = _json_files(captures, page_url, fetched_at)
-    if files is None and not views[0]["rows"]:
+    if files is None and not all(view["rows"] for view in views):
         statuses = sorted({c.status for c in captures})
         if 403 in statuses:
             raise B3BlockedError(f"{page_url}: B3 answered the page's own request with HTTP 403"
@@ -280,15 +280,18 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
         return _Capture(response.url, response.status, body,
                         params.get("pageNumber"), params.get("pageSize"))
 
+    def open_page() -> None:
+        # A page that failed to load never fetches the portfolio: fail now, not after a wait.
+        nav = page.goto(page_url, wait_until="commit")
+        status = nav.status if nav is not None else None
+        if status == 403:
+            raise B3BlockedError(f"{page_url} answered HTTP 403 to the browser too: B3 is "
+                                 "blocking this machine; try later or from another network.")
+        if status is not None and status >= 400:
+            raise B3UnavailableError(f"{page_url} answered HTTP {status} to the browser.")
+
     stage.name = "opening the page"
-    nav: list[Any] = []
-    first = step(lambda: nav.append(page.goto(page_url, wait_until="commit")))
-    status = nav[0].status if nav and nav[0] is not None else None
-    if status == 403:
-        raise B3BlockedError(f"{page_url} answered HTTP 403 to the browser too: B3 is blocking "
-                             "this machine; try later or from another network.")
-    if status is not None and status >= 400:
-        raise B3UnavailableError(f"{page_url} answered HTTP {status} to the browser.")
+    first = step(open_page)
 
     stage.name = "accepting the cookie banner"
     if page.evaluate(_ACCEPT_COOKIES_JS):
@@ -316,7 +319,7 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
         capture = step(lambda: next_item.first.click())
         page.wait_for_function(
             "prev => { const c = document.querySelector('#listing_pagination li.current');"
-            " return !!c && c.textContent.trim() !== prev; }",
+            " return !c || c.textContent.trim() !== prev; }",
             arg=before,
         )
         if capture is not None:
@@ -355,12 +358,14 @@ def _json_files(captures: list[_Capture], page_url: str, fetched_at: datetime
 def _rendered_json(views: list[Mapping[str, Any]], page_url: str, reason: str) -> bytes:
     """The table as the page showed it, as one API-shaped JSON document (texts as shown)."""
     first = views[0]
-    if not first["rows"]:
-        shown = f" The page says: {first['error']!r}." if first.get("error") else ""
-        raise B3PayloadError(
-            page_url, f"the page showed no portfolio table and its JSON was unusable "
-            f"({reason}).{shown}"
-        )
+    for number, view in enumerate(views, start=1):
+        if not view["rows"]:
+            shown = f" The page says: {view['error']!r}." if view.get("error") else ""
+            where = "" if number == 1 else f" on table page {number}"
+            raise B3PayloadError(
+                page_url, f"the page showed no portfolio rows{where} and its JSON was "
+                f"unusable ({reason}).{shown}"
+            )
     headers = list(first["headers"])
     missing = [label for label in COLUMNS.values() if label not in headers]
     if missing:
