@@ -120,6 +120,8 @@ class LocalLake(Lake):
         return sorted(k for k in keys if k.startswith(prefix))
 
     def delete_prefix(self, prefix: str) -> int:
+        if not prefix.strip("/"):
+            raise LakeError("refusing to delete the whole lake: give a folder prefix")
         base = self.path(prefix.rstrip("/"))
         if not base.exists():
             return 0

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -174,7 +175,38 @@ def fetch_browser(
     """Today's IBOV portfolio as B3's own page gets it, in a headless Chromium.
 
     ``files`` are the page's ``GetPortfolioDay`` answers (``page-001.json``…), or
-    ``rendered-table.json`` when those were unusable and the table was read off the page."""
+    ``rendered-table.json`` when those were unusable and the table was read off the page.
+
+    Playwright's own timeouts bound every step, but a browser that stops answering (a hung
+    close, a request Chromium never finishes) must not hang the pipeline: the work runs in a
+    worker thread with a hard deadline."""
+    outcome: list[RawPayload] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(_fetch_browser(base_url, browser_path=browser_path,
+                                          timeout_s=timeout_s))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    deadline_s = timeout_s * 2 + 15
+    worker = threading.Thread(target=work, name="b3-browser", daemon=True)
+    worker.start()
+    worker.join(deadline_s)
+    if worker.is_alive():
+        raise B3UnavailableError(
+            f"The browser did not finish at {base_url.rstrip('/')}{PAGE_PATH} within "
+            f"{deadline_s:g}s (hard deadline); B3 or Chromium stopped answering."
+        )
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _fetch_browser(
+    base_url: str, *, browser_path: str | None = None, timeout_s: float = 30.0
+) -> RawPayload:
     executable = find_chromium(browser_path)
     if executable is None:
         raise BrowserMissingError(missing_browser_message(browser_path))
