@@ -1,0 +1,306 @@
+"""report/ibov_composition and `b3-pipeline plot` on the local chain (B3 replica, two dates).
+
+Also the helpers the SQL and UI tests share: refine dates on the chain, tick the sensor, run
+what it requests, as the Dagster daemon would."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+from b3_assets.catalog import QueryEngine, QueryResult
+from b3_assets.cli import main as cli_main
+from b3_assets.definitions import build_definitions
+from b3_assets.report import (
+    ReportError,
+    changes_png,
+    day_report,
+    issuer_history_png,
+    normalize_issuer,
+    top15_png,
+)
+from b3_assets.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
+from b3_assets.resources import Platform
+from b3_assets_tests.chain import failure_message, local_platform, materialize
+from b3_assets_tests.conftest import SAMPLES_DIR
+from b3_assets_tests.replica import Replica
+
+#: Two consecutive sessions with real samples (Carnival lies between them).
+DAY1, DAY2 = "2025-02-28", "2025-03-05"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --- helpers shared with test_sql_examples and test_ui_browser ----------------------------
+
+
+def start_replica() -> Replica:
+    """A replica of its own (module fixtures outlive the per-test ``b3_replica``); serves the
+    real samples when ``../shared/b3_samples`` exists, generated portfolios otherwise."""
+    return Replica(samples_dir=SAMPLES_DIR if SAMPLES_DIR.is_dir() else None).start()
+
+
+def refine(
+    platform: Platform,
+    replica: Replica,
+    days: Sequence[str],
+    instance: dg.DagsterInstance | None = None,
+) -> None:
+    """raw + landing for each date in order; the landing write refines it (local Glue)."""
+    for day in days:
+        replica.set_portfolio(date.fromisoformat(day))
+        result = materialize(platform, day, instance=instance)
+        assert result.success, failure_message(result)
+
+
+def sensor_tick(
+    platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None
+) -> dg.SensorResult:
+    defs = build_definitions(platform)
+    sensor = defs.get_sensor_def("glue_job_runs")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
+    ) as ctx:
+        return sensor.evaluate_tick(ctx)
+
+
+def apply_tick(
+    platform: Platform, instance: dg.DagsterInstance, tick: Any
+) -> list[dg.ExecuteInProcessResult]:
+    """What the daemon does with a tick: record its asset events, launch its run requests
+    (here in process, on the same instance)."""
+    for event in tick.asset_events:
+        instance.report_runless_asset_event(event)
+    defs = build_definitions(platform)
+    results = []
+    for request in tick.run_requests:
+        job = defs.resolve_job_def(request.job_name)
+        results.append(
+            job.execute_in_process(
+                partition_key=request.partition_key,
+                asset_selection=request.asset_selection,
+                instance=instance,
+                tags=request.tags,
+                raise_on_error=False,
+            )
+        )
+    return results
+
+
+def report_materialization(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
+    (mat,) = [
+        e.event_specific_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == REPORT
+    ]
+    return mat
+
+
+def inline_png(markdown: str, alt: str) -> bytes:
+    prefix = f"![{alt}](data:image/png;base64,"
+    assert markdown.startswith(prefix) and markdown.endswith(")"), markdown[:80]
+    return base64.b64decode(markdown[len(prefix) : -1])
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(PNG_MAGIC)
+    with Image.open(io.BytesIO(png)) as image:
+        return image.size
+
+
+# --- the chain: two refined dates, the sensor, the reports it requests -------------------
+
+
+@dataclass
+class Chain:
+    platform: Platform
+    instance: dg.DagsterInstance
+    tick: Any
+    results: list[dg.ExecuteInProcessResult]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> Iterator[Chain]:
+    replica = start_replica()
+    try:
+        with dg.instance_for_test() as instance:
+            platform = local_platform(tmp_path_factory.mktemp("lake"), replica.base_url)
+            refine(platform, replica, [DAY1, DAY2], instance)
+            tick = sensor_tick(platform, instance)
+            yield Chain(platform, instance, tick, apply_tick(platform, instance, tick))
+    finally:
+        replica.stop()
+
+
+def test_sensor_requests_one_report_per_refined_date(chain):
+    requests = chain.tick.run_requests
+    assert [(r.partition_key, r.asset_selection) for r in requests] == [
+        (DAY1, [REPORT]),
+        (DAY2, [REPORT]),
+    ]
+    assert all(r.run_key and r.run_key.startswith("report-jr_") for r in requests)
+    assert all(res.success for res in chain.results), [failure_message(r) for r in chain.results]
+
+
+@pytest.mark.parametrize("day, previous", [(DAY1, None), (DAY2, DAY1)])
+def test_report_writes_pngs_and_shows_them_inline(chain, day, previous):
+    result = chain.results[[DAY1, DAY2].index(day)]
+    assert result.success, failure_message(result)
+    meta = {k: v.value for k, v in report_materialization(result).metadata.items()}
+    lake = chain.platform.lake
+    stored = {}
+    for name in ("top15", "changes"):
+        key = report_key(date.fromisoformat(day), f"{name}.png")
+        assert key == f"reports/dt={day}/{name}.png"
+        png = lake.read_bytes(key)
+        assert png.startswith(PNG_MAGIC)
+        assert len(png) < MAX_INLINE_PNG_BYTES
+        assert inline_png(meta[name], name) == png  # the UI shows exactly the stored file
+        assert meta[f"{name}_uri"] == lake.uri(key)
+        stored[name] = png
+    assert meta["date"] == day
+    assert meta["previous_date"] == (previous or "none")
+    issuers = chain.platform.catalog.query(
+        "SELECT count(*) FROM b3_etl_soma_acao WHERE DataCarteira = ?", [day]
+    ).rows[0][0]
+    assert meta["rows"] == issuers > 50
+    width, height = png_size(stored["changes"])
+    if previous is None:
+        assert height < 300  # the "no previous portfolio" note, not a chart
+    else:
+        assert height > 500  # 10 rises and 10 falls
+    # The changes chart of DAY2 compares with DAY1: the same report rebuilt says so.
+    report = day_report(chain.platform.catalog, date.fromisoformat(day))
+    assert report.previous == (date.fromisoformat(previous) if previous else None)
+    assert report.changes_png == stored["changes"] and report.top15_png == stored["top15"]
+
+
+def test_report_of_a_date_that_was_not_refined_fails_with_a_clear_message(chain):
+    defs = build_definitions(chain.platform)
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        partition_key="2025-03-06",
+        asset_selection=[REPORT],
+        instance=chain.instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = failure_message(result)
+    assert "no refined rows for 2025-03-06" in message
+    assert not chain.platform.lake.exists("reports/dt=2025-03-06/top15.png")
+
+
+def test_cli_plot_writes_an_issuer_history(chain, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("B3_ENV", "local")
+    monkeypatch.setenv("B3_DATA_DIR", str(chain.platform.settings.data_dir))
+    monkeypatch.chdir(tmp_path)
+    issuer = _issuer_on_both_days(chain.platform.catalog)
+    assert cli_main(["plot", issuer]) == 0
+    png = (tmp_path / f"{issuer}_history.png").read_bytes()
+    assert png.startswith(PNG_MAGIC) and png_size(png)[0] == 900
+    target = tmp_path / "out" / "p.png"
+    target.parent.mkdir()
+    assert cli_main(["plot", issuer.lower() + "3", "-o", str(target)]) == 0  # PETR3 -> PETR
+    assert target.read_bytes() == png  # deterministic
+    assert f"wrote {target}" in capsys.readouterr().out
+    assert cli_main(["plot", "ZZZZ"]) == 1
+    err = capsys.readouterr().err
+    assert "no rows for issuer 'ZZZZ'" in err and "known, e.g. " in err
+
+
+def _issuer_on_both_days(catalog: QueryEngine) -> str:
+    rows = catalog.query(
+        "SELECT Acao FROM b3_etl_soma_acao GROUP BY Acao HAVING count(*) = 2 ORDER BY Acao"
+    ).rows
+    roots = [r[0] for r in rows]
+    return "PETR" if "PETR" in roots else roots[0]
+
+
+# --- the pure parts, without the chain ---------------------------------------------------
+
+
+def _row(acao: str, pct: str, var: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "acao": acao,
+        "empresa": f"EMPRESA {acao}",
+        "participacao_total_pct": Decimal(pct),
+        "variacao_participacao_pp": None if var is None else Decimal(var),
+        **extra,
+    }
+
+
+def test_charts_are_deterministic_small_pngs():
+    rows = [_row(f"A{i:03d}", f"{i / 7:.3f}", f"{(i - 10) / 100:.3f}") for i in range(1, 30)]
+    day, prev = date(2025, 3, 5), date(2025, 2, 28)
+    first = top15_png(rows, day)
+    assert first == top15_png(list(reversed(rows)), day)
+    assert png_size(first) == (900, 600)
+    changes = changes_png(rows, day, prev, entered=["NEWW"], left=["GONE"])
+    assert changes == changes_png(rows, day, prev, entered=["NEWW"], left=["GONE"])
+    assert changes != changes_png(rows, day, prev)  # the entrants/exits note is drawn
+    for png in (first, changes, changes_png([], day, None), changes_png([], day, prev)):
+        assert png.startswith(PNG_MAGIC) and len(png) < MAX_INLINE_PNG_BYTES
+
+
+class FakeCatalog(QueryEngine):
+    """Answers the report's queries from rows per date (to test the logic, not the SQL)."""
+
+    name = "fake"
+
+    def __init__(self, by_day: dict[str, list[dict[str, Any]]]) -> None:
+        self.by_day = by_day
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        if "DISTINCT" in sql:
+            roots = sorted({r["acao"] for rows in self.by_day.values() for r in rows})
+            return QueryResult(["acao"], [(r,) for r in roots])
+        rows = self.by_day.get(str(params[0]), [])
+        if "IS NOT NULL" in sql:
+            rows = [r for r in rows if r["variacao_participacao_pp"] is not None]
+        columns = list(rows[0]) if rows else ["acao"]
+        return QueryResult(columns, [tuple(r[c] for c in columns) for r in rows])
+
+
+def test_day_report_names_entrants_and_exits():
+    prev = date(2025, 2, 28)
+    before = [
+        _row(a, pct, data_carteira_anterior=None)
+        for a, pct in [("AAAA", "60.000"), ("GONE", "40.000")]
+    ]
+    now = [
+        _row("AAAA", "70.000", "10.000", data_carteira_anterior=prev),
+        _row("NEWW", "30.000", None, data_carteira_anterior=prev),
+    ]
+    catalog = FakeCatalog({"2025-02-28": before, "2025-03-05": now})
+    report = day_report(catalog, date(2025, 3, 5))
+    assert (report.previous, report.rows, report.entered, report.left) == (
+        prev,
+        2,
+        ("NEWW",),
+        ("GONE",),
+    )
+    with pytest.raises(ReportError, match="no refined rows for 2025-03-06"):
+        day_report(catalog, date(2025, 3, 6))
+
+
+def test_unknown_issuer_lists_known_ones():
+    catalog = FakeCatalog({"2025-03-05": [_row("PETR", "12.000"), _row("PETZ", "1.000")]})
+    with pytest.raises(ValueError, match=r"Did you mean PET[RZ], PET[RZ]\?.*e\.g\. PETR, PETZ\."):
+        issuer_history_png(catalog, "PETX")
+    with pytest.raises(ValueError, match="no refined rows yet"):
+        issuer_history_png(FakeCatalog({}), "PETR")
+
+
+@pytest.mark.parametrize(
+    "given, root", [("petr", "PETR"), (" PETR4 ", "PETR"), ("TAEE11", "TAEE"), ("B3SA3", "B3SA")]
+)
+def test_normalize_issuer(given, root):
+    assert normalize_issuer(given) == root
