@@ -9,7 +9,7 @@ setup:
 
 dev: setup
 	@mkdir -p "$(DAGSTER_HOME)"
-	@touch "$(DAGSTER_HOME)/dagster.yaml"
+	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
 	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: setup

@@ -79,7 +79,8 @@ class LocalLake(Lake):
         return path
 
     def uri(self, key: str = "") -> str:
-        return self.path(key).as_uri() if key else self.root.as_uri()
+        # Not Path.as_uri(): it percent-encodes the "=" of dt=/DataCarteira= folders.
+        return "file://" + (self.path(key) if key else self.root).as_posix()
 
     def read_bytes(self, key: str) -> bytes:
         try:
