@@ -2,7 +2,8 @@
 
 This module is shipped to Glue on its own (``--extra-py-files``), so it imports only the
 standard library and pyarrow at the top; duckdb and sqlglot (local engine only, absent on
-Glue 5.0) and pyspark are imported where used; never ``b3_assets``. The SQL is read as package data so it also loads from a zip.
+Glue 5.0) and pyspark are imported where used; never ``b3_assets``. The SQL is read as
+package data so it also loads from a zip.
 """
 
 from __future__ import annotations
