@@ -41,6 +41,18 @@ def materialize(
     )
 
 
+def sensor_tick(
+    platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None
+) -> Any:
+    """One evaluation of the ``glue_job_runs`` sensor, as the daemon's tick would run it."""
+    defs = build_definitions(platform)
+    sensor = defs.get_sensor_def("glue_job_runs")
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
+    ) as ctx:
+        return sensor.evaluate_tick(ctx)
+
+
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     """Every step failure's message, to assert on what a user would read."""
     return "\n".join(

@@ -29,13 +29,12 @@ from b3_assets.archive import RawArchive
 from b3_assets.assets import REFINED
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.catalog import AthenaCatalog
-from b3_assets.definitions import build_definitions
 from b3_assets.glue_runs import GlueJobWatcher, WatchCursor
 from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
-from b3_assets.resources import Platform, build_platform
+from b3_assets.resources import build_platform
 from b3_assets.settings import Settings
-from b3_assets_tests.chain import failure_message, materialize
+from b3_assets_tests.chain import failure_message, materialize, sensor_tick
 from b3_assets_tests.moto_server import MotoServer, athena_result, unique_name, use_moto
 from b3_assets_tests.replica import DEFAULT_DATE
 from glue.local_job import run_local_refine
@@ -165,15 +164,6 @@ def aws_settings(moto: MotoServer, base_url: str = "http://127.0.0.1:9") -> Sett
         athena_workgroup=unique_name("b3-pipeline"),
         aws_endpoint_url=moto.endpoint,
     )
-
-
-def sensor_tick(platform: Platform, instance: dg.DagsterInstance, cursor: str | None) -> Any:
-    defs = build_definitions(platform)
-    sensor = defs.get_sensor_def("glue_job_runs")
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
-    ) as ctx:
-        return sensor.evaluate_tick(ctx)
 
 
 class LambdaContext:

@@ -18,7 +18,13 @@ from b3_assets.definitions import build_definitions
 from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_days
 from b3_assets.report_assets import REPORT
-from b3_assets_tests.chain import CLOSED_URL, failure_message, local_platform, materialize
+from b3_assets_tests.chain import (
+    CLOSED_URL,
+    failure_message,
+    local_platform,
+    materialize,
+    sensor_tick,
+)
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.replica import DEFAULT_DATE
 
@@ -129,20 +135,11 @@ def test_holidays_are_not_partitions(tmp_path):
     assert _lake_files(tmp_path) == []
 
 
-def _sensor_tick(platform, instance, cursor):
-    defs = build_definitions(platform)
-    sensor = defs.get_sensor_def("glue_job_runs")
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
-    ) as ctx:
-        return sensor.evaluate_tick(ctx)
-
-
 def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
     instance = dg.DagsterInstance.ephemeral()
     platform = local_platform(tmp_path, b3_replica.base_url)
     assert materialize(platform, DAY, instance=instance).success
-    first = _sensor_tick(platform, instance, None)
+    first = sensor_tick(platform, instance, None)
     mats = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
     assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY)]
     meta = mats[0].metadata
@@ -163,19 +160,19 @@ def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
         "participations_add_up_to_100": True,
     }
     # Next tick, same runs: nothing reported again.
-    second = _sensor_tick(platform, instance, first.cursor)
+    second = sensor_tick(platform, instance, first.cursor)
     assert not second.asset_events and not second.run_requests
     # A failed run (no landing for that date) becomes a failed check with Glue's error.
     platform.glue.start_job_run(
         JobName=platform.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-06"}
     )
-    third = _sensor_tick(platform, instance, second.cursor)
+    third = sensor_tick(platform, instance, second.cursor)
     (failed,) = third.asset_events
     assert isinstance(failed, dg.AssetCheckEvaluation) and not failed.passed
     assert not third.run_requests  # no report for a date Glue did not refine
     assert failed.partition == "2025-03-06"
     assert "no landing file" in failed.metadata["error_message"].value
-    assert not _sensor_tick(platform, instance, third.cursor).asset_events
+    assert not sensor_tick(platform, instance, third.cursor).asset_events
 
 
 def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):

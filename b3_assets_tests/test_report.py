@@ -30,7 +30,7 @@ from b3_assets.report import (
 )
 from b3_assets.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
 from b3_assets.resources import Platform
-from b3_assets_tests.chain import failure_message, local_platform, materialize
+from b3_assets_tests.chain import failure_message, local_platform, materialize, sensor_tick
 from b3_assets_tests.conftest import SAMPLES_DIR
 from b3_assets_tests.replica import Replica
 
@@ -59,17 +59,6 @@ def refine(
         replica.set_portfolio(date.fromisoformat(day))
         result = materialize(platform, day, instance=instance)
         assert result.success, failure_message(result)
-
-
-def sensor_tick(
-    platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None
-) -> dg.SensorResult:
-    defs = build_definitions(platform)
-    sensor = defs.get_sensor_def("glue_job_runs")
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
-    ) as ctx:
-        return sensor.evaluate_tick(ctx)
 
 
 def apply_tick(
