@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,26 @@ def skip_unless(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """A Chromium for the browser tests; skips (fails in CI) when there is none."""
+    from b3_assets.b3.browser import find_chromium
+
+    path = find_chromium(os.environ.get("B3_BROWSER_PATH"))
+    skip_unless(path is not None, "no Chromium: apt-get install chromium (or B3_BROWSER_PATH)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (a free port) for the module's AWS tests."""
+    from b3_assets_tests.moto_server import MotoServer
+
+    with MotoServer() as moto:
+        yield moto.endpoint
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ are here; the rendered-table conversion and the Chromium lookup are unit-tested 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import time
 from pathlib import Path
@@ -24,15 +23,6 @@ from b3_assets.b3.errors import (
     BrowserMissingError,
 )
 from b3_assets.b3.parse import parse_api_pages
-from b3_assets_tests.conftest import skip_unless
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium(os.environ.get("B3_BROWSER_PATH"))
-    skip_unless(path is not None, "no Chromium: apt-get install chromium (or B3_BROWSER_PATH)")
-    assert path is not None
-    return path
 
 
 @pytest.mark.browser

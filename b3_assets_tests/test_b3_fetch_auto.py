@@ -4,7 +4,6 @@ every replica fault's outcome at this level (the path taken, or the clear error)
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from b3_assets.b3 import browser as browser_mod
 from b3_assets.b3 import fetch as fetch_mod
 from b3_assets.b3.api import portfolio_url
-from b3_assets.b3.browser import find_chromium
 from b3_assets.b3.errors import (
     B3BlockedError,
     B3DateMismatchError,
@@ -22,17 +20,8 @@ from b3_assets.b3.errors import (
 )
 from b3_assets.b3.fetch import fetch_portfolio
 from b3_assets.b3.payload import RawPayload
-from b3_assets_tests.conftest import skip_unless
 
 FAST = {"timeout_s": 2.0, "retries": 2, "backoff_s": 0.001}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    path = find_chromium(os.environ.get("B3_BROWSER_PATH"))
-    skip_unless(path is not None, "no Chromium: apt-get install chromium (or B3_BROWSER_PATH)")
-    assert path is not None
-    return path
 
 
 def _auto(replica, **kw) -> RawPayload:

@@ -13,7 +13,7 @@ from b3_assets.cli import main
 from b3_assets.landing import landing_dates, read_landing
 from b3_assets.sessions import trading_days
 from b3_assets_tests.chain import CLOSED_URL, local_platform
-from b3_assets_tests.replica.portfolios import csv_bytes, generate_portfolio
+from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,16 +24,6 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
                 "B3_FETCH": "api", "B3_HTTP_RETRIES": "1"})
     env.update(extra)
     return env
-
-
-def _generated_csvs(folder: Path, days: list[date]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for day in days:
-        path = folder / f"IBOVDia_{day:%d-%m-%y}.csv"
-        path.write_bytes(csv_bytes(generate_portfolio(day)))
-        paths.append(path)
-    return paths
 
 
 def _backfill(data_dir: Path, first: str, last: str,
@@ -78,7 +68,7 @@ def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples
 def test_backfill_on_generated_history(tmp_path, monkeypatch):
     days = trading_days(date(2025, 2, 26), date(2025, 3, 7))  # across Carnival
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
-    assert main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days))]) == 0
+    assert main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))]) == 0
     proc = _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     platform = local_platform(tmp_path)
@@ -94,7 +84,7 @@ def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
 ):
     days = trading_days(date(2025, 3, 5), date(2025, 3, 7))
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
-    assert main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days[:2]))]) == 0
+    assert main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days[:2]))]) == 0
     # B3 is up but serves only its current portfolio (2025-03-05), never 2025-03-07's.
     proc = _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat(), b3_replica.base_url)
     assert proc.returncode != 0
@@ -105,7 +95,7 @@ def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
 
 def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path / "lake"))
-    good = _generated_csvs(tmp_path / "csv", [date(2025, 3, 5)])[0]
+    good = write_csvs(tmp_path / "csv", [date(2025, 3, 5)])[0]
     bad = tmp_path / "csv" / "IBOVDia_06-03-25.csv"
     bad.write_bytes(good.read_bytes().replace(b"PETR4;", b"PETR3;"))  # duplicated code
     assert main(["import-csv", str(good), str(bad)]) == 1
@@ -123,7 +113,7 @@ def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, cap
 def test_query_prints_a_table(tmp_path, monkeypatch, capsys):
     days = trading_days(date(2025, 3, 5), date(2025, 3, 6))
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
-    main(["import-csv", *map(str, _generated_csvs(tmp_path / "csv", days))])
+    main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))])
     assert _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat()).returncode == 0
     capsys.readouterr()
     assert main(["query", "SELECT DataCarteira, count(*) AS issuers FROM b3_etl_soma_acao "

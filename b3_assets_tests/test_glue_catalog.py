@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from glue.catalog import (
     PARQUET_SERDE,
@@ -24,17 +23,6 @@ TABLE = "b3_etl_soma_acao"
 ROOT = "s3://b3-lake/refined"
 D0305 = date(2025, 3, 5)
 D0306 = date(2025, 3, 6)
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import shutil
 import sys
 import types
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.landing_factory import landing_table, write_landing
@@ -148,17 +146,6 @@ def test_main_wraps_run_job_in_glue_context_and_job(
 
 
 # --- run_job: local Spark, S3 and Glue on moto -----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

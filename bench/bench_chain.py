@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from b3_assets.sessions import trading_days  # noqa: E402
-from b3_assets_tests.replica.portfolios import csv_bytes, generate_portfolio  # noqa: E402
+from b3_assets_tests.replica.portfolios import write_csvs  # noqa: E402
 
 CLOSED_URL = "http://127.0.0.1:9"
 
@@ -59,16 +59,6 @@ def _materialize(data_dir: Path, first: date, last: date) -> tuple[float, float]
                  "raw/ibov_portfolio,landing/ibov_portfolio", *rng], data_dir)
 
 
-def _generated(folder: Path, days: list[date]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for day in days:
-        path = folder / f"IBOVDia_{day:%d-%m-%y}.csv"
-        path.write_bytes(csv_bytes(generate_portfolio(day)))
-        out.append(path)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=REPO.parent / "shared" / "b3_samples")
@@ -83,7 +73,7 @@ def main() -> None:
             src = sample_files
         else:  # no samples beside the checkout: the same 32 sessions, generated
             days = trading_days(date(2025, 2, 3), date(2025, 3, 20))
-            src = _generated(tmp_path / "gen32", days)
+            src = write_csvs(tmp_path / "gen32", days)
         one = tmp_path / "one"
         _import(src, one)
         wall, mem = _materialize(one, days[-1], days[-1])
@@ -95,7 +85,7 @@ def main() -> None:
         start = date(2024, 1, 2)
         year = trading_days(start, start + timedelta(days=400))[: args.year_dates]
         ylake = tmp_path / "year"
-        _import(_generated(tmp_path / "gen", year), ylake)
+        _import(write_csvs(tmp_path / "gen", year), ylake)
         wally, memy = _materialize(ylake, year[0], year[-1])
         rows.append((f"backfill {len(year)} dates (synthetic)", len(year), wally, memy))
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()

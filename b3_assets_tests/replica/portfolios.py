@@ -353,3 +353,14 @@ def csv_bytes(portfolio: ReplicaPortfolio) -> bytes:
                  f"{fmt_dec(portfolio.part_total, 3)}")
     lines.append(f"Redutor;;;{fmt_dec(portfolio.redutor, 8)}")
     return ("\n".join(lines) + "\n").encode("latin-1")
+
+
+def write_csvs(folder: Path, days: list[date]) -> list[Path]:
+    """B3-style downloads (``IBOVDia_DD-MM-YY.csv``) of generated portfolios, one per day."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for day in days:
+        path = folder / f"IBOVDia_{day:%d-%m-%y}.csv"
+        path.write_bytes(csv_bytes(generate_portfolio(day)))
+        paths.append(path)
+    return paths
