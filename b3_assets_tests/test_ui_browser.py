@@ -48,7 +48,9 @@ LINEAGE = [
 ]
 VIEWPORT = {"width": 1440, "height": 800}
 STARTUP_TIMEOUT_S = 120
-PAGE_TIMEOUT_MS = 30_000
+# Generous: CI machines are shared, and the first visit to a page waits on GraphQL queries
+# that take seconds under load. Applies to page actions and to every ``expect`` below.
+PAGE_TIMEOUT_MS = 60_000
 
 DAGSTER_YAML = """\
 # A throwaway instance for the UI test: sqlite storage in this folder, no telemetry, no
@@ -172,8 +174,9 @@ def ui(tmp_path_factory) -> Iterator[UI]:
 
 @pytest.fixture(scope="module")
 def browser(ui):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)  # assertions retry as long as actions wait
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=find_chromium(None), args=list(LAUNCH_ARGS))
         yield chromium
@@ -298,6 +301,7 @@ def test_schedule_and_sensor_are_listed_and_running(ui, page, shots):
         "glue_job_runs": "RUNNING"
     }
     page.goto(f"{ui.url}/automation")
+    expect(page.get_by_text("Loading automations")).to_have_count(0)
     for name, kind in [("daily_ibov_portfolio_0830", "08:30"), ("glue_job_runs", "sensor")]:
         item = page.locator("div[data-index]").filter(has_text=name)
         expect(item).to_contain_text(kind)
