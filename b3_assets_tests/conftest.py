@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from b3_assets_tests.moto_server import MotoServer
+
 SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "b3_samples"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -33,12 +35,15 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
+def moto() -> Iterator[MotoServer]:
     """moto's server on 127.0.0.1 (a free port) for the module's AWS tests."""
-    from b3_assets_tests.moto_server import MotoServer
+    with MotoServer() as server:
+        yield server
 
-    with MotoServer() as moto:
-        yield moto.endpoint
+
+@pytest.fixture(scope="module")
+def moto_endpoint(moto: MotoServer) -> str:
+    return moto.endpoint
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ Nothing here talks to AWS.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -50,12 +49,6 @@ REFINED_ROWS = [
     ("PETR", "PETROBRAS", 2, 10432214955, "10.512", None, TS, "2025-03-05"),
 ]
 PROCESSADO_EM = datetime(2025, 3, 5, 9, 1, 2, 345000)
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

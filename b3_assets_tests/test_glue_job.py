@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 import types
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ import pytest
 
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.landing_factory import landing_table, write_landing
+from b3_assets_tests.moto_server import MotoServer, unique_name
 from b3_assets_tests.test_refine_spark_parity import local_spark
 from glue import job as glue_job
 from glue.local_job import run_local_refine
@@ -79,6 +82,7 @@ def test_optional_arguments_and_glue_injected_ones(awsglue_utils: types.ModuleTy
     assert args["refined_prefix"] == "curated/refined"
     assert args["landing_prefix"] == "landing/ibov"
     assert args["JOB_NAME"] == "b3-refine"
+    assert args["JOB_RUN_ID"] == "jr_1"  # what the job waits on overlapping runs with
     assert "TempDir" not in args
 
 
@@ -134,15 +138,99 @@ def test_main_wraps_run_job_in_glue_context_and_job(
     sys.modules["pyspark.context"].SparkContext = FakeSparkContext  # type: ignore[attr-defined]
     monkeypatch.setattr(glue_job, "run_job", fake_run_job)
 
+    def fake_wait(glue: Any, job_name: str, run_id: str, data_carteira: str) -> list[str]:
+        calls.append(("wait", (job_name, run_id, data_carteira)))
+        return []
+
+    monkeypatch.setattr(glue_job, "wait_for_earlier_runs", fake_wait)
+
     argv = ["job.py", "--JOB_NAME", "b3-refine", "--data_carteira", "2025-03-05"]
-    summary = glue_job.main([*argv, "--bucket", BUCKET])
+    summary = glue_job.main([*argv, "--bucket", BUCKET, "--JOB_RUN_ID", "jr_7"])
 
     assert summary == {"rows": 84}
-    assert [c[0] for c in calls] == ["GlueContext", "init", "run_job", "commit"]
+    assert [c[0] for c in calls] == ["GlueContext", "init", "wait", "run_job", "commit"]
+    assert calls[2][1] == ("b3-refine", "jr_7", "2025-03-05")
     assert calls[0][1] == "spark-context"
     assert calls[1][1] == ("b3-refine", "2025-03-05")
-    assert calls[2][1]["bucket"] == BUCKET
-    assert calls[2][1]["table"] == "b3_etl_soma_acao"
+    assert calls[3][1]["bucket"] == BUCKET
+    assert calls[3][1]["table"] == "b3_etl_soma_acao"
+
+
+# --- one run per date at a time (Glue's job runs on moto) ------------------------------------
+
+
+class Clock:
+    """A fake clock whose sleeps move it forward (and are counted)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def glue_runs(moto: MotoServer) -> Iterator[tuple[Any, str]]:
+    """A Glue job on moto whose runs stay in the state they start in until told otherwise."""
+    glue = moto.client("glue")
+    job = unique_name("b3-refine")
+    glue.create_job(Name=job, Role="arn:aws:iam::123456789012:role/glue",
+                    Command={"Name": "glueetl", "ScriptLocation": "s3://a/job.py"},
+                    ExecutionProperty={"MaxConcurrentRuns": 10})
+    yield glue, job
+
+
+def _start(glue: Any, job: str, day: str) -> str:
+    run_id = glue.start_job_run(JobName=job, Arguments={"--data_carteira": day})["JobRunId"]
+    time.sleep(0.01)  # distinct StartedOn, as real runs started by separate events have
+    return run_id
+
+
+def test_an_overlapping_run_of_the_same_date_waits_for_the_earlier_one(
+    moto: MotoServer, glue_runs: tuple[Any, str]
+) -> None:
+    glue, job = glue_runs
+    # Every run advances one state (STARTING -> RUNNING -> SUCCEEDED) per 3 reads of it.
+    with moto.transition("glue::job_run", progression="manual", times=3):
+        first = _start(glue, job, "2025-03-05")
+        other_date = _start(glue, job, "2025-03-06")
+        duplicate = _start(glue, job, "2025-03-05")
+        clock = Clock()
+
+        waited = glue_job.wait_for_earlier_runs(
+            glue, job, duplicate, "2025-03-05", poll_s=15, sleep=clock.sleep, clock=clock
+        )
+        states = {r["Id"]: r["JobRunState"] for r in glue.get_job_runs(JobName=job)["JobRuns"]}
+
+    assert waited == [first]  # not the other date's run, not itself
+    assert clock.sleeps and set(clock.sleeps) == {15}
+    assert states[first] == "SUCCEEDED"
+    # The earliest run of a date waits for nobody; a run Glue does not list neither.
+    assert glue_job.earlier_active_runs(glue, job, first, "2025-03-05") == []
+    assert glue_job.earlier_active_runs(glue, job, "jr_local", "2025-03-05") == []
+    assert other_date not in waited
+
+
+def test_a_run_that_waits_too_long_fails_having_written_nothing(
+    moto: MotoServer, glue_runs: tuple[Any, str]
+) -> None:
+    glue, job = glue_runs
+    with moto.transition("glue::job_run", progression="manual", times=10**9):
+        first = _start(glue, job, "2025-03-05")
+        duplicate = _start(glue, job, "2025-03-05")
+        clock = Clock()
+        with pytest.raises(TimeoutError) as info:
+            glue_job.wait_for_earlier_runs(glue, job, duplicate, "2025-03-05", timeout_s=60,
+                                           poll_s=15, sleep=clock.sleep, clock=clock)
+    message = str(info.value)
+    assert f"{first} (STARTING)" in message and "2025-03-05" in message
+    assert "Nothing was written" in message
+    assert clock.now == 60
 
 
 # --- run_job: local Spark, S3 and Glue on moto -----------------------------------------------

@@ -6,7 +6,6 @@ on the laptop's folder must work the same on the bucket. Nothing here talks to A
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,6 @@ from b3_assets_tests.landing_factory import landing_table
 from b3_assets_tests.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
 
 DAY = date(2025, 3, 5)
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

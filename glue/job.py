@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,11 @@ OPTIONAL_ARGS: dict[str, str] = {
     "table": TABLE_NAME,
 }
 DEFAULT_JOB_NAME = "b3-refine-ibov"
+#: Glue JobRunStates of a run that may still read landing or write refined.
+ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
+#: How long a run waits for an earlier run of its date (the stack's job Timeout is 60 min).
+WAIT_FOR_EARLIER_RUNS_S = 40 * 60
+WAIT_POLL_S = 15.0
 
 
 def _given(argv: Sequence[str], name: str) -> bool:
@@ -64,6 +70,8 @@ def resolve_args(argv: Sequence[str]) -> dict[str, str]:
     resolved = getResolvedOptions(list(argv), [*REQUIRED_ARGS, *optional])
     args = dict(OPTIONAL_ARGS)
     args.update({n: resolved[n] for n in [*REQUIRED_ARGS, *optional]})
+    if resolved.get("JOB_RUN_ID"):  # reserved: awsglue always parses it, Glue always passes it
+        args["JOB_RUN_ID"] = resolved["JOB_RUN_ID"]
     try:
         date.fromisoformat(args["data_carteira"])
     except ValueError as exc:
@@ -103,6 +111,75 @@ def delete_prefix(s3_client: Any, bucket: str, prefix: str) -> int:
             raise RuntimeError(f"S3 refused to delete under s3://{bucket}/{prefix}: {response}")
         deleted += len(keys)
     return deleted
+
+
+def _run_order(run: Mapping[str, Any]) -> tuple[datetime, str]:
+    started = run.get("StartedOn")
+    if not isinstance(started, datetime):
+        started = datetime.max.replace(tzinfo=UTC)
+    elif started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return started, str(run.get("Id", ""))
+
+
+def earlier_active_runs(
+    glue_client: Any, job_name: str, run_id: str, data_carteira: str
+) -> list[dict[str, Any]]:
+    """Runs of ``job_name`` for the same date, still in flight, that started before ``run_id``.
+
+    Runs are ordered by (StartedOn, Id), so of two overlapping runs exactly one goes first. A
+    run id Glue does not list (a local or test invocation) has nothing to wait for."""
+    runs: list[dict[str, Any]] = []
+    paginator = glue_client.get_paginator("get_job_runs")
+    for page in paginator.paginate(JobName=job_name):
+        runs.extend(page.get("JobRuns", []))
+    mine = next((r for r in runs if r.get("Id") == run_id), None)
+    if mine is None:
+        return []
+    return [
+        r for r in runs
+        if r.get("Id") != run_id
+        and r.get("JobRunState") in ACTIVE_RUN_STATES
+        and (r.get("Arguments") or {}).get("--data_carteira") == data_carteira
+        and _run_order(r) < _run_order(mine)
+    ]
+
+
+def wait_for_earlier_runs(
+    glue_client: Any,
+    job_name: str,
+    run_id: str,
+    data_carteira: str,
+    *,
+    timeout_s: float = WAIT_FOR_EARLIER_RUNS_S,
+    poll_s: float = WAIT_POLL_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
+    """Block until no earlier run of the same date is in flight; returns the ids waited for.
+
+    Delivery of landing events is at-least-once and a backfill may start many runs, so two
+    runs of one date can overlap. Each deletes and rewrites ``DataCarteira=D/``; interleaved,
+    they could leave both runs' files behind (duplicate rows). Serializing them per date makes
+    the last run's output the whole of the date. Raises TimeoutError, having written nothing,
+    when an earlier run is still active after ``timeout_s``."""
+    deadline = clock() + timeout_s
+    waited: list[str] = []
+    while True:
+        earlier = earlier_active_runs(glue_client, job_name, run_id, data_carteira)
+        if not earlier:
+            return waited
+        ids = [str(r["Id"]) for r in earlier]
+        waited.extend(i for i in ids if i not in waited)
+        if clock() >= deadline:
+            states = ", ".join(f"{r['Id']} ({r.get('JobRunState')})" for r in earlier)
+            raise TimeoutError(
+                f"run {run_id} of {job_name} for {data_carteira} waited {timeout_s:.0f} s for "
+                f"earlier run(s) of the same date to finish: {states}. Nothing was written; "
+                "start this date again once they are done (or stop them in the Glue console)."
+            )
+        log.info("run %s waits for earlier run(s) of %s: %s", run_id, data_carteira, ids)
+        sleep(poll_s)
 
 
 def run_job(
@@ -200,8 +277,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     glue_context = GlueContext(SparkContext.getOrCreate())
     spark = glue_context.spark_session
     job = Job(glue_context)
-    job.init(args.get("JOB_NAME", DEFAULT_JOB_NAME), dict(args))
-    summary = run_job(spark, boto3.client("s3"), boto3.client("glue"), args)
+    job_name = args.get("JOB_NAME", DEFAULT_JOB_NAME)
+    job.init(job_name, dict(args))
+    glue_client = boto3.client("glue")
+    if "JOB_RUN_ID" in args:  # Glue passes it; one run per date at a time
+        wait_for_earlier_runs(glue_client, job_name, args["JOB_RUN_ID"], args["data_carteira"])
+    summary = run_job(spark, boto3.client("s3"), glue_client, args)
     job.commit()
     print(json.dumps(summary))  # lands in the job's CloudWatch output log
     return summary

@@ -9,7 +9,9 @@ in place of the Glue client, so both environments run this exact code.
 Delivery is at-least-once (EventBridge and Lambda's asynchronous retries may both repeat an
 event). Nothing here deduplicates: :func:`decide` is pure, so a repeated event always maps to
 the same date, and the Glue job replaces that whole date (``DataCarteira=…/``) on every run, so
-a second run for the same date rewrites the same rows instead of appending duplicates.
+a second run for the same date rewrites the same rows instead of appending duplicates. Two
+runs of one date that overlap in time are serialized by the job itself (a later run waits for
+the earlier one, ``glue.job.wait_for_earlier_runs``), so they never interleave their writes.
 
 Everything that is not a landing Parquet file of this bucket is logged and ignored (the return
 value says why). Errors from Glue — ``ConcurrentRunsExceededException`` during a large backfill,
