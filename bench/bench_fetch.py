@@ -48,14 +48,22 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def timed(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
+def timed(*fns: Callable[[], object], runs: int, warmup: int = 1) -> list[list[float]]:
+    """Milliseconds per run of each of ``fns``, interleaved run by run (first ``fns[0]``, then
+    ``fns[1]``…, alternating who goes first), so a burst of load on a shared machine hits
+    every path alike instead of skewing whichever happened to run during it."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    out: list[list[float]] = [[] for _ in fns]
+    for run in range(runs):
+        order = list(range(len(fns)))
+        if run % 2:
+            order.reverse()
+        for i in order:
+            t = time.perf_counter()
+            fns[i]()
+            out[i].append((time.perf_counter() - t) * 1000)
     return out
 
 
@@ -81,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         def api() -> None:
             fetch_api(replica.base_url).portfolio(day)
 
+        bare_ms, api_ms = timed(bare, api, runs=args.runs)
         rows: list[tuple[str, list[float]]] = [
-            ("bare HTTP (requests.get, same URL)", timed(bare, args.runs)),
-            ("api (fetch + parse + validate)", timed(api, args.runs)),
+            ("bare HTTP (requests.get, same URL)", bare_ms),
+            ("api (fetch + parse + validate)", api_ms),
         ]
         chromium = None if args.no_browser else find_chromium(args.browser_path)
         if chromium:
@@ -91,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                 fetch_browser(replica.base_url, browser_path=chromium).portfolio(day)
 
             rows.append(("browser (incl. launch; + parse + validate)",
-                         timed(browser, args.browser_runs or args.runs)))
+                         timed(browser, runs=args.browser_runs or args.runs)[0]))
 
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"B3 fetch benchmark: replica on 127.0.0.1, portfolio {day} ({served.origin}, "
-          f"{len(served.rows)} rows, {len(urls)} API page(s)), 1 warm-up run per path")
+          f"{len(served.rows)} rows, {len(urls)} API page(s)), 1 warm-up run per path, "
+          "bare and api runs interleaved")
     print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python "
           f"{platform.python_version()} ({platform.system()} {platform.machine()}), "
           f"load average {load}")

@@ -22,26 +22,28 @@ _BR_DECIMAL = re.compile(r"^-?(\d{1,3}(\.\d{3})*|\d+)(,\d+)?$")
 _B3_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{2}|\d{4})$")
 _CSV_TITLE_DATE = re.compile(r"Carteira do Dia\s*-?\s*(\d{2}/\d{2}/\d{2,4})")
 _FILE_DATE = re.compile(r"IBOVDia_(\d{2})-(\d{2})-(\d{2,4})")
-_SPACES = re.compile(r"\s+")
 
 API_RESULT_KEYS = ("cod", "asset", "type", "theoricalQty", "part")
 API_HEADER_KEYS = ("date", "theoricalQty", "reductor")
 CSV_COLUMNS = ("Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)")
 
 
-def parse_br_int(text: str, what: str, where: str) -> int:
-    """``4.394.835.131`` -> 4394835131; anything else is an error naming the field."""
+def parse_br_int(text: str, what: str, where: str, code: str = "") -> int:
+    """``4.394.835.131`` -> 4394835131; anything else is an error naming the field
+    (``code`` prefixes ``what`` in the message: built only when there is an error)."""
     value = (text or "").strip()
     if not _BR_INT.match(value):
-        raise B3PayloadError(where, f"{what} {text!r} is not a pt-BR integer")
+        label = f"{code} {what}" if code else what
+        raise B3PayloadError(where, f"{label} {text!r} is not a pt-BR integer")
     return int(value.replace(".", ""))
 
 
-def parse_br_decimal(text: str, what: str, where: str) -> Decimal:
+def parse_br_decimal(text: str, what: str, where: str, code: str = "") -> Decimal:
     """``16.163.925,35005373`` -> Decimal('16163925.35005373'), exactly."""
     value = (text or "").strip()
     if not _BR_DECIMAL.match(value):
-        raise B3PayloadError(where, f"{what} {text!r} is not a pt-BR decimal number")
+        label = f"{code} {what}" if code else what
+        raise B3PayloadError(where, f"{label} {text!r} is not a pt-BR decimal number")
     return Decimal(value.replace(".", "").replace(",", "."))
 
 
@@ -59,7 +61,7 @@ def parse_b3_date(text: str, where: str) -> date:
 
 def collapse_spaces(text: str) -> str:
     """``ON      NM`` -> ``ON NM``: B3 pads ``Tipo`` with runs of spaces."""
-    return _SPACES.sub(" ", text or "").strip()
+    return " ".join((text or "").split())
 
 
 def date_from_filename(name: str) -> date | None:
@@ -114,7 +116,8 @@ def parse_api_pages(
         results.extend(page_results)
     constituents = []
     for i, row in enumerate(results, start=1):
-        if not isinstance(row, Mapping):
+        # json.loads gives dicts: the exact type check spares the ABC check on every row.
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise B3PayloadError(where, f"result {i} is not an object", data_carteira)
         missing = [k for k in API_RESULT_KEYS if k not in row]
         if missing:
@@ -129,8 +132,8 @@ def parse_api_pages(
                 codigo=codigo,
                 acao=collapse_spaces(_text(row["asset"])),
                 tipo=collapse_spaces(_text(row["type"])),
-                qtde_teorica=parse_br_int(_text(row["theoricalQty"]), f"{codigo} quantity", where),
-                participacao_pct=parse_br_decimal(_text(row["part"]), f"{codigo} part", where),
+                qtde_teorica=parse_br_int(_text(row["theoricalQty"]), "quantity", where, codigo),
+                participacao_pct=parse_br_decimal(_text(row["part"]), "part", where, codigo),
             )
         )
     part = header.get("part")
@@ -213,8 +216,8 @@ def parse_csv(
                 codigo=codigo,
                 acao=collapse_spaces(cells[idx["Ação"]]),
                 tipo=collapse_spaces(cells[idx["Tipo"]]),
-                qtde_teorica=parse_br_int(cells[idx["Qtde. Teórica"]], f"{codigo} quantity", where),
-                participacao_pct=parse_br_decimal(cells[idx["Part. (%)"]], f"{codigo} part", where),
+                qtde_teorica=parse_br_int(cells[idx["Qtde. Teórica"]], "quantity", where, codigo),
+                participacao_pct=parse_br_decimal(cells[idx["Part. (%)"]], "part", where, codigo),
             )
         )
     if total is None:
