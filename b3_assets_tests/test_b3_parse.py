@@ -261,8 +261,14 @@ def test_every_problem_is_reported_at_once(good: ReplicaPortfolio) -> None:
 
 def test_malformed_numbers_and_dates(good: ReplicaPortfolio) -> None:
     doc = api_page(good, page_number=1, page_size=120)
+    code = doc["results"][0]["cod"]
     doc["results"][0]["part"] = "1.5e2"
-    with pytest.raises(B3PayloadError, match="part '1.5e2' is not a pt-BR decimal"):
+    with pytest.raises(B3PayloadError, match=f"{code} part '1.5e2' is not a pt-BR decimal"):
+        parse_api_pages([json.dumps(doc).encode()], URL, NOW)
+    doc = api_page(good, page_number=1, page_size=120)
+    doc["results"][1]["theoricalQty"] = "12x"
+    code = doc["results"][1]["cod"]
+    with pytest.raises(B3PayloadError, match=f"{code} quantity '12x' is not a pt-BR integer"):
         parse_api_pages([json.dumps(doc).encode()], URL, NOW)
     doc = api_page(good, page_number=1, page_size=120)
     doc["header"]["date"] = "31/02/25"
