@@ -6,6 +6,7 @@ import json
 import random
 import socket
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 
@@ -77,6 +78,10 @@ def test_short_pages_follow_total_pages(b3_replica) -> None:
     assert [r.params["pageNumber"] for r in b3_replica.api_requests()] == list(
         range(1, -(-n // 20) + 1))
     assert payload.portfolio().constituents == b3_replica.portfolio.constituents()
+    # The pages the fetcher decoded parse exactly like the bytes the archive keeps.
+    assert payload.decoded_pages is not None and len(payload.decoded_pages) == -(-n // 20)
+    from_bytes = replace(payload, decoded_pages=None)
+    assert from_bytes == payload and from_bytes.portfolio() == payload.portfolio()
 
 
 def test_latency_under_the_timeout_is_fine(b3_replica) -> None:

@@ -211,6 +211,7 @@ def fetch_api(
         first = get(first_url)
         doc = _decode(first_url, first)
         files = [("page-001.json", first)]
+        docs = [doc]
         total_pages, total_records = _page_info(doc)
         if total_pages is not None and total_pages > MAX_PAGES:
             raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
@@ -230,6 +231,7 @@ def fetch_api(
             if rows is not None and isinstance(page.get("results"), list):
                 rows += len(page["results"])
             files.append((f"page-{number:03d}.json", body))
+            docs.append(page)
         if total_records is not None and rows is not None and rows != total_records:
             raise B3PayloadError(first_url, f"the {len(files)} page(s) hold {rows} rows but "
                                  f"page.totalRecords is {total_records}")
@@ -237,4 +239,5 @@ def fetch_api(
         if own:
             s.close()
     log.info("B3 API: %d page(s) from %s", len(files), first_url)
-    return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files))
+    return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files),
+                      decoded_pages=tuple(docs))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from b3_assets.b3.model import Portfolio
 from b3_assets.b3.parse import date_from_filename, parse_api_pages, parse_csv
@@ -26,6 +27,11 @@ class RawPayload:
     url: str
     fetched_at: datetime
     files: tuple[tuple[str, bytes], ...]
+    #: The JSON pages already decoded by the fetcher (same order as ``files``), so parsing
+    #: does not decode them twice. Not part of the payload's identity.
+    decoded_pages: tuple[Mapping[str, Any], ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def digest(self) -> str:
@@ -44,6 +50,8 @@ class RawPayload:
             name, data = csvs[0]
             return parse_csv(data, self.url, self.fetched_at, date_from_filename(name))
         pages = [d for n, d in self.files if n.lower().endswith(".json")]
+        if self.decoded_pages is not None and len(self.decoded_pages) == len(pages):
+            return parse_api_pages(self.decoded_pages, self.url, self.fetched_at)
         return parse_api_pages(pages, self.url, self.fetched_at)
 
     def portfolio(self, expected_date: date | None = None) -> Portfolio:
