@@ -264,12 +264,27 @@ def _doc(page: int, pages: int, records: int, date_text: str, rows: int) -> dict
             "header": {"date": date_text}, "results": [{}] * rows}
 
 
-def test_pages_of_different_dates_are_rejected() -> None:
-    session = _StubSession([_doc(1, 2, 3, "05/03/25", 2), _doc(2, 2, 3, "06/03/25", 1)])
+def test_a_portfolio_published_mid_fetch_starts_the_fetch_over(b3_replica) -> None:
+    """Page 1 is served under the next date once, as if B3 rolled over between pages."""
+    b3_replica.fault("short_pages", max_page_size=20)
+    b3_replica.fault("other_date", count=1)
+    payload = fetch_api(b3_replica.base_url, **FAST)
+    pages = -(-len(b3_replica.portfolio.rows) // 20)
+    asked = [r.params["pageNumber"] for r in b3_replica.api_requests()]
+    assert asked == [1, 2, *range(1, pages + 1)]  # page 2 disagreed with page 1: over again
+    assert len(payload.files) == pages
+    assert payload.portfolio(b3_replica.portfolio.data_carteira).constituents == (
+        b3_replica.portfolio.constituents())
+
+
+def test_pages_that_keep_disagreeing_are_rejected() -> None:
+    docs = [_doc(1, 2, 3, "05/03/25", 2), _doc(2, 2, 3, "06/03/25", 1)] * (api.MAX_RESTARTS + 1)
+    session = _StubSession(docs)
     with pytest.raises(B3PayloadError) as err:
         fetch_api("http://b3.test", session=session, **FAST)  # type: ignore[arg-type]
     assert err.value.where == portfolio_url("http://b3.test", 2)
-    assert "changed the portfolio mid-fetch" in str(err.value)
+    assert "changed the portfolio mid-fetch, 3 times in a row" in str(err.value)
+    assert session.docs == []  # page 1 and 2 asked three times, nothing more
 
 
 def test_rows_must_match_total_records() -> None:

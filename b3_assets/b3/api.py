@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -183,6 +183,48 @@ def _page_info(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
             records if isinstance(records, int) else None)
 
 
+#: How many times a fetch starts over from page 1 when B3 switches portfolios between pages.
+MAX_RESTARTS = 2
+
+
+class _PortfolioChanged(B3PayloadError):
+    """Page N is for another date than page 1: B3 published a new portfolio mid-fetch."""
+
+
+def _all_pages(
+    base: str, get: Callable[[str], bytes]
+) -> tuple[list[tuple[str, bytes]], list[Mapping[str, Any]]]:
+    """One pass over every page: (file name, bytes) and the decoded pages, checked to agree."""
+    first_url = portfolio_url(base, 1)
+    first = get(first_url)
+    doc = _decode(first_url, first)
+    files, docs = [("page-001.json", first)], [doc]
+    total_pages, total_records = _page_info(doc)
+    if total_pages is not None and total_pages > MAX_PAGES:
+        raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
+                             f"{MAX_PAGES} pages of {PAGE_SIZE}: not the IBOV portfolio")
+    header0 = doc.get("header")
+    date0 = header0.get("date") if isinstance(header0, Mapping) else None
+    rows = len(doc["results"]) if isinstance(doc.get("results"), list) else None
+    for number in range(2, (total_pages or 1) + 1):
+        url = portfolio_url(base, number)
+        body = get(url)
+        page = _decode(url, body)
+        header = page.get("header")
+        date_n = header.get("date") if isinstance(header, Mapping) else None
+        if date_n != date0:
+            raise _PortfolioChanged(url, f"page {number} is for {date_n!r} but page 1 for "
+                                    f"{date0!r}: B3 changed the portfolio mid-fetch")
+        if rows is not None and isinstance(page.get("results"), list):
+            rows += len(page["results"])
+        files.append((f"page-{number:03d}.json", body))
+        docs.append(page)
+    if total_records is not None and rows is not None and rows != total_records:
+        raise B3PayloadError(first_url, f"the {len(files)} page(s) hold {rows} rows but "
+                             f"page.totalRecords is {total_records}")
+    return files, docs
+
+
 def fetch_api(
     base_url: str,
     *,
@@ -195,49 +237,35 @@ def fetch_api(
     """Every page of today's IBOV portfolio from the JSON API, bytes as B3 sent them.
 
     Asks 120 rows a page (all of IBOV) but follows ``page.totalPages`` whenever B3 pages
-    anyway. Raises :class:`B3BlockedError` (403 / HTML instead of JSON),
-    :class:`B3PayloadError` (not JSON, pages that disagree) or :class:`B3UnavailableError`
-    (retries exhausted, other 4xx)."""
+    anyway. When B3 publishes a new portfolio between two pages, starts over from page 1
+    (up to :data:`MAX_RESTARTS` times), so the pages kept are always of one portfolio.
+    Raises :class:`B3BlockedError` (403 / HTML instead of JSON), :class:`B3PayloadError`
+    (not JSON, pages that disagree) or :class:`B3UnavailableError` (retries exhausted,
+    other 4xx)."""
     base = base_url.rstrip("/")
     own = session is None
     s = session if session is not None else new_session(base)
-    fetched_at = datetime.now(UTC)
-    first_url = portfolio_url(base, 1)
-    try:
-        def get(url: str) -> bytes:
-            return get_page(s, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                            max_wait_s=max_wait_s)
 
-        first = get(first_url)
-        doc = _decode(first_url, first)
-        files = [("page-001.json", first)]
-        docs = [doc]
-        total_pages, total_records = _page_info(doc)
-        if total_pages is not None and total_pages > MAX_PAGES:
-            raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
-                                 f"{MAX_PAGES} pages of {PAGE_SIZE}: not the IBOV portfolio")
-        header0 = doc.get("header")
-        date0 = header0.get("date") if isinstance(header0, Mapping) else None
-        rows = len(doc["results"]) if isinstance(doc.get("results"), list) else None
-        for number in range(2, (total_pages or 1) + 1):
-            url = portfolio_url(base, number)
-            body = get(url)
-            page = _decode(url, body)
-            header = page.get("header")
-            date_n = header.get("date") if isinstance(header, Mapping) else None
-            if date_n != date0:
-                raise B3PayloadError(url, f"page {number} is for {date_n!r} but page 1 for "
-                                     f"{date0!r}: B3 changed the portfolio mid-fetch; retry")
-            if rows is not None and isinstance(page.get("results"), list):
-                rows += len(page["results"])
-            files.append((f"page-{number:03d}.json", body))
-            docs.append(page)
-        if total_records is not None and rows is not None and rows != total_records:
-            raise B3PayloadError(first_url, f"the {len(files)} page(s) hold {rows} rows but "
-                                 f"page.totalRecords is {total_records}")
+    def get(url: str) -> bytes:
+        return get_page(s, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                        max_wait_s=max_wait_s)
+
+    try:
+        for restart in range(MAX_RESTARTS + 1):
+            fetched_at = datetime.now(UTC)
+            try:
+                files, docs = _all_pages(base, get)
+                break
+            except _PortfolioChanged as exc:
+                if restart == MAX_RESTARTS:
+                    raise B3PayloadError(
+                        exc.where, f"{exc.problem}, {MAX_RESTARTS + 1} times in a row; "
+                        "try again in a few minutes") from exc
+                log.warning("B3 API: %s; starting over from page 1", exc.problem)
     finally:
         if own:
             s.close()
+    first_url = portfolio_url(base, 1)
     log.info("B3 API: %d page(s) from %s", len(files), first_url)
     return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files),
                       decoded_pages=tuple(docs))
