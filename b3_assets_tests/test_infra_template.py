@@ -321,6 +321,7 @@ def test_lambda_retries_and_dead_letters(template: dict[str, Any], r: Resolver) 
     res = template["Resources"]
     fn = r.resolve(res["LandingTriggerFunction"]["Properties"])
     assert fn["Runtime"] == "python3.11" and fn["Handler"] == "handler.handler"
+    assert fn["Timeout"] == 900  # time to wait for a free Glue slot during a backfill
     assert fn["Code"] == {"S3Bucket": "my-artifacts", "S3Key": "b3/lambda.zip"}
     env = fn["Environment"]["Variables"]
     assert env["GLUE_JOB_NAME"] == "b3-etl-soma-acao" and env["B3_BUCKET"] == LAKE

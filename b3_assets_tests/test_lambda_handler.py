@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -414,6 +415,84 @@ def test_concurrent_runs_exceeded_is_raised(
     assert error["level"] == "ERROR" and error["event_id"] == "e-2"
     assert error["error_code"] == "ConcurrentRunsExceededException"
     assert error["retryable"] is True and error["data_carteira"] == "2025-03-06"
+
+
+def test_a_backfill_waits_for_a_free_slot_within_the_invocation(
+    moto_endpoint: str, glue: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One slot, taken by a run that ends while the second date's event waits (moto moves a
+    run on one state per two reads of it): that event starts, instead of going to the DLQ."""
+    job = _create_job(glue, max_concurrent_runs=1)
+    config = _config(job)
+    _set_transition(moto_endpoint, "glue::job_run", {"progression": "manual", "times": 2})
+    try:
+        first = lh.handle(_good(), glue, config)["job_run_id"]
+        second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet",
+                                         event_id="e-2")
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:  # time passes: the first run moves on
+            waits.append(seconds)
+            glue.get_job_run(JobName=job, RunId=first)
+
+        result = lh.handle(second, glue, config, time_left_s=lambda: 600.0, sleep=sleep)
+    finally:
+        _set_transition(moto_endpoint, "glue::job_run", None)
+    assert result["status"] == "started" and result["attempts"] == len(waits) + 1 > 1
+    assert all(0 < w <= lh.RETRY_MAX_WAIT_S for w in waits)
+    runs = glue.get_job_runs(JobName=job)["JobRuns"]
+    assert sorted(r["Arguments"]["--data_carteira"] for r in runs) == ["2025-03-05", "2025-03-06"]
+    lines = [line for line in _json_lines(capsys.readouterr().out) if line.get("event_id") == "e-2"]
+    assert [line["level"] for line in lines] == ["WARNING"] * len(waits) + ["INFO"]
+    assert lines[0]["error_code"] == "ConcurrentRunsExceededException"
+
+
+def test_waiting_stops_while_there_is_time_to_raise(
+    glue: Any, runs_stay_running: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = _create_job(glue, max_concurrent_runs=1)
+    config = _config(job)
+    lh.handle(_good(), glue, config)
+    second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet")
+    clock = {"left": 120.0}
+
+    def sleep(seconds: float) -> None:
+        clock["left"] -= seconds
+
+    with pytest.raises(ClientError):
+        lh.handle(second, glue, config, time_left_s=lambda: clock["left"], sleep=sleep)
+    assert lh.RETRY_SAFETY_MARGIN_S < clock["left"] < 120.0  # waited, then left time to raise
+    error = _json_lines(capsys.readouterr().out)[-1]
+    assert error["level"] == "ERROR" and error["attempts"] > 1
+
+
+def test_the_lambda_context_bounds_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = boto3.client("glue", region_name="us-east-1", **FAKE_CREDS)
+    monkeypatch.setattr(lh, "_glue_client", client)
+    monkeypatch.setenv("GLUE_JOB_NAME", "j")
+    monkeypatch.setenv("B3_BUCKET", BUCKET)
+
+    class Context:
+        aws_request_id = "req-1"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 5_000  # less than the safety margin: no waiting
+
+    with Stubber(client) as stub:
+        stub.add_client_error("start_job_run", service_error_code="ThrottlingException")
+        with pytest.raises(ClientError):
+            lh.handler(_good(), Context())
+        stub.assert_no_pending_responses()
+
+
+def test_retry_waits_double_up_to_the_ceiling_with_jitter() -> None:
+    rng = random.Random(7)
+    waits = [lh.retry_wait_s(n, rng) for n in range(1, 10)]
+    ceilings = [min(lh.RETRY_MAX_WAIT_S, lh.RETRY_FIRST_WAIT_S * 2 ** (n - 1))
+                for n in range(1, 10)]
+    assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings, strict=True))
+    assert ceilings[-1] == lh.RETRY_MAX_WAIT_S
+    assert lh.retry_wait_s(10_000, rng) <= lh.RETRY_MAX_WAIT_S  # an hour of refusals: no overflow
 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "TooManyRequestsException",

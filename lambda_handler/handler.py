@@ -14,9 +14,12 @@ runs of one date that overlap in time are serialized by the job itself (a later 
 the earlier one, ``glue.job.wait_for_earlier_runs``), so they never interleave their writes.
 
 Everything that is not a landing Parquet file of this bucket is logged and ignored (the return
-value says why). Errors from Glue — ``ConcurrentRunsExceededException`` during a large backfill,
-throttling, missing permissions — are raised, never swallowed: Lambda then retries the event
-and finally parks it in the dead-letter queue, so no landing date is lost silently.
+value says why). When Glue refuses a run for now — ``ConcurrentRunsExceededException`` while a
+large backfill fills the job's slots, throttling — the handler waits (backoff with jitter) and
+asks again within the same invocation while its time lasts, so a backfill drains at Glue's pace
+instead of exhausting Lambda's two retries in three minutes. What still fails, and every other
+error (missing permissions, a deleted job), is raised, never swallowed: Lambda then retries the
+event and finally parks it in the dead-letter queue, so no landing date is lost silently.
 
 Only boto3 and the standard library are used: the file ships as a plain zip.
 """
@@ -27,10 +30,12 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import re
 import sys
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote_plus, unquote_plus
@@ -49,6 +54,7 @@ __all__ = [
     "is_retryable_error",
     "job_arguments",
     "object_created_event",
+    "retry_wait_s",
 ]
 
 DEFAULT_LANDING_PREFIX = "landing/ibov"
@@ -78,6 +84,12 @@ THROTTLING_ERROR_CODES = frozenset(
 CONCURRENCY_ERROR_CODES = frozenset(
     {"ConcurrentRunsExceededException", "ResourceNumberLimitExceededException"}
 )
+
+#: Waiting for Glue to accept a refused run: first wait, ceiling, and the time kept in hand so
+#: the last attempt's error is logged and raised before Lambda's timeout cuts the invocation.
+RETRY_FIRST_WAIT_S = 2.0
+RETRY_MAX_WAIT_S = 30.0
+RETRY_SAFETY_MARGIN_S = 10.0
 
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Spark skips files whose names start with "_" or "." (markers, temp files): a run for them
@@ -296,13 +308,30 @@ def is_retryable_error(exc: BaseException) -> bool:
     return code in THROTTLING_ERROR_CODES or code in CONCURRENCY_ERROR_CODES
 
 
+def retry_wait_s(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before asking Glue again after refusal number ``attempt`` (1-based): doubling
+    from RETRY_FIRST_WAIT_S up to RETRY_MAX_WAIT_S, jittered to 50–100 % so the waiting
+    invocations of a backfill do not ask in lockstep."""
+    ceiling = min(RETRY_MAX_WAIT_S, RETRY_FIRST_WAIT_S * 2 ** min(attempt - 1, 16))
+    return ceiling * (rng or random).uniform(0.5, 1.0)
+
+
 def handle(
-    event: Any, glue_client: GlueClient, config: Config, *, request_id: str | None = None
+    event: Any,
+    glue_client: GlueClient,
+    config: Config,
+    *,
+    request_id: str | None = None,
+    time_left_s: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Decide, and for a landing file start one job run; return a small summary of what happened.
 
-    Raises whatever ``start_job_run`` raises (after logging it), so the caller — Lambda's async
-    retry and DLQ, or the local runner — sees the failure instead of a lost date.
+    With ``time_left_s`` (the Lambda context's remaining time), a run Glue refuses for now
+    (:func:`is_retryable_error`) is asked for again after :func:`retry_wait_s` while enough
+    time is left. Then, or at once for any other error, raises what ``start_job_run`` raised
+    (after logging it), so the caller — Lambda's async retry and DLQ, or the local runner —
+    sees the failure instead of a lost date.
     """
     decision = decide(event, config.bucket, config.landing_prefix)
     fields: dict[str, Any] = {
@@ -320,15 +349,29 @@ def handle(
 
     arguments = job_arguments(decision, config)
     fields.update(job_name=config.job_name, data_carteira=decision.data_carteira)
-    try:
-        response = glue_client.start_job_run(JobName=config.job_name, Arguments=arguments)
-    except Exception as exc:
-        _log(logging.ERROR, "start_job_run failed; raising so Lambda retries or dead-letters it",
-             **fields, error_code=_error_code(exc), error=str(exc),
-             retryable=is_retryable_error(exc))
-        raise
+    attempt = 1
+    while True:
+        try:
+            response = glue_client.start_job_run(JobName=config.job_name, Arguments=arguments)
+            break
+        except Exception as exc:
+            retryable = is_retryable_error(exc)
+            wait = retry_wait_s(attempt)
+            if (retryable and time_left_s is not None
+                    and time_left_s() - wait > RETRY_SAFETY_MARGIN_S):
+                _log(logging.WARNING, "Glue refused the run for now; asking again",
+                     **fields, error_code=_error_code(exc), attempt=attempt,
+                     wait_s=round(wait, 3))
+                sleep(wait)
+                attempt += 1
+                continue
+            _log(logging.ERROR,
+                 "start_job_run failed; raising so Lambda retries or dead-letters it",
+                 **fields, error_code=_error_code(exc), error=str(exc), retryable=retryable,
+                 attempts=attempt)
+            raise
     run_id = response.get("JobRunId")
-    _log(logging.INFO, "job run started", **fields, job_run_id=run_id)
+    _log(logging.INFO, "job run started", **fields, job_run_id=run_id, attempts=attempt)
     return {
         "status": "started",
         "event_id": decision.event_id,
@@ -336,6 +379,7 @@ def handle(
         "job_run_id": run_id,
         "data_carteira": decision.data_carteira,
         "arguments": arguments,
+        "attempts": attempt,
     }
 
 
@@ -360,8 +404,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point (``handler.handler``): configuration from the environment."""
     config = Config.from_env()
     request_id = getattr(context, "aws_request_id", None)
-    return handle(event, _default_glue_client(), config,
-                  request_id=request_id if isinstance(request_id, str) else None)
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    return handle(
+        event, _default_glue_client(), config,
+        request_id=request_id if isinstance(request_id, str) else None,
+        time_left_s=(lambda: remaining_ms() / 1000) if callable(remaining_ms) else None,
+    )
 
 
 # --------------------------------------------------------------------------- event builder
