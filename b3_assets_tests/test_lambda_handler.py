@@ -398,14 +398,21 @@ def runs_stay_running(moto_endpoint: str) -> Iterator[None]:
         _set_transition(moto_endpoint, "glue::job_run", None)
 
 
+def _one_slot_taken(glue: Any) -> tuple[str, lh.Config, str, dict[str, Any]]:
+    """A job with one slot, taken by the run of 2025-03-05; the event of 2025-03-06 (``e-2``).
+    Returns the job, the config, the first run's id and that second event."""
+    job = _create_job(glue, max_concurrent_runs=1)
+    config = _config(job)
+    first = lh.handle(_good(), glue, config)["job_run_id"]
+    second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet",
+                                     event_id="e-2")
+    return job, config, first, second
+
+
 def test_concurrent_runs_exceeded_is_raised(
     glue: Any, runs_stay_running: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job = _create_job(glue, max_concurrent_runs=1)
-    config = _config(job)
-    lh.handle(_good(), glue, config)
-    second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet",
-                                     event_id="e-2")
+    job, config, _first, second = _one_slot_taken(glue)
     with pytest.raises(ClientError) as info:
         lh.handle(second, glue, config)
     assert info.value.response["Error"]["Code"] == "ConcurrentRunsExceededException"
@@ -422,13 +429,9 @@ def test_a_backfill_waits_for_a_free_slot_within_the_invocation(
 ) -> None:
     """One slot, taken by a run that ends while the second date's event waits (moto moves a
     run on one state per two reads of it): that event starts, instead of going to the DLQ."""
-    job = _create_job(glue, max_concurrent_runs=1)
-    config = _config(job)
     _set_transition(moto_endpoint, "glue::job_run", {"progression": "manual", "times": 2})
     try:
-        first = lh.handle(_good(), glue, config)["job_run_id"]
-        second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet",
-                                         event_id="e-2")
+        job, config, first, second = _one_slot_taken(glue)
         waits: list[float] = []
 
         def sleep(seconds: float) -> None:  # time passes: the first run moves on
@@ -450,10 +453,7 @@ def test_a_backfill_waits_for_a_free_slot_within_the_invocation(
 def test_waiting_stops_while_there_is_time_to_raise(
     glue: Any, runs_stay_running: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job = _create_job(glue, max_concurrent_runs=1)
-    config = _config(job)
-    lh.handle(_good(), glue, config)
-    second = lh.object_created_event(BUCKET, "landing/ibov/dt=2025-03-06/ibov.parquet")
+    _job, config, _first, second = _one_slot_taken(glue)
     clock = {"left": 120.0}
 
     def sleep(seconds: float) -> None:
