@@ -53,6 +53,13 @@ def sensor_tick(
         return sensor.evaluate_tick(ctx)
 
 
+def check_outcomes(tick: Any) -> dict[str, bool]:
+    """What a sensor tick reported of each asset check: check name -> passed."""
+    return {
+        e.check_name: e.passed for e in tick.asset_events if isinstance(e, dg.AssetCheckEvaluation)
+    }
+
+
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
     """Every step failure's message, to assert on what a user would read."""
     return "\n".join(

@@ -33,7 +33,7 @@ from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
 from b3_assets.resources import build_platform
 from b3_assets.settings import Settings
-from b3_assets_tests.chain import failure_message, materialize, sensor_tick
+from b3_assets_tests.chain import check_outcomes, failure_message, materialize, sensor_tick
 from b3_assets_tests.moto_server import MotoServer, athena_result, unique_name, use_moto
 from b3_assets_tests.replica import DEFAULT_DATE
 from glue.local_job import run_local_refine
@@ -271,10 +271,7 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     )
     assert meta["issuers"] == len(issuers) and meta["dagster/row_count"] == len(issuers)
     assert meta["lake_uri"] == f"s3://{bucket}/refined/DataCarteira={DAY}/"
-    checks = {
-        e.check_name: e.passed for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)
-    }
-    assert checks == {
+    assert check_outcomes(first) == {
         "glue_job_run_succeeded": True,
         "one_row_per_issuer": True,
         "participations_add_up_to_100": True,

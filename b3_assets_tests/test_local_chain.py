@@ -20,6 +20,7 @@ from b3_assets.partitions import trading_days
 from b3_assets.report_assets import REPORT
 from b3_assets_tests.chain import (
     CLOSED_URL,
+    check_outcomes,
     failure_message,
     local_platform,
     materialize,
@@ -151,10 +152,7 @@ def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
     assert request.partition_key == DAY
     assert request.asset_selection == [REPORT]
     assert request.run_key == f"report-{meta['glue_job_run_id'].value}"
-    checks = {
-        e.check_name: e.passed for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)
-    }
-    assert checks == {
+    assert check_outcomes(first) == {
         "glue_job_run_succeeded": True,
         "one_row_per_issuer": True,
         "participations_add_up_to_100": True,
