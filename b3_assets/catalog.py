@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 from botocore.exceptions import ClientError
 
-from glue.transform import REFINED_SCHEMA, TABLE_NAME
+from glue.layout import TABLE_NAME
+from glue.transform import REFINED_SCHEMA
 
 Param = str | int | Decimal | date
 

@@ -58,13 +58,7 @@ class LocalGlue:
         }
         try:
             data_carteira = date.fromisoformat(args["--data_carteira"])
-            outcome = run_local_refine(
-                self.lake_root,
-                data_carteira,
-                started,
-                landing_prefix=args.get("--landing_prefix", "landing/ibov"),
-                refined_prefix=args.get("--refined_prefix", "refined"),
-            )
+            outcome = run_local_refine(self.lake_root, data_carteira, started)
             if self.on_success is not None:
                 self.on_success(data_carteira)
             run["JobRunState"] = "SUCCEEDED"

@@ -10,13 +10,7 @@ import pyarrow.parquet as pq
 
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.lake import Lake
-
-LANDING_PREFIX = "landing/ibov"
-LANDING_FILE = "ibov.parquet"
-
-
-def landing_key(data_carteira: date) -> str:
-    return f"{LANDING_PREFIX}/dt={data_carteira.isoformat()}/{LANDING_FILE}"
+from glue.layout import LANDING_PREFIX, landing_key
 
 
 def landing_parquet(table: pa.Table) -> bytes:

@@ -14,7 +14,7 @@ from b3_assets.glue_runs import FinishedRun, GlueJobWatcher, WatchCursor
 from b3_assets.lake import Lake
 from b3_assets.report_assets import REPORT
 from b3_assets.settings import Settings
-from glue.transform import refined_date_prefix
+from glue.layout import refined_date_prefix
 
 
 def console_url(settings: Settings, run: FinishedRun) -> str | None:

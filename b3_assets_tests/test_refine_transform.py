@@ -18,12 +18,12 @@ import pytest
 
 from b3_assets.b3.parse import parse_csv
 from b3_assets_tests.landing_factory import landing_table, write_landing
+from glue.layout import landing_date_from_key
 from glue.local_job import PART_FILE_NAME, run_local_refine
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
     duckdb_sql,
-    landing_date_from_key,
     previous_landing_date,
     refine_duckdb,
     spark_sql,
@@ -311,7 +311,6 @@ def test_missing_or_misdated_landing_writes_nothing(tmp_path: Path) -> None:
 def test_landing_date_from_key() -> None:
     assert landing_date_from_key("landing/ibov/dt=2025-03-05/ibov.parquet") == D0305
     assert landing_date_from_key("/landing/ibov/dt=2025-03-05/ibov.parquet") == D0305
-    assert landing_date_from_key("x/dt=2025-03-05/ibov.parquet", "x/") == D0305
     for key in (
         "landing/ibov/dt=2025-03-05/other.parquet",
         "landing/ibov/dt=2025-02-30/ibov.parquet",

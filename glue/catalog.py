@@ -15,29 +15,19 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
+from glue.layout import REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS, refined_issuer_prefix
+
 log = logging.getLogger(__name__)
 
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
-#: Data columns of b3_etl_soma_acao in Glue types (DESIGN.md), in file order.
-REFINED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("empresa", "string", "Company name (acao), min over the issuer's classes"),
-    ("tickers", "string", "The issuer's codes, sorted, comma-joined"),
-    ("qtd_classes", "int", "Number of share classes in the portfolio"),
-    ("qtd_teorica_total", "bigint", "Sum of the classes' theoretical quantities"),
-    ("participacao_total_pct", "decimal(9,3)", "Sum of the classes' participation, %"),
-    ("data_carteira_anterior", "date", "Latest earlier landing date when the job ran"),
-    ("dias_desde_carteira_anterior", "int", "Days since data_carteira_anterior"),
-    ("variacao_participacao_pp", "decimal(9,3)", "Participation change in p.p. since then"),
-    ("processado_em", "timestamp", "When the job ran (UTC)"),
-)
-
+#: Data columns of b3_etl_soma_acao in Glue types (glue/layout.py), in file order.
+GLUE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(REFINED_FILE_COLUMNS)
 #: Partition keys as Glue stores them (lowercase); the S3 folders are DataCarteira=/Acao=.
-PARTITION_KEYS: tuple[tuple[str, str, str], ...] = (
-    ("datacarteira", "string", "Portfolio date YYYY-MM-DD (S3 folder DataCarteira=)"),
-    ("acao", "string", "Issuer root, e.g. PETR (S3 folder Acao=)"),
+PARTITION_KEYS: tuple[tuple[str, str, str], ...] = tuple(
+    (c.name.lower(), c.glue_type, c.comment) for c in REFINED_PARTITION_COLUMNS
 )
 
 MAX_BATCH_CREATE = 100  # BatchCreatePartition limit
@@ -77,7 +67,7 @@ def table_input(table: str, location: str) -> dict[str, Any]:
         },
         "PartitionKeys": _columns(PARTITION_KEYS),
         "StorageDescriptor": {
-            "Columns": _columns(REFINED_COLUMNS),
+            "Columns": _columns(GLUE_COLUMNS),
             "Location": _folder(location),
             "InputFormat": PARQUET_INPUT_FORMAT,
             "OutputFormat": PARQUET_OUTPUT_FORMAT,
@@ -116,7 +106,7 @@ def ensure_table(glue_client: Any, database: str, table: str, location: str) -> 
 
 def partition_location(location_root: str, data_carteira: date, acao: str) -> str:
     """``s3://bucket/refined/DataCarteira=D/Acao=X/`` (camel case, as the job writes it)."""
-    return f"{_folder(location_root)}DataCarteira={data_carteira.isoformat()}/Acao={acao}/"
+    return _folder(location_root) + refined_issuer_prefix(data_carteira, acao).split("/", 1)[1]
 
 
 def register_partitions(

@@ -21,16 +21,15 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from glue.catalog import ensure_table, register_partitions
-from glue.transform import (
-    DEFAULT_LANDING_PREFIX,
-    DEFAULT_REFINED_PREFIX,
+from glue.layout import (
+    LANDING_PREFIX,
+    REFINED_PREFIX,
     TABLE_NAME,
     landing_date_from_key,
     landing_key,
-    previous_landing_date,
-    refine_spark,
     refined_date_prefix,
 )
+from glue.transform import previous_landing_date, refine_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,13 +38,8 @@ log = logging.getLogger(__name__)
 
 REQUIRED_ARGS: tuple[str, ...] = ("data_carteira", "bucket")
 #: Optional job arguments and their defaults (getResolvedOptions itself has no defaults).
-OPTIONAL_ARGS: dict[str, str] = {
-    "landing_prefix": DEFAULT_LANDING_PREFIX,
-    "refined_prefix": DEFAULT_REFINED_PREFIX,
-    "database": "default",
-    "table": TABLE_NAME,
-}
-DEFAULT_JOB_NAME = "b3-refine-ibov"
+OPTIONAL_ARGS: dict[str, str] = {"database": "default"}
+DEFAULT_JOB_NAME = "b3-etl-soma-acao"
 #: Glue JobRunStates of a run that may still read landing or write refined.
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 #: How long a run waits for an earlier run of its date (the stack's job Timeout is 60 min).
@@ -84,13 +78,13 @@ def resolve_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def list_landing_dates(s3_client: Any, bucket: str, landing_prefix: str) -> list[date]:
+def list_landing_dates(s3_client: Any, bucket: str) -> list[date]:
     """Trading dates with a landing file in the bucket, ascending."""
     dates: list[date] = []
     paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{landing_prefix.strip('/')}/dt="):
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
         for obj in page.get("Contents", []):
-            found = landing_date_from_key(obj["Key"], landing_prefix)
+            found = landing_date_from_key(obj["Key"])
             if found is not None:
                 dates.append(found)
     return sorted(set(dates))
@@ -198,25 +192,23 @@ def run_job(
     Returns a JSON-friendly summary.
     """
     bucket = args["bucket"]
-    landing_prefix = args.get("landing_prefix", DEFAULT_LANDING_PREFIX).strip("/")
-    refined_prefix = args.get("refined_prefix", DEFAULT_REFINED_PREFIX).strip("/")
     database = args.get("database", "default")
-    table = args.get("table", TABLE_NAME)
+    table = TABLE_NAME
     data_carteira = date.fromisoformat(args["data_carteira"])
     processado_em = processado_em or datetime.now(UTC)
     base = (io_base_uri or f"s3://{bucket}").rstrip("/")
 
-    dates = list_landing_dates(s3_client, bucket, landing_prefix)
+    dates = list_landing_dates(s3_client, bucket)
     if data_carteira not in dates:
         raise FileNotFoundError(
-            f"no landing file s3://{bucket}/{landing_key(data_carteira, landing_prefix)}: "
+            f"no landing file s3://{bucket}/{landing_key(data_carteira)}: "
             "nothing to refine for that date"
         )
     anterior = previous_landing_date(dates, data_carteira)
     refined = refine_spark(
         spark,
-        f"{base}/{landing_key(data_carteira, landing_prefix)}",
-        f"{base}/{landing_key(anterior, landing_prefix)}" if anterior else None,
+        f"{base}/{landing_key(data_carteira)}",
+        f"{base}/{landing_key(anterior)}" if anterior else None,
         data_carteira,
         anterior,
         processado_em,
@@ -228,7 +220,7 @@ def run_job(
                 f"landing file for {data_carteira.isoformat()} has no rows of that date; "
                 "the refined date was left untouched"
             )
-        date_prefix = refined_date_prefix(data_carteira, refined_prefix)
+        date_prefix = refined_date_prefix(data_carteira)
         removed = delete_prefix(s3_client, bucket, date_prefix)
         # Timestamps as Parquet TIMESTAMP_MICROS (UTC), like the local writer; not INT96.
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
@@ -243,7 +235,7 @@ def run_job(
         )
     finally:
         refined.unpersist()
-    location_root = f"s3://{bucket}/{refined_prefix}"
+    location_root = f"s3://{bucket}/{REFINED_PREFIX}"
     created = ensure_table(glue_client, database, table, location_root + "/")
     changes = register_partitions(
         glue_client, database, table, location_root, data_carteira, issuers

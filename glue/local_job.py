@@ -20,16 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from glue.transform import (
-    DEFAULT_LANDING_PREFIX,
-    DEFAULT_REFINED_PREFIX,
+from glue.layout import (
+    LANDING_PREFIX,
     PARTITION_COLUMNS,
-    REFINED_FILE_SCHEMA,
+    REFINED_PREFIX,
     landing_date_from_key,
     landing_key,
-    previous_landing_date,
-    refine_duckdb,
 )
+from glue.transform import REFINED_FILE_SCHEMA, previous_landing_date, refine_duckdb
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +46,16 @@ class RefineOutcome:
     processado_em: datetime
 
 
-def list_landing_dates(lake_root: Path, landing_prefix: str = DEFAULT_LANDING_PREFIX) -> list[date]:
+def list_landing_dates(lake_root: Path) -> list[date]:
     """Trading dates with a landing file in the folder lake, ascending."""
-    base = lake_root / landing_prefix.strip("/")
+    base = lake_root / LANDING_PREFIX
     if not base.is_dir():
         return []
     dates = []
     for path in base.glob("dt=*/*"):
         if not path.is_file():
             continue
-        found = landing_date_from_key(path.relative_to(lake_root).as_posix(), landing_prefix)
+        found = landing_date_from_key(path.relative_to(lake_root).as_posix())
         if found is not None:
             dates.append(found)
     return sorted(dates)
@@ -67,9 +65,6 @@ def run_local_refine(
     lake_root: Path,
     data_carteira: date,
     processado_em: datetime,
-    *,
-    landing_prefix: str = DEFAULT_LANDING_PREFIX,
-    refined_prefix: str = DEFAULT_REFINED_PREFIX,
 ) -> RefineOutcome:
     """Refine ``data_carteira`` from the folder lake at ``lake_root`` and replace its output.
 
@@ -78,21 +73,21 @@ def run_local_refine(
     when it has no rows of that date; nothing is written then.
     """
     lake_root = Path(lake_root)
-    current = lake_root / landing_key(data_carteira, landing_prefix)
+    current = lake_root / landing_key(data_carteira)
     if not current.is_file():
         raise FileNotFoundError(
             f"no landing file for {data_carteira.isoformat()} at {current}: "
             "materialize landing/ibov_portfolio for that date first"
         )
-    anterior = previous_landing_date(list_landing_dates(lake_root, landing_prefix), data_carteira)
-    previous = lake_root / landing_key(anterior, landing_prefix) if anterior else None
+    anterior = previous_landing_date(list_landing_dates(lake_root), data_carteira)
+    previous = lake_root / landing_key(anterior) if anterior else None
     table = refine_duckdb(current, previous, data_carteira, anterior, processado_em)
     if table.num_rows == 0:
         raise ValueError(
             f"landing file {current} has no rows dated {data_carteira.isoformat()}; "
             "nothing was refined"
         )
-    refined_root = lake_root / refined_prefix.strip("/")
+    refined_root = lake_root / REFINED_PREFIX
     location = write_refined_date(refined_root, data_carteira, table)
     issuers = table.column("Acao").to_pylist()
     log.info(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import pkgutil
-import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,36 +18,32 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from glue.layout import PARTITION_COLUMNS, REFINED_COLUMNS
+
 if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import DataFrame, SparkSession
 
 SQL_RESOURCE = "refine.sql"
-DEFAULT_LANDING_PREFIX = "landing/ibov"
-DEFAULT_REFINED_PREFIX = "refined"
-LANDING_FILE_NAME = "ibov.parquet"
-TABLE_NAME = "b3_etl_soma_acao"
 
-#: Partition columns: folder names in the lake (``DataCarteira=…/Acao=…``), not stored in files.
-PARTITION_COLUMNS: tuple[str, str] = ("DataCarteira", "Acao")
 
-#: The refined rows as the SQL returns them (DESIGN.md "Refined table b3_etl_soma_acao").
-#: All fields nullable, as Spark writes them; the contract, not the schema, says which are null.
-REFINED_SCHEMA = pa.schema(
-    [
-        pa.field("empresa", pa.string()),
-        pa.field("tickers", pa.string()),
-        pa.field("qtd_classes", pa.int32()),
-        pa.field("qtd_teorica_total", pa.int64()),
-        pa.field("participacao_total_pct", pa.decimal128(9, 3)),
-        pa.field("data_carteira_anterior", pa.date32()),
-        pa.field("dias_desde_carteira_anterior", pa.int32()),
-        pa.field("variacao_participacao_pp", pa.decimal128(9, 3)),
-        pa.field("processado_em", pa.timestamp("us", tz="UTC")),
-        pa.field("DataCarteira", pa.string()),
-        pa.field("Acao", pa.string()),
-    ]
-)
+def arrow_type(glue_type: str) -> pa.DataType:
+    """The Arrow type of a Glue column type, as Spark and the local writer store it."""
+    if glue_type.startswith("decimal("):
+        precision, scale = glue_type[len("decimal(") : -1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return {
+        "string": pa.string(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }[glue_type]
+
+
+#: The refined rows as the SQL returns them (glue/layout.py). All fields nullable, as Spark
+#: writes them; the contract, not the schema, says which are null.
+REFINED_SCHEMA = pa.schema([pa.field(c.name, arrow_type(c.glue_type)) for c in REFINED_COLUMNS])
 
 #: The columns stored inside each refined Parquet file (the partition columns live in paths).
 REFINED_FILE_SCHEMA = pa.schema([f for f in REFINED_SCHEMA if f.name not in PARTITION_COLUMNS])
@@ -80,35 +75,6 @@ def duckdb_sql() -> str:
     if len(statements) != 1:
         raise ValueError(f"{SQL_RESOURCE} must hold exactly one statement, not {len(statements)}")
     return statements[0]
-
-
-# --- lake keys ---------------------------------------------------------------------------
-
-
-def landing_key(data_carteira: date, landing_prefix: str = DEFAULT_LANDING_PREFIX) -> str:
-    """``landing/ibov/dt=YYYY-MM-DD/ibov.parquet``: the landing file of one trading date."""
-    return f"{landing_prefix.strip('/')}/dt={data_carteira.isoformat()}/{LANDING_FILE_NAME}"
-
-
-def landing_date_from_key(key: str, landing_prefix: str = DEFAULT_LANDING_PREFIX) -> date | None:
-    """The trading date of a landing file key, or None when the key is not a landing file.
-
-    Keys that merely look alike (other file names, nested folders, impossible dates) are not
-    landing files: listing the prefix must never invent a previous date from them.
-    """
-    pattern = rf"{re.escape(landing_prefix.strip('/'))}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/"
-    match = re.fullmatch(pattern + re.escape(LANDING_FILE_NAME), key.lstrip("/"))
-    if match is None:
-        return None
-    try:
-        return date.fromisoformat(match.group(1))
-    except ValueError:
-        return None
-
-
-def refined_date_prefix(data_carteira: date, refined_prefix: str = DEFAULT_REFINED_PREFIX) -> str:
-    """``refined/DataCarteira=YYYY-MM-DD/``: everything the job owns for one date."""
-    return f"{refined_prefix.strip('/')}/DataCarteira={data_carteira.isoformat()}/"
 
 
 def previous_landing_date(landing_dates: Iterable[date], data_carteira: date) -> date | None:
