@@ -1,6 +1,6 @@
 """The lineage: raw/ibov_portfolio -> landing/ibov_portfolio -> refined/b3_etl_soma_acao.
 
-Thin wiring: the work is in ``collect``, ``landing`` and glue/; resources decide where."""
+Thin wiring: the work is in ``collect``, ``landing`` and glue/; typed resources decide where."""
 
 from decimal import Decimal
 
@@ -8,25 +8,54 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_assets.archive import RawArchive
-from b3_assets.b3.errors import B3DateMismatchError, B3Error, B3PayloadError, BrowserMissingError
+from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.collect import collect
-from b3_assets.partitions import partition_dates, trading_days
-from glue.transform import REFINED_SCHEMA
+from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.resources import B3Site, LakeResource
+from glue.layout import RAW_PREFIX, REFINED_COLUMNS
 
 RAW = dg.AssetKey(["raw", "ibov_portfolio"])
 LANDING = dg.AssetKey(["landing", "ibov_portfolio"])
 REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
 GROUP = "ibov"
+OWNERS = ["team:b3-pipeline"]
 
 #: Transient B3 trouble (timeouts, 5xx, 429) is retried by the step, with backoff and jitter.
 B3_RETRY = dg.RetryPolicy(
     max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
+#: The landing contract (DESIGN.md), shown on the asset's page.
+LANDING_COLUMNS = {
+    "data_carteira": "Portfolio date (B3's header date, never the run date)",
+    "indice": "IBOV",
+    "codigo": "Ticker, e.g. PETR4",
+    "acao": "Company name as B3 lists it",
+    "tipo": "Share type, runs of spaces collapsed (ON NM, PN EX N1)",
+    "qtde_teorica": "Theoretical quantity (int64)",
+    "participacao_pct": "Participation in the index, % (decimal 7,3)",
+    "qtde_teorica_total": "Header: total theoretical quantity",
+    "redutor": "Header: the index reductor (decimal 24,8)",
+    "coletado_em": "When the payload was fetched (UTC)",
+}
 
-def table_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+def landing_table_schema() -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, str(f.type), description=LANDING_COLUMNS.get(f.name))
+            for f in LANDING_SCHEMA
+        ]
+    )
+
+
+def refined_table_schema() -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, c.glue_type, description=c.comment) for c in REFINED_COLUMNS
+        ]
+    )
 
 
 class RawConfig(dg.Config):
@@ -36,28 +65,27 @@ class RawConfig(dg.Config):
 
 @dg.asset(
     key=RAW,
-    partitions_def=trading_days,
+    partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=B3_RETRY,
-    required_resource_keys={"lake", "b3"},
     group_name=GROUP,
+    owners=OWNERS,
+    tags={"layer": "raw"},
     kinds={"python"},
-    description="What B3 sent for the trading date, byte for byte, with a manifest "
-    "(raw/ibov/dt=…/). Reuses the archive with no network unless `refetch` is set.",
+    description="**Raw** IBOV portfolio: what B3 sent for the trading date, byte for byte, "
+    "with a manifest (raw/ibov/dt=…/). Reuses the archive with no network unless `refetch`.",
 )
 def raw_ibov_portfolio(
-    context: dg.AssetExecutionContext, config: RawConfig
+    context: dg.AssetExecutionContext, config: RawConfig, lake: LakeResource, b3: B3Site
 ) -> dg.MaterializeResult:
-    archive = RawArchive(context.resources.lake)
+    archive = RawArchive(lake.get())
     fetched, reused, problems = [], [], []
     for day in partition_dates(context):
         try:
-            got = collect(archive, context.resources.b3.fetch, day, refetch=config.refetch)
-        except (B3DateMismatchError, B3PayloadError, BrowserMissingError) as exc:
+            got = collect(archive, b3.fetch, day, refetch=config.refetch)
+        except B3PermanentError as exc:
             problems.append(f"partition {day.isoformat()}: {exc}")  # retrying cannot help
             continue
-        except B3Error:
-            raise  # transient: the RetryPolicy takes over
         (reused if got.from_archive else fetched).append(day.isoformat())
         if got.stored is not None and got.stored.new and got.stored.others:
             context.log.warning(
@@ -75,12 +103,11 @@ def raw_ibov_portfolio(
             allow_retries=False,
             metadata={"written_dates": ", ".join(fetched) or "none"},
         )
-    lake = context.resources.lake
     return dg.MaterializeResult(
         metadata={
             "fetched_from_b3": len(fetched),
             "reused_from_archive": len(reused),
-            "lake_uri": dg.MetadataValue.url(lake.uri("raw/ibov/")),
+            "lake_uri": dg.MetadataValue.url(lake.get().uri(RAW_PREFIX + "/")),
         }
     )
 
@@ -98,17 +125,22 @@ def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
 @dg.asset(
     key=LANDING,
     deps=[RAW],
-    partitions_def=trading_days,
+    partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     io_manager_key="landing_io_manager",
-    required_resource_keys={"lake"},
     group_name=GROUP,
+    owners=OWNERS,
+    tags={"layer": "landing"},
     kinds={"parquet"},
-    description="Typed Parquet, one file per trading date (landing/ibov/dt=…/ibov.parquet), "
-    "built from the raw archive alone. Its write is the event that starts the Glue job.",
+    description="**Landing** IBOV portfolio: typed Parquet, one file per trading date "
+    "(landing/ibov/dt=…/ibov.parquet), built from the raw archive alone. Its write is the "
+    "event that starts the Glue job.",
+    metadata={"dagster/column_schema": landing_table_schema()},
 )
-def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Table]:
-    archive = RawArchive(context.resources.lake)
+def landing_ibov_portfolio(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dict[str, pa.Table]:
+    archive = RawArchive(lake.get())
     tables: dict[str, pa.Table] = {}
     for day in partition_dates(context):
         payload = archive.latest(day)
@@ -122,7 +154,6 @@ def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Ta
     first = tables[min(tables)]
     metadata: dict[str, object] = {
         "dagster/row_count": sum(t.num_rows for t in tables.values()),
-        "dagster/column_schema": table_schema(LANDING_SCHEMA),
         "dates": len(tables),
     }
     if len(tables) == 1:
@@ -137,11 +168,13 @@ def landing_ibov_portfolio(context: dg.AssetExecutionContext) -> dict[str, pa.Ta
 refined_b3_etl_soma_acao = dg.AssetSpec(
     key=REFINED,
     deps=[LANDING],
-    partitions_def=trading_days,
+    partitions_def=trading_day_partitions,
     group_name=GROUP,
+    owners=OWNERS,
+    tags={"layer": "refined"},
     kinds={"glue", "spark", "duckdb"},
-    description="One row per issuer per date, written by the Glue job (DuckDB locally) that "
-    "the landing event starts; the sensor reports its runs here. "
-    "refined/DataCarteira=…/Acao=…/*.parquet, table b3_etl_soma_acao.",
-    metadata={"dagster/column_schema": table_schema(REFINED_SCHEMA)},
+    description="**Refined** b3_etl_soma_acao: one row per issuer per date, written by the "
+    "Glue job (DuckDB locally) that the landing event starts; the sensor glue_job_runs "
+    "records each run here. refined/DataCarteira=…/Acao=…/, table b3_etl_soma_acao.",
+    metadata={"dagster/column_schema": refined_table_schema()},
 )

@@ -5,6 +5,7 @@ SQL text), so the queries in ``sql/`` run unchanged on either."""
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,8 +18,9 @@ from typing import Any
 import duckdb
 from botocore.exceptions import ClientError
 
-from glue.layout import TABLE_NAME
-from glue.transform import REFINED_SCHEMA
+from glue.layout import REFINED_COLUMNS, SERVING_PREFIX, TABLE_NAME, duckdb_type
+
+log = logging.getLogger(__name__)
 
 Param = str | int | Decimal | date
 
@@ -46,84 +48,88 @@ class QueryEngine(ABC):
         """Make new refined partitions visible (no-op where the engine sees them already)."""
 
 
-_DUCK_TYPES = {
-    "string": "VARCHAR",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "date32[day]": "DATE",
-    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
-}
-
-
 def _empty_view_select() -> str:
-    cols = []
-    for f in REFINED_SCHEMA:
-        t = f.type
-        duck = (
-            f"DECIMAL({t.precision},{t.scale})" if hasattr(t, "precision") else _DUCK_TYPES[str(t)]
-        )
-        cols.append(f'CAST(NULL AS {duck}) AS "{f.name}"')
-    return "SELECT " + ", ".join(cols) + " WHERE false"
+    cols = ", ".join(
+        f'CAST(NULL AS {duckdb_type(c.glue_type)}) AS "{c.name}"' for c in REFINED_COLUMNS
+    )
+    return f"SELECT {cols} WHERE false"
 
 
-def refined_view_sql(refined_root: Path) -> str:
-    """The view over the refined folder (hive partitions ``DataCarteira=…/Acao=…``).
+def refined_view_sql(data_dir: Path) -> str:
+    """The view over the serving copy of the refined table (one Parquet file per year).
 
-    The glob is evaluated at every query, so the view stays current as dates are refined; a
-    date being replaced lives in a dot-folder the glob does not match."""
-    pattern = (Path(refined_root).resolve() / "DataCarteira=*" / "Acao=*" / "*.parquet").as_posix()
-    columns = ", ".join(f'"{f.name}"' for f in REFINED_SCHEMA)
-    if not any(Path(refined_root).glob("DataCarteira=*/Acao=*/*.parquet")):
+    The glob is evaluated at every query, so the view stays current as dates are refined;
+    each year file is replaced by one rename, so a reader sees a date whole, from one run."""
+    serving = Path(data_dir).resolve() / SERVING_PREFIX
+    if not any(serving.glob("ano=*.parquet")):
         select = _empty_view_select()
     else:
-        literal = pattern.replace("'", "''")
-        select = (
-            f"SELECT {columns} FROM read_parquet('{literal}', hive_partitioning = true, "
-            "hive_types = {'DataCarteira': VARCHAR, 'Acao': VARCHAR})"
-        )
+        literal = (serving / "ano=*.parquet").as_posix().replace("'", "''")
+        columns = ", ".join(f'"{c.name}"' for c in REFINED_COLUMNS)
+        select = f"SELECT {columns} FROM read_parquet('{literal}', hive_partitioning = false)"
     return f"CREATE OR REPLACE VIEW {TABLE_NAME} AS {select}"
 
 
 class DuckDBCatalog(QueryEngine):
-    """``B3_DATA_DIR/catalog.duckdb`` with the view ``b3_etl_soma_acao``."""
+    """``B3_DATA_DIR/catalog.duckdb`` with the view ``b3_etl_soma_acao`` for any DuckDB client.
+
+    The project's own queries never open that file: each gets an in-memory connection with
+    the same view, so a user's DuckDB shell holding the file never blocks a run."""
 
     name = "duckdb"
 
-    def __init__(self, data_dir: Path, refined_prefix: str = "refined") -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / "catalog.duckdb"
-        self.refined_root = self.data_dir / refined_prefix
-        self._view_sql: str | None = None
 
     def refresh(self) -> None:
-        """(Re)create the view in the catalog file, for any DuckDB client users point at it.
+        """Write the view into ``catalog.duckdb`` unless it is already there as it should be.
 
-        The view's glob sees new dates by itself, so the file is written once per process
-        (and again only while the view is still the empty placeholder)."""
-        sql = refined_view_sql(self.refined_root)
-        if sql == self._view_sql:
-            return
+        The view names the lake's absolute path, so a moved or copied lake gets its view
+        rewritten here; a file DuckDB cannot open is moved aside (with a warning) and rebuilt."""
+        sql = refined_view_sql(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             with duckdb.connect(str(self.path)) as con:
-                con.execute(sql)
-            self._view_sql = sql
-        except duckdb.IOException:
-            # Another process holds the file (a user's DuckDB shell): queries below do not
-            # need it, so keeping the pipeline running beats failing here.
-            pass
+                current = con.execute(
+                    "SELECT sql FROM duckdb_views() WHERE view_name = ?", [TABLE_NAME]
+                ).fetchone()
+                if current is None or _view_source(current[0]) != _view_source(sql):
+                    con.execute(sql)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                return  # a user's DuckDB client holds the file; our queries do not need it
+            self._rebuild(exc)
+        except duckdb.Error as exc:
+            self._rebuild(exc)
+
+    def _rebuild(self, exc: Exception) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        self.path.replace(aside)
+        log.warning("%s could not be opened (%s); moved to %s and rebuilt", self.path, exc, aside)
+        with duckdb.connect(str(self.path)) as con:
+            con.execute(refined_view_sql(self.data_dir))
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
-        # Each query gets its own in-memory connection with the same view: no lock on the
-        # catalog file is ever held while a run, the sensor and a user query at once.
+        if not self.data_dir.is_dir():
+            raise QueryError(
+                f"no lake at {self.data_dir.resolve()}: set B3_DATA_DIR to your lake folder "
+                "(or materialize a date first)"
+            )
         with duckdb.connect() as con:
-            con.execute(refined_view_sql(self.refined_root))
+            con.execute(refined_view_sql(self.data_dir))
             try:
                 cur = con.execute(sql, list(params))
             except duckdb.Error as exc:
-                raise QueryError(f"DuckDB query failed on {self.refined_root}: {exc}") from exc
+                raise QueryError(f"DuckDB query failed on {self.data_dir}: {exc}") from exc
             columns = [d[0] for d in cur.description or []]
             return QueryResult(columns, [tuple(r) for r in cur.fetchall()])
+
+
+def _view_source(sql: str) -> str:
+    """What a view reads: the serving glob it names, or nothing (the empty placeholder)."""
+    start = sql.find("read_parquet('")
+    return sql[start : sql.find("'", start + len("read_parquet('")) + 1] if start >= 0 else ""
 
 
 def athena_literal(value: Param) -> str:

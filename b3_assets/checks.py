@@ -1,9 +1,11 @@
-"""Asset checks on landing and refined; the rules live in ``quality``.
+"""Asset checks on landing and refined: one result per check and per date, from runs.
 
-Refined is written by Glue, not by a Dagster step, so its checks are also evaluated by the
-sensor when it reports a run (and can be run from the UI)."""
+Each check is evaluated inside a run (never in a sensor tick) and yields one
+``AssetCheckEvaluation`` per partition of the run, so a single-run backfill of N dates records
+N results per check, and a date re-run any number of times has one current result. The rules
+are plain functions in ``quality``; this module reads the data once per run and reports."""
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -11,21 +13,30 @@ import dagster as dg
 
 from b3_assets.assets import LANDING, REFINED
 from b3_assets.catalog import QueryEngine
-from b3_assets.glue_runs import TERMINAL_STATES, FinishedRun, GlueJobWatcher, finished_run
-from b3_assets.lake import Lake
-from b3_assets.landing import read_landing
-from b3_assets.partitions import trading_days
+from b3_assets.glue_runs import FinishedRun
+from b3_assets.lake import LakeError
+from b3_assets.landing import landing_dates, read_landing
+from b3_assets.partitions import trading_day_partitions
 from b3_assets.quality import CheckOutcome, landing_checks, refined_checks
+from b3_assets.resources import CatalogResource, GlueJobResource, LakeResource
+from b3_assets.sessions import is_trading_day
 
-LANDING_CHECKS = (
-    "at_least_50_constituents",
-    "unique_codes",
-    "quantities_add_up_to_header_total",
-    "participations_add_up_to_100",
-)
-REFINED_CHECKS = ("one_row_per_issuer", "participations_add_up_to_100")
+LANDING_CHECKS = {
+    "at_least_50_constituents": "B3's portfolio has at least 50 constituents.",
+    "unique_codes": "No ticker appears twice.",
+    "quantities_add_up_to_header_total": "The theoretical quantities add up to the header's total.",
+    "participations_add_up_to_100": "Participations add up to 100 ± 0.01 %.",
+}
+GLUE_RUN_CHECK = "glue_job_run_succeeded"
+REFINED_CHECKS = {
+    GLUE_RUN_CHECK: "The latest Glue job run of the date succeeded (else Glue's error message).",
+    "one_row_per_issuer": "One row per issuer root of the date's landing, none missing or extra.",
+    "participations_add_up_to_100": "Issuer participations add up to 100 ± 0.01 %.",
+    "previous_date_matches_landing": "data_carteira_anterior is the landing date before it.",
+}
 REFINED_ROWS_SQL = (
-    "SELECT Acao, participacao_total_pct FROM b3_etl_soma_acao WHERE DataCarteira = ? ORDER BY Acao"
+    "SELECT DataCarteira, Acao, participacao_total_pct, data_carteira_anterior "
+    "FROM b3_etl_soma_acao WHERE DataCarteira BETWEEN ? AND ? ORDER BY DataCarteira, Acao"
 )
 
 
@@ -36,107 +47,42 @@ def _metadata(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _over_dates(outcomes: dict[str, CheckOutcome]) -> dg.AssetCheckResult:
-    """One result for the run's dates (a backfill runs many at once): passes if all do."""
-    failed = {d: meta for d, (ok, meta) in outcomes.items() if not ok}
-    if len(outcomes) == 1:
-        ((day, (ok, meta)),) = outcomes.items()
-        return dg.AssetCheckResult(passed=ok, metadata={"data_carteira": day, **_metadata(meta)})
-    return dg.AssetCheckResult(
-        passed=not failed,
-        metadata={
-            "dates_checked": len(outcomes),
-            "failed": dg.MetadataValue.json(failed) if failed else "none",
-        },
+def _evaluation(key: dg.AssetKey, name: str, day: str, outcome: CheckOutcome) -> Any:
+    passed, meta = outcome
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=name,
+        passed=passed,
+        metadata=_metadata({"data_carteira": day, **meta}),
+        partition=day,
     )
 
 
-def refined_rows(catalog: QueryEngine, day: date) -> list[dict[str, Any]]:
-    return catalog.query(REFINED_ROWS_SQL, [day.isoformat()]).as_dicts()
-
-
-def _landing_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=LANDING,
-        name=name,
-        partitions_def=trading_days,
-        required_resource_keys={"lake"},
-        description=f"Landing rule: {name.replace('_', ' ')}.",
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        lake = context.resources.lake
-        return _over_dates(
-            {
-                k: landing_checks(read_landing(lake, date.fromisoformat(k)))[name]
-                for k in context.partition_keys
-            }
-        )
-
-    return _check
-
-
-def _refined_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=REFINED,
-        name=name,
-        partitions_def=trading_days,
-        required_resource_keys={"lake", "catalog"},
-        description=f"Refined rule: {name.replace('_', ' ')}.",
-    )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        r = context.resources
-        return _over_dates(
-            {
-                k: refined_checks(
-                    refined_rows(r.catalog, date.fromisoformat(k)),
-                    read_landing(r.lake, date.fromisoformat(k)),
-                )[name]
-                for k in context.partition_keys
-            }
-        )
-
-    return _check
-
-
-def refined_evaluations(
-    lake: Lake, catalog: QueryEngine, day: date
-) -> list[dg.AssetCheckEvaluation]:
-    """The refined checks of one date as evaluations the sensor reports with the run."""
-    outcomes = refined_checks(refined_rows(catalog, day), read_landing(lake, day))
+def _specs(key: dg.AssetKey, checks: dict[str, str]) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckEvaluation(
-            asset_key=REFINED,
-            check_name=name,
-            passed=ok,
-            metadata=_metadata(meta),
-            partition=day.isoformat(),
-        )
-        for name, (ok, meta) in outcomes.items()
+        dg.AssetCheckSpec(name, asset=key, description=text, partitions_def=trading_day_partitions)
+        for name, text in checks.items()
     ]
 
 
-GLUE_RUN_CHECK = "glue_job_run_succeeded"
+@dg.multi_asset_check(specs=_specs(LANDING, LANDING_CHECKS), can_subset=True)
+def landing_ibov_portfolio_checks(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Reads each date's landing file once and evaluates every landing rule on it."""
+    for key in context.partition_keys:
+        outcomes = landing_checks(read_landing(lake.get(), date.fromisoformat(key)))
+        for name in LANDING_CHECKS:
+            yield _evaluation(LANDING, name, key, outcomes[name])
 
 
-def glue_run_evaluation(
-    day: date, passed: bool, metadata: dict[str, Any]
-) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(
-        asset_key=REFINED,
-        check_name=GLUE_RUN_CHECK,
-        passed=passed,
-        metadata=_metadata(metadata),
-        partition=day.isoformat(),
-    )
-
-
-def latest_run_of(watcher: GlueJobWatcher, day: date) -> FinishedRun | None:
-    for run in watcher.runs():
-        if run["JobRunState"] in TERMINAL_STATES and (
-            (run.get("Arguments") or {}).get("--data_carteira") == day.isoformat()
-        ):
-            return finished_run(run)
-    return None
+def refined_rows_by_date(
+    catalog: QueryEngine, first: str, last: str
+) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in catalog.query(REFINED_ROWS_SQL, [first, last]).as_dicts():
+        rows.setdefault(str(row["DataCarteira"]), []).append(row)
+    return rows
 
 
 def run_metadata(run: FinishedRun) -> dict[str, Any]:
@@ -150,27 +96,50 @@ def run_metadata(run: FinishedRun) -> dict[str, Any]:
     return meta
 
 
-@dg.asset_check(
-    asset=REFINED,
-    name=GLUE_RUN_CHECK,
-    partitions_def=trading_days,
-    required_resource_keys={"glue_watcher"},
-    description="The latest Glue job run of the date succeeded (a failed run "
-    "shows Glue's error message here). The sensor reports it with each run.",
-)
-def glue_job_run_succeeded(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    outcomes: dict[str, CheckOutcome] = {}
-    for key in context.partition_keys:
-        run = latest_run_of(context.resources.glue_watcher, date.fromisoformat(key))
-        outcomes[key] = (
-            (run is not None and run.succeeded),
-            run_metadata(run) if run else {"state": "no run found"},
+def previous_date_outcome(rows: list[dict[str, Any]], expected: date | None) -> CheckOutcome:
+    found = sorted({str(r["data_carteira_anterior"]) for r in rows})
+    want = str(expected) if expected else "None"
+    return (
+        bool(rows) and found == [want],
+        {"data_carteira_anterior": ", ".join(found) or "no rows", "expected": want},
+    )
+
+
+@dg.multi_asset_check(specs=_specs(REFINED, REFINED_CHECKS), can_subset=True)
+def refined_b3_etl_soma_acao_checks(
+    context: dg.AssetCheckExecutionContext,
+    lake: LakeResource,
+    catalog: CatalogResource,
+    glue_job: GlueJobResource,
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The sensor requests this after recording Glue runs; one catalog query for the range."""
+    keys = sorted(context.partition_keys)
+    rows = refined_rows_by_date(catalog.engine(), keys[0], keys[-1])
+    watcher = glue_job.watcher()
+    the_lake = lake.get()
+    landed = sorted(d for d in landing_dates(the_lake) if is_trading_day(d))
+    for key in keys:
+        day = date.fromisoformat(key)
+        run = watcher.latest_finished(day)
+        yield _evaluation(
+            REFINED,
+            GLUE_RUN_CHECK,
+            key,
+            (run is not None and run.succeeded, run_metadata(run) if run else {"state": "no run"}),
         )
-    return _over_dates(outcomes)
-
-
-landing_checks_defs: list[Callable[..., Any]] = [_landing_check(n) for n in LANDING_CHECKS]
-refined_checks_defs: list[Callable[..., Any]] = [
-    *(_refined_check(n) for n in REFINED_CHECKS),
-    glue_job_run_succeeded,
-]
+        day_rows = rows.get(key, [])
+        try:
+            landing = read_landing(the_lake, day)
+        except LakeError as exc:
+            for name in REFINED_CHECKS:
+                if name != GLUE_RUN_CHECK:
+                    yield _evaluation(REFINED, name, key, (False, {"landing": str(exc)}))
+            continue
+        outcomes = refined_checks(day_rows, landing)
+        earlier = [d for d in landed if d < day]
+        outcomes["previous_date_matches_landing"] = previous_date_outcome(
+            day_rows, earlier[-1] if earlier else None
+        )
+        for name in REFINED_CHECKS:
+            if name != GLUE_RUN_CHECK:
+                yield _evaluation(REFINED, name, key, outcomes[name])

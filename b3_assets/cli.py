@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,13 @@ from tqdm import tqdm
 
 from b3_assets.archive import RawArchive
 from b3_assets.b3.errors import B3Error
-from b3_assets.catalog import QueryError, QueryResult
-from b3_assets.collect import import_csv
-from b3_assets.resources import Platform, build_platform
+from b3_assets.catalog import QueryEngine, QueryError, QueryResult
+from b3_assets.collect import Collected, import_csv
+from b3_assets.lake import Lake
+from b3_assets.settings import Settings, SettingsError
+
+#: The Dagster instance ``make dev`` uses, so imports show in the UI (DAGSTER_HOME wins).
+DEFAULT_DAGSTER_HOME = Path(".dagster_home")
 
 
 def format_table(result: QueryResult, max_rows: int = 200) -> str:
@@ -26,8 +31,31 @@ def format_table(result: QueryResult, max_rows: int = 200) -> str:
     return text + f"\n({len(result.rows)} rows)"
 
 
-def cmd_import_csv(platform: Platform, files: Sequence[Path]) -> int:
-    archive = RawArchive(platform.lake)
+def record_in_dagster(imported: list[Collected]) -> str:
+    """Raw materializations in the Dagster instance, so imported dates are not "missing"."""
+    import dagster as dg
+
+    from b3_assets.assets import RAW
+
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        for got in imported:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=RAW,
+                    partition=got.portfolio.data_carteira.isoformat(),
+                    description="b3-pipeline import-csv",
+                    metadata={"payload": got.stored.archived.prefix if got.stored else "?"},
+                )
+            )
+    return str(home)
+
+
+def cmd_import_csv(lake: Lake, files: Sequence[Path]) -> int:
+    archive = RawArchive(lake)
+    imported: list[Collected] = []
     failures: list[str] = []
     new = same = 0
     bar = tqdm(files, desc="import-csv", unit="file", disable=len(files) < 2, file=sys.stderr)
@@ -38,6 +66,7 @@ def cmd_import_csv(platform: Platform, files: Sequence[Path]) -> int:
             failures.append(f"{path}: {exc}")
             continue
         assert got.stored is not None
+        imported.append(got)
         if got.stored.new:
             new += 1
         else:
@@ -50,16 +79,19 @@ def cmd_import_csv(platform: Platform, files: Sequence[Path]) -> int:
             )
     print(
         f"imported {new} new, {same} already archived, {len(failures)} rejected "
-        f"into {platform.lake.uri('raw/ibov/')}"
+        f"into {lake.uri('raw/ibov/')}"
     )
+    if imported:
+        home = record_in_dagster(imported)
+        print(f"recorded {len(imported)} raw/ibov_portfolio dates in the Dagster instance {home}")
     for failure in failures:
         print(f"rejected: {failure}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def cmd_query(platform: Platform, sql: str) -> int:
+def cmd_query(catalog: QueryEngine, sql: str) -> int:
     try:
-        result = platform.catalog.query(sql)
+        result = catalog.query(sql)
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -67,12 +99,12 @@ def cmd_query(platform: Platform, sql: str) -> int:
     return 0
 
 
-def cmd_plot(platform: Platform, issuer: str, output: Path | None) -> int:
+def cmd_plot(catalog: QueryEngine, issuer: str, output: Path | None) -> int:
     from b3_assets.report import issuer_history_png
 
     target = output or Path(f"{issuer.upper()}_history.png")
     try:
-        png = issuer_history_png(platform.catalog, issuer)
+        png = issuer_history_png(catalog, issuer)
     except (QueryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -104,12 +136,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plot.add_argument("issuer", help="issuer root, e.g. PETR")
     p_plot.add_argument("-o", "--output", type=Path)
     args = parser.parse_args(argv)
-    platform = build_platform()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from b3_assets.resources import resources_for
+
+    resources = resources_for(settings)
     if args.command == "import-csv":
-        return cmd_import_csv(platform, args.files)
+        return cmd_import_csv(resources["lake"].get(), args.files)
+    catalog = resources["catalog"].engine()
     if args.command == "query":
-        return cmd_query(platform, args.sql)
-    return cmd_plot(platform, args.issuer, args.output)
+        return cmd_query(catalog, args.sql)
+    return cmd_plot(catalog, args.issuer, args.output)
 
 
 if __name__ == "__main__":

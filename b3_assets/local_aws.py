@@ -7,9 +7,22 @@ refine on DuckDB and records runs shaped like Glue JobRuns (what the sensor watc
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import secrets
+import time
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
+
+from b3_assets.glue_runs import run_dates
+from b3_assets.lake import LocalLake
+from glue.layout import LANDING_PREFIX
+from glue.local_job import IsSession, run_local_refine, stale_dates, write_atomic
+
+log = logging.getLogger(__name__)
 
 
 def object_created_event(
@@ -50,3 +63,134 @@ def object_created_event(
             "reason": "PutObject",
         },
     }
+
+
+RUNS_DIR = "_glue_job_runs"
+
+
+class LocalGlueRunner:
+    """A stand-in for the AWS Glue service, shaped like boto3's Glue client.
+
+    ``start_job_run`` runs the local job (glue/local_job.py) synchronously and records the run
+    as a Glue JobRun under ``<lake>/_glue_job_runs/`` (fsynced, one file each, named by start
+    time so listing newest-first reads only the page asked for). The Lambda code that starts
+    runs and the watcher that reads them are the same code as on AWS."""
+
+    def __init__(self, lake_root: Path, is_session: IsSession | None = None) -> None:
+        self.lake_root = Path(lake_root)
+        self.runs_dir = self.lake_root / RUNS_DIR
+        self.is_session = is_session
+
+    def start_job_run(
+        self,
+        JobName: str,
+        Arguments: dict[str, str] | None = None,
+        **_: Any,  # noqa: N803
+    ) -> dict[str, str]:
+        """Run the job now; a failed run is recorded with its error (as Glue does), not raised."""
+        args = dict(Arguments or {})
+        run_id = "jr_" + secrets.token_hex(32)
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        run: dict[str, Any] = {
+            "Id": run_id,
+            "JobName": JobName,
+            "Arguments": args,
+            "StartedOn": started.isoformat(),
+            "WorkerType": "local-duckdb",
+            "NumberOfWorkers": 1,
+        }
+        try:
+            days = run_dates(args)
+            if not days:
+                raise ValueError(f"job arguments name no date (--data_carteira): {args}")
+            for day in days:
+                run_local_refine(self.lake_root, day, started, run_id, self.is_session)
+            run["JobRunState"] = "SUCCEEDED"
+        except Exception as exc:
+            run["JobRunState"] = "FAILED"
+            run["ErrorMessage"] = f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - t0
+        run["CompletedOn"] = datetime.now(UTC).isoformat()
+        run["LastModifiedOn"] = run["CompletedOn"]
+        run["ExecutionTime"] = max(1, round(elapsed))
+        run["ExecutionSeconds"] = round(elapsed, 3)
+        name = f"{started.strftime('%Y%m%dT%H%M%S%f')}-{run_id}.json"
+        write_atomic(self.runs_dir / name, json.dumps(run, indent=1, sort_keys=True).encode())
+        return {"JobRunId": run_id}
+
+    def _record_files(self) -> list[Path]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(self.runs_dir.glob("*.json"), reverse=True)
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """One run record, or None (with a warning naming the file) when it is unreadable."""
+        try:
+            run = json.loads(path.read_text())
+            for key in ("StartedOn", "CompletedOn", "LastModifiedOn"):
+                if key in run:
+                    run[key] = datetime.fromisoformat(run[key])
+            if not {"Id", "JobName", "JobRunState", "StartedOn"} <= set(run):
+                raise ValueError("not a Glue JobRun record (Id, JobName, JobRunState, StartedOn)")
+            return run
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("skipped unreadable Glue run record %s: %s", path, exc)
+            return None
+
+    def get_job_runs(
+        self,
+        JobName: str,
+        NextToken: str | None = None,
+        MaxResults: int = 100,  # noqa: N803
+    ) -> dict[str, Any]:
+        """Runs newest first, a page at a time, as Glue's GetJobRuns answers."""
+        files = self._record_files()
+        start = int(NextToken or 0)
+        page: list[dict[str, Any]] = []
+        position = start
+        while position < len(files) and len(page) < MaxResults:
+            run = self._read(files[position])
+            position += 1
+            if run is not None and run["JobName"] == JobName:
+                page.append(run)
+        out: dict[str, Any] = {"JobRuns": page}
+        if position < len(files):
+            out["NextToken"] = str(position)
+        return out
+
+    def catch_up(self, job_name: str) -> list[dict[str, Any]]:
+        """Refine every stale landing date (:func:`stale_dates`), oldest first.
+
+        Covers what a landing event alone cannot: a refine killed before it published, a gap
+        filled or an earlier date corrected (the next date's previous portfolio changed), a
+        run that failed. Returns the records of the runs that failed."""
+        failed = []
+        for day in stale_dates(self.lake_root, self.is_session):
+            run_id = self.start_job_run(job_name, {"--data_carteira": day.isoformat()})["JobRunId"]
+            record = next(
+                (r for f in self._record_files()[:5] if (r := self._read(f)) and r["Id"] == run_id),
+                None,
+            )
+            if record is not None and record["JobRunState"] != "SUCCEEDED":
+                failed.append(record)
+        return failed
+
+
+def local_lake(data_dir: Path, job_name: str, is_session: IsSession | None = None) -> LocalLake:
+    """The folder lake wired as S3 + the EventBridge rule + the Lambda are on AWS.
+
+    Every object written emits S3's "Object Created" event to the same ``lambda_handler`` code,
+    which decides (only landing files start runs) and starts the local Glue runner."""
+    from lambda_handler.handler import Config, handle
+
+    lake = LocalLake(data_dir)
+    runner = LocalGlueRunner(lake.root, is_session)
+    config = Config(job_name=job_name, bucket=lake.bucket)
+
+    def deliver(bucket: str, key: str) -> None:
+        if key.startswith(LANDING_PREFIX + "/"):  # what the EventBridge rule forwards
+            handle(object_created_event(bucket, key), runner, config)
+
+    lake.add_listener(deliver)
+    return lake

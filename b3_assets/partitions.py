@@ -10,7 +10,7 @@ from b3_assets.sessions import B3_TIMEZONE, FIRST_TRADING_DATE, holiday_exclusio
 
 #: Weekdays minus B3 holidays. ``end_offset=1`` makes today's partition exist from midnight:
 #: B3 publishes the session's portfolio before the open (and on weekends the next one's).
-trading_days = dg.TimeWindowPartitionsDefinition(
+trading_day_partitions = dg.TimeWindowPartitionsDefinition(
     start=FIRST_TRADING_DATE.isoformat(),
     fmt="%Y-%m-%d",
     cron_schedule="0 0 * * 1-5",

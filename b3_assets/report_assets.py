@@ -4,12 +4,16 @@ The sensor requests it after each refined date (``sensors.py``); it can also be 
 or backfilled from the UI. The drawing is in ``report.py``; this module only wires it in."""
 
 import base64
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
-from b3_assets.assets import GROUP, REFINED
-from b3_assets.partitions import trading_days
+from b3_assets.assets import GROUP, OWNERS, REFINED
+from b3_assets.lake import Lake
+from b3_assets.partitions import trading_day_partitions
+from b3_assets.resources import CatalogResource, LakeResource
 
 REPORT = dg.AssetKey(["report", "ibov_composition"])
 REPORTS_PREFIX = "reports"
@@ -31,41 +35,56 @@ def inline_png(alt: str, png: bytes) -> dg.MarkdownMetadataValue:
 @dg.asset(
     key=REPORT,
     deps=[REFINED],
-    partitions_def=trading_days,
-    required_resource_keys={"catalog", "lake"},
+    partitions_def=trading_day_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
     group_name=GROUP,
+    owners=OWNERS,
+    tags={"layer": "report"},
     kinds={"python"},
     description="The day's IBOV composition as two PNGs: the 15 heaviest issuers and the "
     "biggest weight changes since the previous portfolio (p.p.). Queried from the catalog "
     "of the environment (DuckDB | Athena) with b3_assets/sql/; stored under "
-    "reports/dt=…/ and shown in the materialization's metadata.",
+    "reports/dt=…/ and shown in the materialization's metadata. A range run draws each date.",
 )
-def report_ibov_composition(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def report_ibov_composition(
+    context: dg.AssetExecutionContext, catalog: CatalogResource, lake: LakeResource
+) -> Iterator[dg.AssetMaterialization]:
     # matplotlib is imported by the run that draws, not by every load of the definitions.
     from b3_assets.report import ReportError, day_report
 
-    day = date.fromisoformat(context.partition_key)
-    try:
-        report = day_report(context.resources.catalog, day)
-    except ReportError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    lake = context.resources.lake
+    engine, the_lake = catalog.engine(), lake.get()
+    problems = []
+    for key in context.partition_keys:
+        try:
+            report = day_report(engine, date.fromisoformat(key))
+        except ReportError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        yield dg.AssetMaterialization(
+            asset_key=REPORT, partition=key, metadata=_store(context, the_lake, key, report)
+        )
+    if problems:
+        raise dg.Failure(description="\n".join(problems), allow_retries=False)
+
+
+def _store(context: dg.AssetExecutionContext, lake: Lake, key: str, report: Any) -> dict:
+    """Write the day's PNGs to the lake; the materialization's metadata shows them inline."""
+    day = date.fromisoformat(key)
     keys = {"top15": report_key(day, "top15.png"), "changes": report_key(day, "changes.png")}
     pngs = {"top15": report.top15_png, "changes": report.changes_png}
     for name, png in pngs.items():
         if len(png) > MAX_INLINE_PNG_BYTES:
             context.log.warning(f"{name}.png is {len(png)} bytes, more than the inline budget")
         lake.write_bytes(keys[name], png)
-    return dg.MaterializeResult(
-        metadata={
-            "date": day.isoformat(),
-            "previous_date": report.previous.isoformat() if report.previous else "none",
-            "rows": report.rows,
-            "top15": inline_png("top15", report.top15_png),
-            "changes": inline_png("changes", report.changes_png),
-            "top15_uri": dg.MetadataValue.url(lake.uri(keys["top15"])),
-            "changes_uri": dg.MetadataValue.url(lake.uri(keys["changes"])),
-            "entered": ", ".join(report.entered) or "none",
-            "left": ", ".join(report.left) or "none",
-        }
-    )
+    return {
+        "date": key,
+        "previous_date": report.previous.isoformat() if report.previous else "none",
+        "rows": report.rows,
+        "top15": inline_png("top15", report.top15_png),
+        "changes": inline_png("changes", report.changes_png),
+        "top15_uri": dg.MetadataValue.url(lake.uri(keys["top15"])),
+        "changes_uri": dg.MetadataValue.url(lake.uri(keys["changes"])),
+        "entered": ", ".join(report.entered) or "none",
+        "left": ", ".join(report.left) or "none",
+    }

@@ -1,29 +1,42 @@
-"""The resources of each environment, under the same keys (``B3_ENV`` picks the set).
+"""The resources of each environment, under the same keys; ``B3_ENV`` picks the set.
 
-Asset code asks for ``lake``, ``b3``, ``glue``, ``glue_watcher``, ``catalog`` and
-``landing_io_manager`` and never learns where it runs; only this module knows."""
+Asset code asks for ``lake``, ``b3``, ``glue_job``, ``catalog`` and ``landing_io_manager`` by
+type and never learns where it runs; only this module knows (the pattern of Dagster's
+project_fully_featured). Each resource is typed configuration plus the one object it builds.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from pathlib import Path
 from typing import Any
+
+import dagster as dg
+import pyarrow as pa
 
 from b3_assets.b3.payload import RawPayload
 from b3_assets.catalog import AthenaCatalog, DuckDBCatalog, QueryEngine
-from b3_assets.glue_runs import GlueJobWatcher, LocalGlue
-from b3_assets.lake import Lake, LocalLake, S3Lake
-from b3_assets.landing import LANDING_PREFIX
+from b3_assets.glue_runs import GlueJobWatcher
+from b3_assets.lake import Lake, S3Lake
+from b3_assets.landing import landing_parquet, read_landing
+from b3_assets.local_aws import LocalGlueRunner, local_lake
+from b3_assets.sessions import is_trading_day
 from b3_assets.settings import Settings
-from lambda_handler.handler import Config as LambdaConfig
-from lambda_handler.handler import handle, object_created_event
+from glue.layout import landing_key
 
 
-@dataclass(frozen=True)
-class B3Source:
-    """The B3 site as configured (``B3_BASE_URL``, ``B3_FETCH``, ``B3_BROWSER_PATH``)."""
+def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+
+
+class B3Site(dg.ConfigurableResource):
+    """B3's site as configured (``B3_BASE_URL``, ``B3_FETCH``, ``B3_BROWSER_PATH``, …)."""
 
     base_url: str
-    mode: str = "auto"
+    fetch_mode: str = "auto"
     browser_path: str | None = None
     timeout_s: float = 20.0
     retries: int = 4
@@ -32,7 +45,7 @@ class B3Source:
         from b3_assets.b3.fetch import fetch_portfolio
 
         return fetch_portfolio(
-            self.mode,
+            self.fetch_mode,
             self.base_url,
             browser_path=self.browser_path,
             timeout_s=self.timeout_s,
@@ -40,81 +53,191 @@ class B3Source:
         )
 
 
-def aws_client(settings: Settings, service: str) -> Any:
-    import boto3
+class LakeResource(dg.ConfigurableResource):
+    """The lake: a folder (local) or a bucket (aws), with the same relative keys."""
 
-    return boto3.client(
-        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-    )
-
-
-def local_event_path(lake: LocalLake, glue: LocalGlue, job_name: str) -> None:
-    """Wire the local lake to the Lambda code as S3 + the EventBridge rule are on AWS.
-
-    Only landing objects are delivered (the rule's prefix); the handler itself still decides
-    exactly as it does in Lambda, and the local Glue runs synchronously."""
-    config = LambdaConfig(job_name=job_name, bucket=lake.bucket, landing_prefix=LANDING_PREFIX)
-
-    def deliver(bucket: str, key: str) -> None:
-        if key.startswith(LANDING_PREFIX + "/"):
-            handle(object_created_event(bucket, key), glue, config)
-
-    lake.add_listener(deliver)
+    def get(self) -> Lake:
+        raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class Platform:
-    """The objects behind the resource keys, for Dagster and for the CLI alike."""
+class LocalLakeResource(LakeResource):
+    """``B3_DATA_DIR``; its landing writes start the local Glue runner through the Lambda."""
 
-    settings: Settings
-    lake: Lake
-    b3: B3Source
-    glue: Any
-    catalog: QueryEngine
+    data_dir: str
+    glue_job_name: str
 
-    @property
-    def glue_watcher(self) -> GlueJobWatcher:
-        return GlueJobWatcher(self.glue, self.settings.glue_job_name)
+    @cached_property
+    def _lake(self) -> Lake:
+        return local_lake(Path(self.data_dir), self.glue_job_name, is_trading_day)
 
-    def resources(self) -> dict[str, Any]:
-        # Imported here: the CLI builds a Platform too and should not pay for Dagster.
-        from b3_assets.io_managers import LandingIOManager
+    def get(self) -> Lake:
+        return self._lake
 
+
+class S3LakeResource(LakeResource):
+    """``B3_BUCKET``; its landing writes start Glue through S3 → EventBridge → Lambda."""
+
+    bucket: str
+    region: str
+    endpoint_url: str | None = None
+
+    def get(self) -> Lake:
+        return S3Lake(self.bucket, _aws_client("s3", self.region, self.endpoint_url))
+
+
+class GlueJobResource(dg.ConfigurableResource):
+    """The refine job: its runs (what the sensor watches) and what follows a landing batch."""
+
+    job_name: str
+
+    def client(self) -> Any:
+        raise NotImplementedError
+
+    def watcher(self) -> GlueJobWatcher:
+        return GlueJobWatcher(self.client(), self.job_name)
+
+    def console_url(self, run_id: str) -> str | None:
+        return None
+
+    def catch_up(self) -> list[dict[str, Any]]:
+        """Refine what the landing events left stale; returns the failed runs' records."""
+        return []
+
+
+class LocalGlueJob(GlueJobResource):
+    """The local Glue runner over ``B3_DATA_DIR`` (synchronous refines on DuckDB)."""
+
+    data_dir: str
+
+    def client(self) -> LocalGlueRunner:
+        return LocalGlueRunner(Path(self.data_dir).resolve(), is_trading_day)
+
+    def catch_up(self) -> list[dict[str, Any]]:
+        failed = self.client().catch_up(self.job_name)
+        DuckDBCatalog(Path(self.data_dir)).refresh()
+        return failed
+
+
+class AwsGlueJob(GlueJobResource):
+    """The AWS Glue job of the stack (``B3_GLUE_JOB``)."""
+
+    region: str
+    endpoint_url: str | None = None
+
+    def client(self) -> Any:
+        return _aws_client("glue", self.region, self.endpoint_url)
+
+    def console_url(self, run_id: str) -> str | None:
+        r = self.region
+        return (
+            f"https://{r}.console.aws.amazon.com/gluestudio/home?region={r}#/job/"
+            f"{self.job_name}/run/{run_id}"
+        )
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The query engine over the refined table: DuckDB locally, Athena on AWS."""
+
+    def engine(self) -> QueryEngine:
+        raise NotImplementedError
+
+
+class DuckDBCatalogResource(CatalogResource):
+    data_dir: str
+
+    def engine(self) -> QueryEngine:
+        return DuckDBCatalog(Path(self.data_dir))
+
+
+class AthenaCatalogResource(CatalogResource):
+    database: str
+    workgroup: str
+    output_location: str | None = None
+    region: str
+    endpoint_url: str | None = None
+
+    def engine(self) -> QueryEngine:
+        client = _aws_client("athena", self.region, self.endpoint_url)
+        return AthenaCatalog(client, self.database, self.workgroup, self.output_location)
+
+
+class LandingIOManager(dg.ConfigurableIOManager):
+    """Writes ``landing/ibov/dt=…/ibov.parquet`` (atomic, deterministic) on the folder or S3.
+
+    The asset returns ``{partition_key: table}`` so one run carries a whole backfill range.
+    After the writes, the Glue job catches up (locally: refines what is stale) and a refine
+    that failed fails the run, naming the Glue run and its error."""
+
+    lake: LakeResource
+    glue_job: GlueJobResource
+
+    def handle_output(self, context: dg.OutputContext, obj: dict[str, pa.Table]) -> None:
+        expected = set(context.asset_partition_keys)
+        if set(obj) != expected:
+            raise ValueError(
+                f"landing output has dates {sorted(obj)}, the run asked for {sorted(expected)}"
+            )
+        lake = self.lake.get()
+        for key in sorted(obj):
+            day = date.fromisoformat(key)
+            if not is_trading_day(day):
+                raise ValueError(f"{key} is not a B3 session: no landing file is written for it")
+            lake.write_bytes(landing_key(day), landing_parquet(obj[key]))
+        first, last = min(obj), max(obj)
+        uri = lake.uri(landing_key(date.fromisoformat(first)))
+        if first != last:
+            uri += f" … {lake.uri(landing_key(date.fromisoformat(last)))}"
+        context.add_output_metadata({"lake_uri": dg.MetadataValue.text(uri)})
+        failed = self.glue_job.catch_up()
+        if failed:
+            raise dg.Failure(
+                description="the landing files were written, but their refine failed:\n"
+                + "\n".join(
+                    f"Glue job run {r['Id']} ({r['Arguments'].get('--data_carteira')}) "
+                    f"{r['JobRunState']}: {r.get('ErrorMessage')}"
+                    for r in failed
+                ),
+                allow_retries=False,
+            )
+
+    def load_input(self, context: dg.InputContext) -> dict[str, pa.Table]:
+        lake = self.lake.get()
         return {
-            "lake": self.lake,
-            "b3": self.b3,
-            "glue": self.glue,
-            "glue_watcher": self.glue_watcher,
-            "catalog": self.catalog,
-            "landing_io_manager": LandingIOManager(self.lake),
+            key: read_landing(lake, date.fromisoformat(key)) for key in context.asset_partition_keys
         }
 
 
-def build_platform(settings: Settings | None = None) -> Platform:
-    settings = settings or Settings.from_env()
-    b3 = B3Source(
-        settings.base_url,
-        settings.fetch,
-        settings.browser_path,
-        settings.http_timeout_s,
-        settings.http_retries,
+def resources_for(settings: Settings) -> dict[str, Any]:
+    """The resources of ``settings.env``, under the keys every environment shares."""
+    b3 = B3Site(
+        base_url=settings.base_url,
+        fetch_mode=settings.fetch,
+        browser_path=settings.browser_path,
+        timeout_s=settings.http_timeout_s,
+        retries=settings.http_retries,
     )
+    aws = {"region": settings.aws_region, "endpoint_url": settings.aws_endpoint_url}
+    lake: LakeResource
+    glue_job: GlueJobResource
+    catalog: CatalogResource
     if settings.env == "aws":
-        return Platform(
-            settings=settings,
-            lake=S3Lake(settings.bucket, aws_client(settings, "s3")),
-            b3=b3,
-            glue=aws_client(settings, "glue"),
-            catalog=AthenaCatalog(
-                aws_client(settings, "athena"),
-                settings.glue_database,
-                settings.athena_workgroup,
-                settings.athena_output,
-            ),
+        lake = S3LakeResource(bucket=settings.bucket, **aws)
+        glue_job = AwsGlueJob(job_name=settings.glue_job_name, **aws)
+        catalog = AthenaCatalogResource(
+            database=settings.glue_database,
+            workgroup=settings.athena_workgroup,
+            output_location=settings.athena_output,
+            **aws,
         )
-    data_dir = settings.data_dir.resolve()
-    lake = LocalLake(data_dir)
-    catalog = DuckDBCatalog(data_dir)
-    glue = LocalGlue(data_dir, data_dir / "_glue_job_runs", on_success=lambda _d: catalog.refresh())
-    local_event_path(lake, glue, settings.glue_job_name)
-    return Platform(settings, lake, b3, glue, catalog)
+    else:
+        data_dir = str(settings.data_dir.resolve())
+        lake = LocalLakeResource(data_dir=data_dir, glue_job_name=settings.glue_job_name)
+        glue_job = LocalGlueJob(job_name=settings.glue_job_name, data_dir=data_dir)
+        catalog = DuckDBCatalogResource(data_dir=data_dir)
+    return {
+        "b3": b3,
+        "lake": lake,
+        "glue_job": glue_job,
+        "catalog": catalog,
+        "landing_io_manager": LandingIOManager(lake=lake, glue_job=glue_job),
+    }

@@ -1,122 +1,130 @@
 """The sensor that turns finished Glue job runs into refined partitions in Dagster.
 
-Each run is reported once (the cursor remembers run ids): a SUCCEEDED run becomes a
-materialization of its date with the run's metadata and the refined checks; a failed run
-becomes a failed ``glue_job_run_succeeded`` check carrying Glue's error message."""
+A tick only lists Glue runs: it records each finished run once (the cursor remembers run ids)
+as a materialization of each date it refined, and requests one run that evaluates the
+refined checks (and, for refined dates, draws the report) over those dates. At most
+``MAX_RUNS_PER_TICK`` runs are handled per tick, so a backlog drains over ticks that stay
+well inside Dagster's sensor timeout."""
 
+from datetime import date
 from typing import Any
 
 import dagster as dg
 
 from b3_assets.assets import REFINED
-from b3_assets.checks import glue_run_evaluation, refined_evaluations, run_metadata
-from b3_assets.glue_runs import FinishedRun, GlueJobWatcher, WatchCursor
-from b3_assets.lake import Lake
+from b3_assets.checks import run_metadata
+from b3_assets.glue_runs import FinishedRun, WatchCursor
 from b3_assets.report_assets import REPORT
-from b3_assets.settings import Settings
+from b3_assets.resources import GlueJobResource, LakeResource
+from b3_assets.sessions import trading_days
 from glue.layout import refined_date_prefix
 
+MAX_RUNS_PER_TICK = 50
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
-def console_url(settings: Settings, run: FinishedRun) -> str | None:
-    if settings.env != "aws":
-        return None
-    r = settings.aws_region
-    return (
-        f"https://{r}.console.aws.amazon.com/gluestudio/home?region={r}#/job/"
-        f"{settings.glue_job_name}/run/{run.run_id}"
-    )
+refined_followup_job = dg.define_asset_job(
+    "refined_followup",
+    selection=dg.AssetSelection.checks_for_assets(REFINED) | dg.AssetSelection.assets(REPORT),
+    description="After Glue refined dates: the refined checks and the report of those dates.",
+)
+refined_checks_job = dg.define_asset_job(
+    "refined_checks",
+    selection=dg.AssetSelection.checks_for_assets(REFINED),
+    description="The refined checks of dates whose Glue run failed (the failure shows there).",
+)
 
 
-def success_metadata(run: FinishedRun, lake: Lake, settings: Settings) -> dict[str, Any]:
-    assert run.data_carteira is not None
-    prefix = refined_date_prefix(run.data_carteira)
-    issuers = sorted(
-        {k.split("Acao=", 1)[1].split("/", 1)[0] for k in lake.list_keys(prefix) if "Acao=" in k}
-    )
+def success_metadata(run: FinishedRun, lake_uri: str, console_url: str | None) -> dict[str, Any]:
     meta = run_metadata(run)
-    meta.update(
-        {
-            "dagster/row_count": len(issuers),
-            "issuers": len(issuers),
-            "issuer_roots": ", ".join(issuers),
-            "lake_uri": dg.MetadataValue.url(lake.uri(prefix)),
-        }
-    )
+    meta["lake_uri"] = dg.MetadataValue.url(lake_uri)
     if run.dpu_seconds is not None:
         meta["dpu_seconds"] = round(run.dpu_seconds, 1)
-    url = console_url(settings, run)
-    if url:
-        meta["glue_console"] = dg.MetadataValue.url(url)
+    if len(run.dates) > 1:
+        meta["dates_in_run"] = len(run.dates)
+    if console_url:
+        meta["glue_console"] = dg.MetadataValue.url(console_url)
     return meta
 
 
-def report_finished_runs(
-    runs: list[FinishedRun], lake: Lake, catalog: Any, settings: Settings, log: Any = None
-) -> list[Any]:
-    """Asset events for finished runs (pure enough to test without a sensor context)."""
-    events: list[Any] = []
-    for run in runs:
-        if run.data_carteira is None:
-            continue
-        day = run.data_carteira
-        if run.succeeded:
-            events.append(
-                dg.AssetMaterialization(
-                    asset_key=REFINED,
-                    partition=day.isoformat(),
-                    metadata=success_metadata(run, lake, settings),
-                    description=f"Glue job run {run.run_id}",
-                )
-            )
-            events.append(glue_run_evaluation(day, True, run_metadata(run)))
-            try:
-                events.extend(refined_evaluations(lake, catalog, day))
-            except Exception as exc:  # the checks must not hide the materialization
-                if log:
-                    log.warning(f"refined checks of {day} could not run: {exc}")
-        else:
-            events.append(glue_run_evaluation(day, False, run_metadata(run)))
-            if log:
-                log.error(f"Glue job run {run.run_id} for {day} {run.state}: {run.error_message}")
-    return events
-
-
-def report_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
-    """The report follows each refined date: one run per SUCCEEDED Glue run."""
+def materializations(
+    runs: list[FinishedRun], lake: LakeResource, glue_job: GlueJobResource
+) -> list[dg.AssetMaterialization]:
+    """One refined materialization per date of each SUCCEEDED run (no I/O beyond names)."""
+    the_lake = lake.get()
     return [
-        dg.RunRequest(
-            asset_selection=[REPORT],
-            partition_key=run.data_carteira.isoformat(),
-            run_key=f"report-{run.run_id}",
+        dg.AssetMaterialization(
+            asset_key=REFINED,
+            partition=day.isoformat(),
+            metadata=success_metadata(
+                run, the_lake.uri(refined_date_prefix(day)), glue_job.console_url(run.run_id)
+            ),
+            description=f"Glue job run {run.run_id}",
         )
         for run in runs
-        if run.succeeded and run.data_carteira is not None
+        if run.succeeded
+        for day in run.dates
     ]
 
 
-def build_glue_runs_sensor(settings: Settings) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="glue_job_runs",
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        required_resource_keys={"glue_watcher", "lake", "catalog"},
-        asset_selection=[REPORT],
-        description=f"Watches Glue job {settings.glue_job_name} and reports each finished run "
-        "on refined/b3_etl_soma_acao (once); a refined date then gets its "
-        "report/ibov_composition.",
-    )
-    def glue_job_runs(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        watcher: GlueJobWatcher = context.resources.glue_watcher
-        runs, cursor = watcher.poll(WatchCursor.from_json(context.cursor))
-        events = report_finished_runs(
-            runs, context.resources.lake, context.resources.catalog, settings, context.log
-        )
-        if not runs:
-            return dg.SensorResult(
-                skip_reason="no Glue job run finished since the last tick", cursor=cursor.to_json()
-            )
-        return dg.SensorResult(
-            asset_events=events, run_requests=report_requests(runs), cursor=cursor.to_json()
-        )
+def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
+    """``days`` as runs of consecutive B3 sessions, so a range never covers a date left out."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and len(trading_days(ranges[-1][1], day)) == 2:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
-    return glue_job_runs
+
+def range_requests(job: str, days: set[date], runs: list[FinishedRun]) -> list[dg.RunRequest]:
+    """One run per range of ``days``, keyed by the Glue runs it follows (requested once)."""
+    return [
+        dg.RunRequest(
+            job_name=job,
+            run_key=f"{job}-{first}-{last}-{runs[0].run_id}-{runs[-1].run_id}-{len(runs)}",
+            tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
+        )
+        for first, last in contiguous_ranges(days)
+    ]
+
+
+def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
+    """Checks and report for refined dates; the checks alone for dates whose run failed."""
+    succeeded = {d for r in runs if r.succeeded for d in r.dates}
+    failed = {d for r in runs if not r.succeeded for d in r.dates} - succeeded
+    return range_requests(refined_followup_job.name, succeeded, runs) + range_requests(
+        refined_checks_job.name, failed, runs
+    )
+
+
+@dg.sensor(
+    name="glue_job_runs",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=[refined_followup_job, refined_checks_job],
+    description="Watches the Glue job and records each finished run on "
+    "refined/b3_etl_soma_acao (once), then runs the refined checks and the report of those "
+    f"dates. At most {MAX_RUNS_PER_TICK} runs per tick.",
+)
+def glue_job_runs(
+    context: dg.SensorEvaluationContext, glue_job: GlueJobResource, lake: LakeResource
+) -> dg.SensorResult:
+    runs, cursor = glue_job.watcher().poll(WatchCursor.from_json(context.cursor), MAX_RUNS_PER_TICK)
+    runs = [r for r in runs if r.dates]
+    for run in runs:
+        if not run.succeeded:
+            context.log.error(
+                f"Glue job run {run.run_id} for {', '.join(map(str, run.dates))} "
+                f"{run.state}: {run.error_message}"
+            )
+    if not runs:
+        return dg.SensorResult(
+            skip_reason="no Glue job run finished since the last tick", cursor=cursor.to_json()
+        )
+    return dg.SensorResult(
+        asset_events=materializations(runs, lake, glue_job),
+        run_requests=followup_requests(runs),
+        cursor=cursor.to_json(),
+    )

@@ -7,9 +7,11 @@ same graph runs on the local lake (``B3_ENV=local``) and on AWS (``B3_ENV=aws``)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 
@@ -27,6 +29,37 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _number(name: str, text: str, kind: type[float] | type[int], low: float, high: float) -> Any:
+    """A numeric setting within [low, high]; the error names the variable and the range."""
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise SettingsError(f"{name}={text!r}: expected {what} from {low:g} to {high:g}.")
+    return value
+
+
+def _data_dir(text: str) -> Path:
+    if not text.strip():
+        raise SettingsError("B3_DATA_DIR is empty: set it to the lake folder (default ./data).")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"B3_DATA_DIR={text!r} is a file, not a folder: point it at a folder.")
+    return path
+
+
+def _base_url(text: str) -> str:
+    url = text.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingsError(
+            f"B3_BASE_URL={text!r} is not an http(s) URL such as {DEFAULT_BASE_URL}."
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """The environment variables of README's configuration table, with their defaults."""
@@ -39,17 +72,16 @@ class Settings:
     browser_path: str | None = None
     glue_job_name: str = "b3-etl-soma-acao"
     glue_database: str = "default"
-    glue_table: str = "b3_etl_soma_acao"
     athena_workgroup: str = "b3-pipeline"
     athena_output: str | None = None
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     http_timeout_s: float = 20.0
     http_retries: int = 4
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting now, so a bad value fails at start, named."""
         e = os.environ if environ is None else environ
         env = _choice("B3_ENV", e.get("B3_ENV", "local").strip() or "local", ("local", "aws"))
         fetch = _choice(
@@ -59,19 +91,20 @@ class Settings:
         if env == "aws" and not bucket:
             raise SettingsError("B3_ENV=aws needs B3_BUCKET (the lake bucket the stack created).")
         return cls(
-            env=env,  # type: ignore[arg-type]
-            data_dir=Path(e.get("B3_DATA_DIR", "data")).expanduser(),
+            env="aws" if env == "aws" else "local",
+            data_dir=_data_dir(e.get("B3_DATA_DIR", "data")),
             bucket=bucket,
-            base_url=e.get("B3_BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
-            fetch=fetch,  # type: ignore[arg-type]
+            base_url=_base_url(e.get("B3_BASE_URL", DEFAULT_BASE_URL)),
+            fetch="api" if fetch == "api" else "browser" if fetch == "browser" else "auto",
             browser_path=e.get("B3_BROWSER_PATH") or None,
-            glue_job_name=e.get("B3_GLUE_JOB", "b3-etl-soma-acao"),
-            glue_database=e.get("B3_GLUE_DATABASE", "default"),
-            glue_table=e.get("B3_GLUE_TABLE", "b3_etl_soma_acao"),
+            glue_job_name=e.get("B3_GLUE_JOB", "b3-etl-soma-acao").strip() or "b3-etl-soma-acao",
+            glue_database=e.get("B3_GLUE_DATABASE", "default").strip() or "default",
             athena_workgroup=e.get("B3_ATHENA_WORKGROUP", "b3-pipeline"),
             athena_output=e.get("B3_ATHENA_OUTPUT") or None,
             aws_region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
             aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
-            http_timeout_s=float(e.get("B3_HTTP_TIMEOUT", "20")),
-            http_retries=int(e.get("B3_HTTP_RETRIES", "4")),
+            http_timeout_s=_number(
+                "B3_HTTP_TIMEOUT", e.get("B3_HTTP_TIMEOUT", "20"), float, 1, 300
+            ),
+            http_retries=_number("B3_HTTP_RETRIES", e.get("B3_HTTP_RETRIES", "4"), int, 0, 10),
         )

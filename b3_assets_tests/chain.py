@@ -2,24 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from b3_assets.assets import LANDING, RAW
+from b3_assets.catalog import QueryEngine
 from b3_assets.definitions import build_definitions
-from b3_assets.resources import Platform, build_platform
+from b3_assets.lake import Lake
+from b3_assets.resources import resources_for
 from b3_assets.settings import Settings
 
 #: A port nothing listens on: "no network" for tests that must not reach B3.
 CLOSED_URL = "http://127.0.0.1:9"
 
 
+@dataclass
+class Platform:
+    """The settings of a test environment and what its resources build, for assertions."""
+
+    settings: Settings
+
+    @cached_property
+    def resources(self) -> dict[str, Any]:
+        return resources_for(self.settings)
+
+    @cached_property
+    def defs(self) -> dg.Definitions:
+        return build_definitions(self.settings)
+
+    @property
+    def lake(self) -> Lake:
+        return self.resources["lake"].get()
+
+    @property
+    def catalog(self) -> QueryEngine:
+        return self.resources["catalog"].engine()
+
+    @property
+    def glue(self) -> Any:
+        """The Glue client of the environment (the local runner, or boto3's)."""
+        return self.resources["glue_job"].client()
+
+
 def local_platform(data_dir: Path, base_url: str = CLOSED_URL, **settings: Any) -> Platform:
     defaults: dict[str, Any] = {"fetch": "api", "http_retries": 1, "http_timeout_s": 5.0}
     defaults.update(settings)
-    return build_platform(Settings(data_dir=data_dir, base_url=base_url, **defaults))
+    return Platform(Settings(data_dir=data_dir, base_url=base_url, **defaults))
 
 
 def materialize(
@@ -30,34 +61,53 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """raw + landing (+ landing checks) for one date, as the daily schedule runs them."""
-    defs = build_definitions(platform)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     return job.execute_in_process(
         partition_key=partition,
-        asset_selection=[RAW, LANDING],
         run_config={"ops": {"raw__ibov_portfolio": {"config": {"refetch": refetch}}}},
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
 
 
-def sensor_tick(
-    platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None
-) -> Any:
+def sensor_tick(platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
     """One evaluation of the ``glue_job_runs`` sensor, as the daemon's tick would run it."""
-    defs = build_definitions(platform)
-    sensor = defs.get_sensor_def("glue_job_runs")
+    sensor = platform.defs.get_sensor_def("glue_job_runs")
     with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources=platform.resources(), definitions=defs
+        instance=instance, cursor=cursor, resources=platform.resources, definitions=platform.defs
     ) as ctx:
         return sensor.evaluate_tick(ctx)
 
 
-def check_outcomes(tick: Any) -> dict[str, bool]:
-    """What a sensor tick reported of each asset check: check name -> passed."""
-    return {
-        e.check_name: e.passed for e in tick.asset_events if isinstance(e, dg.AssetCheckEvaluation)
-    }
+def run_followups(
+    platform: Platform, instance: dg.DagsterInstance, tick: Any
+) -> list[dg.ExecuteInProcessResult]:
+    """Execute the runs a sensor tick requested, in process, as the daemon would launch them."""
+    results = []
+    for request in tick.run_requests or []:
+        job = platform.defs.resolve_job_def(request.job_name)
+        results.append(
+            job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+        )
+    return results
+
+
+def check_results(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, names: list[str], partition: str
+) -> dict[str, str]:
+    """The status of each check's latest execution for one partition, as the UI shows it
+    (SUCCEEDED, FAILED, PLANNED, SKIPPED, or "none" when never evaluated)."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    out = {}
+    for name in names:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(asset_key, name),
+            limit=1,
+            partition_filter=PartitionKeyFilter(key=partition),
+        )
+        out[name] = history[0].status.value if history else "none"
+    return out
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

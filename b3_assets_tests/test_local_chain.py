@@ -14,16 +14,18 @@ from b3_assets.archive import RawArchive
 from b3_assets.assets import REFINED
 from b3_assets.b3.browser import find_chromium
 from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.definitions import build_definitions
+from b3_assets.checks import REFINED_CHECKS
 from b3_assets.landing import landing_key, read_landing
-from b3_assets.partitions import trading_days
+from b3_assets.partitions import trading_day_partitions
 from b3_assets.report_assets import REPORT
+from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets_tests.chain import (
     CLOSED_URL,
-    check_outcomes,
+    check_results,
     failure_message,
     local_platform,
     materialize,
+    run_followups,
     sensor_tick,
 )
 from b3_assets_tests.conftest import skip_unless
@@ -123,11 +125,11 @@ def test_bad_or_wrong_date_payload_writes_nothing(tmp_path, b3_replica, fault):
     assert DAY in message
     if fault == "other_date":
         assert "2025-03-06" in message and "not of 2025-03-05" in message
-    assert _lake_files(tmp_path) == []
+    assert [f for f in _lake_files(tmp_path) if not f.startswith("catalog.duckdb")] == []
 
 
 def test_holidays_are_not_partitions(tmp_path):
-    keys = set(trading_days.get_partition_keys())
+    keys = set(trading_day_partitions.get_partition_keys())
     for holiday in ["2024-11-20", "2025-03-03", "2025-03-04", "2026-02-16", "2025-04-18"]:
         assert holiday not in keys
     assert {"2025-03-05", "2026-02-18", "2025-03-20"} <= keys  # Ash Wednesday is a session
@@ -136,40 +138,43 @@ def test_holidays_are_not_partitions(tmp_path):
     assert _lake_files(tmp_path) == []
 
 
-def test_sensor_reports_each_glue_run_once(tmp_path, b3_replica):
+def test_sensor_records_each_glue_run_once_and_requests_its_checks(tmp_path, b3_replica):
     instance = dg.DagsterInstance.ephemeral()
     platform = local_platform(tmp_path, b3_replica.base_url)
     assert materialize(platform, DAY, instance=instance).success
     first = sensor_tick(platform, instance, None)
     mats = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
     assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY)]
-    meta = mats[0].metadata
-    issuers = len({c.codigo[:4] for c in b3_replica.portfolio.constituents()})
-    assert meta["issuers"].value == issuers
-    assert meta["glue_job_run_id"].value.startswith("jr_")
-    # The report follows the refined date: one run request per SUCCEEDED Glue run.
+    assert mats[0].metadata["glue_job_run_id"].value.startswith("jr_")
+    # The tick records; the checks and the report run in a run it requests.
+    assert not any(isinstance(e, dg.AssetCheckEvaluation) for e in first.asset_events)
     (request,) = first.run_requests
-    assert request.partition_key == DAY
-    assert request.asset_selection == [REPORT]
-    assert request.run_key == f"report-{meta['glue_job_run_id'].value}"
-    assert check_outcomes(first) == {
-        "glue_job_run_succeeded": True,
-        "one_row_per_issuer": True,
-        "participations_add_up_to_100": True,
-    }
-    # Next tick, same runs: nothing reported again.
+    assert request.job_name == "refined_followup"
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (DAY, DAY)
+    (followup,) = run_followups(platform, instance, first)
+    assert followup.success, failure_message(followup)
+    statuses = check_results(instance, REFINED, list(REFINED_CHECKS), DAY)
+    assert set(statuses.values()) == {"SUCCEEDED"}, statuses
+    assert instance.get_latest_materialization_event(REPORT) is not None
+    # Next tick, same runs: nothing recorded again.
     second = sensor_tick(platform, instance, first.cursor)
     assert not second.asset_events and not second.run_requests
-    # A failed run (no landing for that date) becomes a failed check with Glue's error.
+    # A failed run (no landing for that date) fails that date's run check, with Glue's error.
     platform.glue.start_job_run(
         JobName=platform.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-06"}
     )
     third = sensor_tick(platform, instance, second.cursor)
-    (failed,) = third.asset_events
-    assert isinstance(failed, dg.AssetCheckEvaluation) and not failed.passed
-    assert not third.run_requests  # no report for a date Glue did not refine
-    assert failed.partition == "2025-03-06"
-    assert "no landing file" in failed.metadata["error_message"].value
+    assert not third.asset_events  # nothing refined: no materialization
+    (request,) = third.run_requests
+    assert request.job_name == "refined_checks"
+    (checks_run,) = run_followups(platform, instance, third)
+    evaluation = next(
+        e
+        for e in checks_run.get_asset_check_evaluations()
+        if e.check_name == "glue_job_run_succeeded"
+    )
+    assert not evaluation.passed and evaluation.partition == "2025-03-06"
+    assert "no landing file" in evaluation.metadata["error_message"].value
     assert not sensor_tick(platform, instance, third.cursor).asset_events
 
 
@@ -177,7 +182,7 @@ def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    defs = build_definitions(local_platform(tmp_path))
+    defs = local_platform(tmp_path).defs
     schedule = defs.get_schedule_def("daily_ibov_portfolio_0830")
     assert schedule.cron_schedule == "30 8 * * 1-5"
     assert schedule.execution_timezone == "America/Sao_Paulo"
@@ -201,7 +206,7 @@ def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):
 
 
 def test_definitions_load_with_the_contract_keys(tmp_path):
-    defs = build_definitions(local_platform(tmp_path))
+    defs = local_platform(tmp_path).defs
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw/ibov_portfolio", "landing/ibov_portfolio", "refined/b3_etl_soma_acao"} <= keys
     assert defs.get_sensor_def("glue_job_runs").default_status == dg.DefaultSensorStatus.RUNNING
@@ -221,5 +226,5 @@ def test_local_glue_run_record_is_shaped_like_a_glue_jobrun(tmp_path, b3_replica
         "ExecutionTime",
         "Arguments",
     } <= set(run)
-    files = list((tmp_path / "refined" / f"DataCarteira={DAY}").glob("Acao=*/*.parquet"))
+    files = list((tmp_path / "refined" / f"DataCarteira={DAY}").glob("Acao=*/run=*/*.parquet"))
     assert files and pq.read_table(files[0], use_threads=False).num_rows == 1

@@ -3,6 +3,7 @@ computed by hand (Decimal arithmetic) from real B3 portfolios and from generated
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -18,7 +19,7 @@ import pytest
 
 from b3_assets.b3.parse import parse_csv
 from b3_assets_tests.landing_factory import landing_table, write_landing
-from glue.layout import landing_date_from_key
+from glue.layout import CURRENT_RUN_FILE, landing_date_from_key
 from glue.local_job import PART_FILE_NAME, run_local_refine
 from glue.transform import (
     REFINED_FILE_SCHEMA,
@@ -40,8 +41,12 @@ def read_refined_date(lake: Path, data_carteira: date) -> dict[str, dict[str, An
     folder = lake / "refined" / f"DataCarteira={data_carteira.isoformat()}"
     rows: dict[str, dict[str, Any]] = {}
     for part in sorted(folder.iterdir()):
+        if part.name == CURRENT_RUN_FILE:
+            continue
         assert part.name.startswith("Acao="), part
-        files = sorted(part.iterdir())
+        (run,) = part.iterdir()  # one published run per issuer, older ones removed
+        assert run.name.startswith("run=")
+        files = sorted(run.iterdir())
         assert [f.name for f in files] == [PART_FILE_NAME]
         table = pq.ParquetFile(files[0]).read()  # the file alone, no partition discovery
         assert table.schema == REFINED_FILE_SCHEMA
@@ -264,7 +269,7 @@ def test_rerun_replaces_the_whole_date(tmp_path: Path) -> None:
     assert sorted(rows) == second.issuers
     assert {r["processado_em"] for r in rows.values()} == {later}
     # No staging or old folders left, and the other date untouched.
-    assert sorted(p.name for p in refined.iterdir()) == [
+    assert sorted(p.name for p in refined.iterdir() if not p.name.startswith(".")) == [
         "DataCarteira=2025-03-05",
         "DataCarteira=2025-03-06",
     ]
@@ -283,7 +288,10 @@ def test_same_input_same_bytes(tmp_path: Path) -> None:
 
     def files(lake: Path) -> dict[str, bytes]:
         base = lake / "refined"
-        return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*.parquet")}
+        return {
+            re.sub(r"/run=[^/]+/", "/", p.relative_to(base).as_posix()): p.read_bytes()
+            for p in base.rglob("*.parquet")
+        }
 
     assert files(lakes[0]) == files(lakes[1])
     assert len(files(lakes[0])) == 84

@@ -19,7 +19,7 @@ from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.io_managers import LandingIOManager
 from b3_assets.lake import Lake, LakeError, LocalLake, S3Lake
 from b3_assets.landing import landing_key, read_landing
-from b3_assets.partitions import trading_days
+from b3_assets.partitions import trading_day_partitions
 from b3_assets.settings import Settings
 from b3_assets_tests.landing_factory import landing_table
 from b3_assets_tests.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
@@ -166,7 +166,7 @@ def test_platform_builds_an_s3_lake_on_the_endpoint(moto: MotoServer, s3: Any, b
 
 def _write_landing(lake: Lake, partition: str, tables: dict[str, Any]) -> None:
     with dg.build_output_context(
-        asset_key=LANDING, partition_key=partition, asset_partitions_def=trading_days
+        asset_key=LANDING, partition_key=partition, asset_partitions_def=trading_day_partitions
     ) as context:
         LandingIOManager(lake).handle_output(context, tables)
 

@@ -1,20 +1,30 @@
-"""The local (no AWS) run of the refine job: same SQL on DuckDB, a folder lake instead of S3.
+"""The local (no AWS) refine job: the same SQL on DuckDB, a folder lake instead of S3.
 
-Output layout is the one the Glue job writes (``refined/DataCarteira=D/Acao=X/*.parquet``,
-partition columns only in the paths), so the same readers work on both. A date is replaced
-as a whole through a staging folder and two renames: no reader ever sees half a date, and a
-rerun never leaves a removed issuer's folder behind.
+It writes what the Glue job writes (``refined/DataCarteira=D/Acao=X/run=<id>/…``), then
+publishes the date with one atomic rename of ``refined/DataCarteira=D/_current.json``, then
+patches the catalog's serving copy (``serving/b3_etl_soma_acao/ano=YYYY.parquet``, one file per
+year, replaced by rename), then removes older runs' folders. A run killed at any instant leaves
+the previous version published and readable; whatever it left behind is removed by the next
+run of that date, and a serving copy behind its pointers is repaired by :func:`sync_serving`.
+Runs of one date are serialized by a lock file, so two never interleave their writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,19 +34,25 @@ from glue.layout import (
     LANDING_PREFIX,
     PARTITION_COLUMNS,
     REFINED_PREFIX,
+    SERVING_PREFIX,
     landing_date_from_key,
     landing_key,
+    refined_current_key,
+    refined_date_prefix,
+    refined_run_prefix,
+    serving_year_key,
 )
-from glue.transform import REFINED_FILE_SCHEMA, previous_landing_date, refine_duckdb
+from glue.transform import REFINED_FILE_SCHEMA, REFINED_SCHEMA, previous_landing_date, refine_duckdb
 
 log = logging.getLogger(__name__)
 
 PART_FILE_NAME = "part-00000.parquet"
+IsSession = Callable[[date], bool]
 
 
 @dataclass(frozen=True)
 class RefineOutcome:
-    """What one refine run did: enough for Dagster metadata and for the catalog."""
+    """What one refine run did: enough for Dagster metadata and for the run record."""
 
     data_carteira: date
     data_carteira_anterior: date | None
@@ -44,112 +60,267 @@ class RefineOutcome:
     issuers: list[str]
     location: Path
     processado_em: datetime
+    run_id: str
 
 
-def list_landing_dates(lake_root: Path) -> list[date]:
-    """Trading dates with a landing file in the folder lake, ascending."""
+# --- small file helpers ------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a hidden temporary file, fsync, rename: readers see old or new bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock held by this process until the block ends (or the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+# --- landing and the published state -----------------------------------------------------
+
+
+def list_landing_dates(lake_root: Path, is_session: IsSession | None = None) -> list[date]:
+    """Trading dates with a landing file in the folder lake, ascending.
+
+    With ``is_session``, a landing file on a day that is not a B3 session (a stray file on a
+    holiday) is ignored: it must never become some date's previous portfolio."""
     base = lake_root / LANDING_PREFIX
     if not base.is_dir():
         return []
     dates = []
     for path in base.glob("dt=*/*"):
-        if not path.is_file():
-            continue
         found = landing_date_from_key(path.relative_to(lake_root).as_posix())
-        if found is not None:
+        if found is not None and path.is_file() and (is_session is None or is_session(found)):
             dates.append(found)
     return sorted(dates)
+
+
+def published(lake_root: Path, data_carteira: date) -> dict[str, Any] | None:
+    """The date's ``_current.json`` (which run, from which inputs), or None if unpublished."""
+    path = lake_root / refined_current_key(data_carteira)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError) as exc:
+        log.warning("unreadable %s (%s): the date counts as unpublished", path, exc)
+        return None
+
+
+def stale_dates(lake_root: Path, is_session: IsSession | None = None) -> list[date]:
+    """Landing dates whose published refine is missing or was built from other inputs.
+
+    A date is current when its pointer names the landing file's bytes (sha256) and the
+    previous landing date and its bytes as they are now. Anything else — a landing write
+    whose refine died, a gap filled before it, an earlier date corrected — makes it stale,
+    and refining the stale dates in ascending order converges to what a full backfill gives.
+    """
+    dates = list_landing_dates(lake_root, is_session)
+    sha = {d: file_sha256(lake_root / landing_key(d)) for d in dates}
+    stale = []
+    for i, day in enumerate(dates):
+        anterior = dates[i - 1] if i else None
+        expected = {
+            "landing_sha256": sha[day],
+            "data_carteira_anterior": anterior.isoformat() if anterior else None,
+            "anterior_sha256": sha[anterior] if anterior else None,
+        }
+        current = published(lake_root, day) or {}
+        if any(current.get(k) != v for k, v in expected.items()):
+            stale.append(day)
+    return stale
+
+
+# --- the run -----------------------------------------------------------------------------
 
 
 def run_local_refine(
     lake_root: Path,
     data_carteira: date,
     processado_em: datetime,
+    run_id: str | None = None,
+    is_session: IsSession | None = None,
 ) -> RefineOutcome:
-    """Refine ``data_carteira`` from the folder lake at ``lake_root`` and replace its output.
+    """Refine ``data_carteira`` from the folder lake at ``lake_root`` and publish it.
 
-    The previous date is the latest landing date before ``data_carteira`` present now, as the
-    Glue job does. Raises FileNotFoundError when the date has no landing file and ValueError
-    when it has no rows of that date; nothing is written then.
+    The previous date is the latest landing date before ``data_carteira`` present now (B3
+    sessions only, with ``is_session``). Raises FileNotFoundError when the date has no landing
+    file and ValueError when it has no rows of that date; the published version is untouched.
     """
     lake_root = Path(lake_root)
-    current = lake_root / landing_key(data_carteira)
-    if not current.is_file():
-        raise FileNotFoundError(
-            f"no landing file for {data_carteira.isoformat()} at {current}: "
-            "materialize landing/ibov_portfolio for that date first"
+    run_id = run_id or uuid.uuid4().hex
+    with locked(lake_root / REFINED_PREFIX / f".lock-{data_carteira.isoformat()}"):
+        current = lake_root / landing_key(data_carteira)
+        if not current.is_file():
+            raise FileNotFoundError(
+                f"no landing file for {data_carteira.isoformat()} at {current}: "
+                "materialize landing/ibov_portfolio for that date first"
+            )
+        dates = list_landing_dates(lake_root, is_session)
+        anterior = previous_landing_date(dates, data_carteira)
+        previous = lake_root / landing_key(anterior) if anterior else None
+        landing_sha = file_sha256(current)
+        anterior_sha = file_sha256(previous) if previous else None
+        table = refine_duckdb(current, previous, data_carteira, anterior, processado_em)
+        if table.num_rows == 0:
+            raise ValueError(
+                f"landing file {current} has no rows dated {data_carteira.isoformat()}; "
+                "nothing was refined"
+            )
+        issuers = table.column("Acao").to_pylist()
+        _write_run(lake_root, data_carteira, run_id, table)
+        pointer = {
+            "run_id": run_id,
+            "processado_em": processado_em.isoformat(),
+            "issuers": issuers,
+            "landing_sha256": landing_sha,
+            "data_carteira_anterior": anterior.isoformat() if anterior else None,
+            "anterior_sha256": anterior_sha,
+        }
+        write_atomic(
+            lake_root / refined_current_key(data_carteira),
+            json.dumps(pointer, indent=1).encode(),
         )
-    anterior = previous_landing_date(list_landing_dates(lake_root), data_carteira)
-    previous = lake_root / landing_key(anterior) if anterior else None
-    table = refine_duckdb(current, previous, data_carteira, anterior, processado_em)
-    if table.num_rows == 0:
-        raise ValueError(
-            f"landing file {current} has no rows dated {data_carteira.isoformat()}; "
-            "nothing was refined"
-        )
-    refined_root = lake_root / REFINED_PREFIX
-    location = write_refined_date(refined_root, data_carteira, table)
-    issuers = table.column("Acao").to_pylist()
+        patch_serving(lake_root, data_carteira, table)
+        _remove_other_runs(lake_root, data_carteira, run_id, issuers)
     log.info(
-        "refined %s: %d issuers (previous landing date %s) into %s",
+        "refined %s: %d issuers (previous landing date %s), run %s",
         data_carteira.isoformat(),
         len(issuers),
         anterior.isoformat() if anterior else "none",
-        location,
+        run_id,
     )
     return RefineOutcome(
         data_carteira=data_carteira,
         data_carteira_anterior=anterior,
         rows=table.num_rows,
         issuers=issuers,
-        location=location,
+        location=lake_root / refined_date_prefix(data_carteira),
         processado_em=processado_em,
+        run_id=run_id,
     )
 
 
-def write_refined_date(refined_root: Path, data_carteira: date, table: pa.Table) -> Path:
-    """Write one file per issuer and swap the date's folder in; returns the date's folder.
-
-    Same rows give the same bytes (fixed file names, compression and row order).
-    """
-    name = f"DataCarteira={data_carteira.isoformat()}"
-    final = refined_root / name
-    refined_root.mkdir(parents=True, exist_ok=True)
-    # Leftovers of a crashed run of this date (dot names: ignored by readers and globs).
-    for stale in refined_root.glob(f".{name}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = refined_root / f".{name}.staging-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
-        _write_partitions(staging, table)
-        _swap_in(staging, final, refined_root / f".{name}.old-{uuid.uuid4().hex}")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
-
-
-def _write_partitions(folder: Path, table: pa.Table) -> None:
+def _write_run(lake_root: Path, data_carteira: date, run_id: str, table: pa.Table) -> None:
+    """One file per issuer under the run's own prefix; nothing published yet."""
     acoes = table.column("Acao")
     data = table.drop_columns(list(PARTITION_COLUMNS)).cast(REFINED_FILE_SCHEMA)
     for acao in sorted(set(acoes.to_pylist())):
-        if not acao or "/" in acao or acao.startswith("."):
+        if not acao or "/" in acao or acao.startswith((".", "_")):
             raise ValueError(f"refused issuer root {acao!r} as a partition folder name")
-        rows = data.filter(pc.equal(acoes, acao))
-        target = folder / f"Acao={acao}"
-        target.mkdir()
-        pq.write_table(rows, target / PART_FILE_NAME, compression="snappy")
+        buf = io.BytesIO()
+        pq.write_table(data.filter(pc.equal(acoes, acao)), buf, compression="snappy")
+        write_atomic(
+            lake_root / refined_run_prefix(data_carteira, acao, run_id) / PART_FILE_NAME,
+            buf.getvalue(),
+        )
 
 
-def _swap_in(staging: Path, final: Path, trash: Path) -> None:
-    """Rename the old folder away, the new one in, then delete the old one."""
-    if not final.exists():
-        os.replace(staging, final)
-        return
-    os.replace(final, trash)
-    try:
-        os.replace(staging, final)
-    except BaseException:
-        os.replace(trash, final)
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
+def _remove_other_runs(
+    lake_root: Path, data_carteira: date, run_id: str, issuers: list[str]
+) -> None:
+    """Older runs' folders (and a killed run's leftovers) of the date, after the publish."""
+    date_dir = lake_root / refined_date_prefix(data_carteira)
+    keep = set(issuers)
+    for acao_dir in date_dir.glob("Acao=*"):
+        if acao_dir.name.removeprefix("Acao=") not in keep:
+            shutil.rmtree(acao_dir, ignore_errors=True)
+            continue
+        for run_dir in acao_dir.iterdir():
+            if run_dir.name != f"run={run_id}" and run_dir.is_dir():
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def read_published(lake_root: Path, data_carteira: date) -> pa.Table | None:
+    """The published refined rows of a date (REFINED_SCHEMA), or None if unpublished."""
+    pointer = published(lake_root, data_carteira)
+    if pointer is None:
+        return None
+    tables = []
+    for acao in pointer["issuers"]:
+        path = lake_root / refined_run_prefix(data_carteira, acao, pointer["run_id"])
+        rows = pq.read_table(path / PART_FILE_NAME, partitioning=None, use_threads=False)
+        n = rows.num_rows
+        rows = rows.append_column("DataCarteira", pa.array([data_carteira.isoformat()] * n))
+        tables.append(rows.append_column("Acao", pa.array([acao] * n)))
+    return pa.concat_tables(tables).cast(REFINED_SCHEMA) if tables else None
+
+
+# --- the serving copy --------------------------------------------------------------------
+
+
+def _read_serving(path: Path) -> pa.Table:
+    if not path.is_file():
+        return REFINED_SCHEMA.empty_table()
+    return pq.read_table(path, use_threads=False).cast(REFINED_SCHEMA)
+
+
+def _write_serving(path: Path, table: pa.Table) -> None:
+    order = pc.sort_indices(table, [("DataCarteira", "ascending"), ("Acao", "ascending")])
+    buf = io.BytesIO()
+    pq.write_table(table.take(order), buf, compression="zstd", row_group_size=1 << 20)
+    write_atomic(path, buf.getvalue())
+
+
+def patch_serving(lake_root: Path, data_carteira: date, rows: pa.Table | None) -> None:
+    """Replace the date's rows in its year's serving file (None: remove them)."""
+    path = lake_root / serving_year_key(data_carteira.year)
+    with locked(lake_root / SERVING_PREFIX / ".lock"):
+        table = _read_serving(path)
+        keep = pc.not_equal(table.column("DataCarteira"), data_carteira.isoformat())
+        parts = [table.filter(keep)] + ([rows.cast(REFINED_SCHEMA)] if rows is not None else [])
+        _write_serving(path, pa.concat_tables(parts))
+
+
+def sync_serving(lake_root: Path) -> list[date]:
+    """Repair the serving copy from the published pointers; returns the dates it patched.
+
+    Needed only after a run was killed between its publish and its serving patch, so it
+    compares cheaply (one processado_em per date) and patches only what differs."""
+    lake_root = Path(lake_root)
+    pointers = {
+        d: p for d in list_landing_dates(lake_root) if (p := published(lake_root, d)) is not None
+    }
+    served: dict[str, str] = {}
+    for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
+        cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
+        for day, ts in zip(
+            cols.column("DataCarteira").to_pylist(),
+            cols.column("processado_em").to_pylist(),
+            strict=True,
+        ):
+            served[day] = ts.astimezone(UTC).isoformat()
+    patched = []
+    for day, pointer in pointers.items():
+        stamp = datetime.fromisoformat(pointer["processado_em"]).astimezone(UTC).isoformat()
+        if served.get(day.isoformat()) != stamp:
+            patch_serving(lake_root, day, read_published(lake_root, day))
+            patched.append(day)
+    for orphan in sorted(set(served) - {d.isoformat() for d in pointers}):
+        patch_serving(lake_root, date.fromisoformat(orphan), None)
+        patched.append(date.fromisoformat(orphan))
+    return patched
