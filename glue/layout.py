@@ -105,9 +105,35 @@ def issuer_from_refined_key(key: str) -> str | None:
     return match.group(1) if match else None
 
 
+#: The folder level under ``Acao=X/`` that holds one run's files: ``run=<run id>/``.
+RUN_PARTITION = "run"
+#: A run id as a folder name: Glue's ``jr_…`` ids and generated ones; nothing Spark or Hadoop
+#: would escape in a path or hide (a leading ``_`` or ``.``).
+RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
 def refined_run_prefix(data_carteira: date, acao: str, run_id: str) -> str:
     """``refined/DataCarteira=D/Acao=X/run=<run id>/``: one run's files of one issuer.
 
     Each run writes under its own prefix and the catalog is repointed afterwards, so readers
     see one run's files or the other's, never a date half replaced."""
-    return f"{refined_issuer_prefix(data_carteira, acao)}run={run_id}/"
+    if not re.fullmatch(RUN_ID_PATTERN, run_id):
+        raise ValueError(f"run id {run_id!r} is not a folder name ({RUN_ID_PATTERN})")
+    return f"{refined_issuer_prefix(data_carteira, acao)}{RUN_PARTITION}={run_id}/"
+
+
+#: The date's current run, written last by the local job (one atomic rename publishes a date).
+CURRENT_RUN_FILE = "_current.json"
+#: The catalog's serving copy of the refined table: one Parquet file per year, so history
+#: queries read a few files instead of one per issuer and date.
+SERVING_PREFIX = "serving/b3_etl_soma_acao"
+
+
+def refined_current_key(data_carteira: date) -> str:
+    """``refined/DataCarteira=D/_current.json``: which run is the date's published version."""
+    return f"{refined_date_prefix(data_carteira)}{CURRENT_RUN_FILE}"
+
+
+def serving_year_key(year: int) -> str:
+    """``serving/b3_etl_soma_acao/ano=YYYY.parquet``: every refined row of one year."""
+    return f"{SERVING_PREFIX}/ano={year:04d}.parquet"
