@@ -17,6 +17,7 @@ from b3_assets.glue_runs import FinishedRun, WatchCursor
 from b3_assets.report_assets import REPORT
 from b3_assets.resources import GlueJobResource, LakeResource
 from b3_assets.sessions import trading_days
+from b3_assets.settings import Settings
 from glue.layout import refined_date_prefix
 
 MAX_RUNS_PER_TICK = 50
@@ -101,7 +102,7 @@ def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
 
 @dg.sensor(
     name="glue_job_runs",
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=Settings.from_env().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[refined_followup_job, refined_checks_job],
     description="Watches the Glue job and records each finished run on "

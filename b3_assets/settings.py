@@ -78,6 +78,7 @@ class Settings:
     aws_endpoint_url: str | None = None
     http_timeout_s: float = 20.0
     http_retries: int = 4
+    sensor_interval_s: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,4 +108,7 @@ class Settings:
                 "B3_HTTP_TIMEOUT", e.get("B3_HTTP_TIMEOUT", "20"), float, 1, 300
             ),
             http_retries=_number("B3_HTTP_RETRIES", e.get("B3_HTTP_RETRIES", "4"), int, 0, 10),
+            sensor_interval_s=_number(
+                "B3_SENSOR_INTERVAL", e.get("B3_SENSOR_INTERVAL", "30"), int, 1, 3600
+            ),
         )

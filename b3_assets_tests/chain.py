@@ -80,12 +80,13 @@ def sensor_tick(platform: Platform, instance: dg.DagsterInstance, cursor: str | 
 
 
 def run_followups(
-    platform: Platform, instance: dg.DagsterInstance, tick: Any
+    platform: Platform, instance: dg.DagsterInstance, tick: Any, job_name: str | None = None
 ) -> list[dg.ExecuteInProcessResult]:
-    """Execute the runs a sensor tick requested, in process, as the daemon would launch them."""
+    """Execute the runs a sensor tick requested, in process, as the daemon would launch them
+    (``job_name``: another job over the same partition ranges)."""
     results = []
     for request in tick.run_requests or []:
-        job = platform.defs.resolve_job_def(request.job_name)
+        job = platform.defs.resolve_job_def(job_name or request.job_name)
         results.append(
             job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
         )

@@ -11,127 +11,85 @@ runs always succeed) come from a Stubber. Nothing here talks to AWS.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from botocore.stub import Stubber
 
 from b3_assets.archive import RawArchive
 from b3_assets.assets import REFINED
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.catalog import AthenaCatalog
+from b3_assets.checks import REFINED_CHECKS, run_metadata
 from b3_assets.glue_runs import GlueJobWatcher, WatchCursor
 from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
-from b3_assets.resources import build_platform
+from b3_assets.local_aws import object_created_event
+from b3_assets.sensors import followup_requests
 from b3_assets.settings import Settings
-from b3_assets_tests.chain import check_outcomes, failure_message, materialize, sensor_tick
+from b3_assets_tests.chain import (
+    Platform,
+    failure_message,
+    materialize,
+    run_followups,
+    sensor_tick,
+)
 from b3_assets_tests.moto_server import MotoServer, athena_result, unique_name, use_moto
 from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.support.cfn import Stack
 from glue.local_job import run_local_refine
 from lambda_handler import handler as lh
 
 DAY = DEFAULT_DATE.isoformat()
-TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "template.yaml"
 
 
 # --------------------------------------------------------------------------- the stack, in moto
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (``!Ref x`` → ``{"Ref": "x"}``)."""
+def stack_for(settings: Settings) -> Stack:
+    """The template deployed with the test's unique names (infra/template.yaml, resolved)."""
+    return Stack(
+        parameters={
+            "ArtifactBucket": "b3-artifacts",
+            "ArtifactPrefix": "b3",
+            "LambdaCodeS3Key": "b3/lambda.zip",
+            "GlueScriptS3Key": "b3/job.py",
+            "GluePackageS3Key": "b3/glue.zip",
+        },
+        physical_ids={
+            "LakeBucket": settings.bucket,
+            "GlueJob": settings.glue_job_name,
+            "AthenaWorkGroup": settings.athena_workgroup,
+        },
+    )
 
 
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-class Stack:
-    """What the template would create, named as the deployment would name it."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.template = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
-        self.settings = settings
-        self.refs: dict[str, str] = {
-            name: str(p["Default"])
-            for name, p in self.template["Parameters"].items()
-            if "Default" in p
-        }
-        self.refs.update(
-            {
-                "ArtifactBucket": "b3-artifacts",
-                "LambdaCodeS3Key": "b3/lambda.zip",
-                "GlueScriptS3Key": "b3/job.py",
-                "GluePackageS3Key": "b3/glue.zip",
-                "LakeBucket": settings.bucket,
-                "GlueJob": settings.glue_job_name,
-                "AthenaWorkGroup": settings.athena_workgroup,
-                "AWS::Region": settings.aws_region,
-                "AWS::AccountId": "123456789012",
-            }
-        )
-
-    def resolve(self, value: Any) -> str:
-        if isinstance(value, dict) and "Ref" in value:
-            return self.refs[value["Ref"]]
-        if isinstance(value, dict) and "Fn::Sub" in value:
-            return re.sub(r"\$\{([^}]+)\}", lambda m: self.refs[m.group(1)], value["Fn::Sub"])
-        if isinstance(value, str | int | float):
-            return str(value)
-        raise ValueError(f"no resolver for {value!r}")
-
-    def properties(self, resource: str) -> dict[str, Any]:
-        return self.template["Resources"][resource]["Properties"]
-
-    @property
-    def job_default_arguments(self) -> dict[str, str]:
-        return {
-            k: self.resolve(v) for k, v in self.properties("GlueJob")["DefaultArguments"].items()
-        }
-
-    @property
-    def lambda_environment(self) -> dict[str, str]:
-        env = self.properties("LandingTriggerFunction")["Environment"]["Variables"]
-        return {k: self.resolve(v) for k, v in env.items()}
-
-    def create_in(self, moto: MotoServer) -> None:
-        job = self.properties("GlueJob")
-        moto.client("s3").create_bucket(Bucket=self.settings.bucket)
-        moto.client("glue").create_job(
-            Name=self.settings.glue_job_name,
-            Role="arn:aws:iam::123456789012:role/b3-glue-job",
-            Command={
-                "Name": job["Command"]["Name"],
-                "PythonVersion": job["Command"]["PythonVersion"],
-                "ScriptLocation": self.resolve(job["Command"]["ScriptLocation"]),
-            },
-            GlueVersion=job["GlueVersion"],
-            WorkerType=job["WorkerType"],
-            NumberOfWorkers=job["NumberOfWorkers"],
-            Timeout=job["Timeout"],
-            MaxRetries=job["MaxRetries"],
-            ExecutionProperty={"MaxConcurrentRuns": 300},
-            DefaultArguments=self.job_default_arguments,
-        )
-        moto.client("athena").create_work_group(Name=self.settings.athena_workgroup)
+def create_stack_in(moto: MotoServer, settings: Settings) -> Stack:
+    """What the stack creates that this path touches: bucket, job (its real defaults), workgroup."""
+    stack = stack_for(settings)
+    job = stack.properties("GlueJob")
+    moto.client("s3").create_bucket(Bucket=settings.bucket)
+    moto.client("glue").create_job(
+        Name=settings.glue_job_name,
+        Role="arn:aws:iam::123456789012:role/b3-glue-job",
+        Command={k: job["Command"][k] for k in ("Name", "PythonVersion", "ScriptLocation")},
+        GlueVersion=job["GlueVersion"],
+        WorkerType=job["WorkerType"],
+        NumberOfWorkers=job["NumberOfWorkers"],
+        Timeout=job["Timeout"],
+        MaxRetries=job["MaxRetries"],
+        ExecutionProperty={"MaxConcurrentRuns": 300},
+        DefaultArguments=job["DefaultArguments"],
+    )
+    moto.client("athena").create_work_group(Name=settings.athena_workgroup)
+    return stack
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -140,7 +98,7 @@ class Stack:
 @pytest.fixture
 def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoServer:
     use_moto(monkeypatch, moto.endpoint)
-    monkeypatch.setattr(lh, "_glue_client", None)  # the Lambda's cached client: built anew
+    lh.glue_client.cache_clear()  # the Lambda's cached client: built anew, on moto
     monkeypatch.chdir(tmp_path)  # so a stray local write (./data) would be seen
     return moto
 
@@ -190,9 +148,8 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     aws: MotoServer, b3_replica: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     settings = aws_settings(aws, b3_replica.base_url)
-    stack = Stack(settings)
-    stack.create_in(aws)
-    platform = build_platform(settings)
+    stack = create_stack_in(aws, settings)
+    platform = Platform(settings)
     assert isinstance(platform.lake, S3Lake) and isinstance(platform.catalog, AthenaCatalog)
     s3, glue = aws.client("s3"), aws.client("glue")
     bucket, job = settings.bucket, settings.glue_job_name
@@ -217,32 +174,20 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     assert glue.get_job_runs(JobName=job)["JobRuns"] == []
 
     # 2. The event S3 emits for that key, delivered to the Lambda entry point.
-    for name, value in stack.lambda_environment.items():
+    lambda_env = stack.properties("LandingTriggerFunction")["Environment"]["Variables"]
+    for name, value in lambda_env.items():
         monkeypatch.setenv(name, value)
-    head = s3.head_object(Bucket=bucket, Key=key)
-    event = lh.object_created_event(
-        bucket,
-        key,
-        size=head["ContentLength"],
-        etag=head["ETag"].strip('"'),
-        region=settings.aws_region,
-    )
-    out = lh.handler(event, LambdaContext())
+    out = lh.handler(object_created_event(bucket, key), LambdaContext())
     assert out["status"] == "started" and out["data_carteira"] == DAY
-    assert lh._glue_client.meta.endpoint_url == aws.endpoint  # moto, never AWS
+    assert lh.glue_client().meta.endpoint_url == aws.endpoint  # moto, never AWS
 
     # 3. The job run in Glue, with the stack's job defaults and the date's arguments.
     (run,) = glue.get_job_runs(JobName=job)["JobRuns"]
     assert run["Id"] == out["job_run_id"]
     args = run["Arguments"]
-    assert {
-        "--data_carteira": DAY,
-        "--bucket": bucket,
-        "--landing_prefix": "landing/ibov",
-        "--refined_prefix": "refined",
-        "--database": "default",
-        "--table": "b3_etl_soma_acao",
-    }.items() <= args.items()
+    assert {"--data_carteira": DAY, "--bucket": bucket, "--database": "default"}.items() <= (
+        args.items()
+    )
     assert args["--extra-py-files"] == "s3://b3-artifacts/b3/glue.zip"
     assert args["--job-bookmark-option"] == "job-bookmark-disable"
     assert run["WorkerType"] == "G.1X" and run["NumberOfWorkers"] == 2
@@ -251,9 +196,6 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     refined_rows = play_glue_worker(s3, bucket, DEFAULT_DATE, tmp_path / "glue-worker")
     issuers = sorted({c[:4] for c in codes})
     assert [acao for acao, _ in refined_rows] == issuers
-    aws.queue_athena_results(
-        [athena_result([("Acao", "varchar"), ("participacao_total_pct", "decimal")], refined_rows)]
-    )
 
     # 5. The sensor: the refined date once, with what an operator needs to find the run.
     first = sensor_tick(platform, instance, None)
@@ -269,29 +211,32 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
         "https://us-east-1.console.aws.amazon.com/gluestudio/home?region=us-east-1"
         f"#/job/{job}/run/{run['Id']}"
     )
-    assert meta["issuers"] == len(issuers) and meta["dagster/row_count"] == len(issuers)
     assert meta["lake_uri"] == f"s3://{bucket}/refined/DataCarteira={DAY}/"
-    assert check_outcomes(first) == {
-        "glue_job_run_succeeded": True,
-        "one_row_per_issuer": True,
-        "participations_add_up_to_100": True,
-    }
+    # The tick only listed Glue runs; the checks run in the run it requested, on Athena.
+    assert not any(isinstance(e, dg.AssetCheckEvaluation) for e in first.asset_events)
+    columns = [("DataCarteira", "varchar"), ("Acao", "varchar"),
+               ("participacao_total_pct", "decimal"), ("data_carteira_anterior", "date")]
+    aws.queue_athena_results(
+        [athena_result(columns, [(DAY, acao, pct, None) for acao, pct in refined_rows])]
+    )
+    (checks_run,) = run_followups(platform, instance, first, job_name="refined_checks")
+    assert checks_run.success, failure_message(checks_run)
+    outcomes = {e.check_name: e.passed for e in checks_run.get_asset_check_evaluations()}
+    assert outcomes == dict.fromkeys(REFINED_CHECKS, True)
     athena = aws.client("athena")
     (qid,) = athena.list_query_executions(WorkGroup=settings.athena_workgroup)["QueryExecutionIds"]
     sent = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-    assert sent["ExecutionParameters"] == [f"'{DAY}'"] and DAY not in sent["Query"]
+    assert sent["ExecutionParameters"] == [f"'{DAY}'", f"'{DAY}'"] and DAY not in sent["Query"]
 
     second = sensor_tick(platform, instance, first.cursor)
     assert not second.asset_events and not second.run_requests
 
 
-def test_failed_glue_run_is_a_failed_check_with_glues_error(aws: MotoServer) -> None:
+def test_failed_glue_run_is_recorded_and_its_check_fails_with_glues_error(
+    aws: MotoServer,
+) -> None:
     """moto's runs always succeed: GetJobRuns is stubbed with what Glue returns for a failure."""
-    import boto3
-
     settings = aws_settings(aws)
-    platform = build_platform(settings)
-    glue = boto3.client("glue", region_name="us-east-1")
     started = datetime(2025, 3, 6, 11, 0, 5, tzinfo=UTC)
     error = (
         "AnalysisException: [PATH_NOT_FOUND] Path does not exist: "
@@ -312,30 +257,27 @@ def test_failed_glue_run_is_a_failed_check_with_glues_error(aws: MotoServer) -> 
         "NumberOfWorkers": 2,
         "GlueVersion": "5.0",
     }
-    expected = {"JobName": settings.glue_job_name, "MaxResults": 200}
-    instance = dg.DagsterInstance.ephemeral()
+    glue = boto3.client("glue", region_name="us-east-1")
+    watcher = GlueJobWatcher(glue, settings.glue_job_name)
     with Stubber(glue) as stub:
-        stub.add_response("get_job_runs", {"JobRuns": [failed_run]}, expected)
-        stub.add_response("get_job_runs", {"JobRuns": [failed_run]}, expected)
-        stubbed = dataclasses.replace(platform, glue=glue)
-        first = sensor_tick(stubbed, instance, None)
-        second = sensor_tick(stubbed, instance, first.cursor)
+        stub.add_response("get_job_runs", {"JobRuns": [failed_run]})
+        stub.add_response("get_job_runs", {"JobRuns": [failed_run]})
+        runs, cursor = watcher.poll(WatchCursor(), 50)
+        again, _ = watcher.poll(cursor, 50)
         stub.assert_no_pending_responses()
-    (failed,) = first.asset_events
-    assert isinstance(failed, dg.AssetCheckEvaluation)
-    assert failed.asset_key == REFINED and failed.check_name == "glue_job_run_succeeded"
-    assert not failed.passed and failed.partition == "2025-03-06"
-    meta = {k: v.value for k, v in failed.metadata.items()}
-    assert meta["error_message"] == error
-    assert meta["glue_job_run_id"] == failed_run["Id"] and meta["state"] == "FAILED"
-    assert not first.run_requests  # nothing downstream of a failed date
-    assert not second.asset_events
+    (run,) = runs
+    assert again == []
+    assert not run.succeeded and run.error_message == error
+    assert run.dates == (date(2025, 3, 6),)
+    (request,) = followup_requests(runs)
+    assert request.job_name == "refined_checks"  # no report for a date Glue did not refine
+    assert run_metadata(run)["error_message"] == error
 
 
 def test_watcher_pages_through_get_job_runs(aws: MotoServer) -> None:
     """More runs than one GetJobRuns page (200): every one is reported, once."""
     settings = aws_settings(aws)
-    Stack(settings).create_in(aws)
+    create_stack_in(aws, settings)
     glue = aws.client("glue")
     days = [date(2025, 1, 2) + timedelta(days=i) for i in range(205)]
     for day in days:
@@ -347,11 +289,11 @@ def test_watcher_pages_through_get_job_runs(aws: MotoServer) -> None:
         "provide-client-params.glue.GetJobRuns", lambda params, **_: calls.append(dict(params))
     )
     watcher = GlueJobWatcher(glue, settings.glue_job_name)
-    fresh, cursor = watcher.poll(WatchCursor())
+    fresh, cursor = watcher.poll(WatchCursor(), 1000)
     assert len(calls) == 2
     assert calls[0] == {"JobName": settings.glue_job_name, "MaxResults": 200}
     assert calls[1]["NextToken"] and calls[1]["MaxResults"] == 200
-    assert sorted(r.data_carteira for r in fresh) == days
+    assert sorted(d for r in fresh for d in r.dates) == days
     assert len({r.run_id for r in fresh}) == 205 and all(r.succeeded for r in fresh)
-    again, _ = watcher.poll(WatchCursor.from_json(cursor.to_json()))
+    again, _ = watcher.poll(WatchCursor.from_json(cursor.to_json()), 1000)
     assert again == []

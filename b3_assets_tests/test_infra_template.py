@@ -1,5 +1,11 @@
-"""infra/: the CloudFormation template lints clean, is least-privilege, routes only landing files,
-and deploy.sh packages what Lambda and Glue expect. Nothing here talks to AWS.
+"""infra/: the template lints clean, routes only landing files, grants least privilege and
+alerts on failures; deploy.sh packages what Lambda and Glue expect and checks the regions.
+Nothing here talks to AWS.
+
+What the template creates is pinned by one snapshot of its resolved resources
+(``__snapshots__/test_infra_template/``): after a deliberate template change, review the diff
+and run ``pytest b3_assets_tests/test_infra_template.py --snapshot-update``. The tests below
+state behaviour: which keys start the job, who may do what where.
 """
 
 from __future__ import annotations
@@ -11,457 +17,412 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
 
-from lambda_handler import handler as lh
+from b3_assets.local_aws import object_created_event
+from b3_assets.settings import Settings
+from b3_assets_tests.conftest import skip_unless
+from b3_assets_tests.support.cfn import ACCOUNT, REGION, TEMPLATE_PATH, Stack, allows, grants
+from glue.layout import TABLE_NAME, landing_date_from_key, landing_key, refined_run_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "infra" / "template.yaml"
 DEPLOY = ROOT / "infra" / "deploy.sh"
 
-ACCOUNT, REGION, PARTITION = "123456789012", "us-east-1", "aws"
-PARAMS = {"ArtifactBucket": "my-artifacts", "LambdaCodeS3Key": "b3/lambda.zip",
-          "GlueScriptS3Key": "b3/job.py", "GluePackageS3Key": "b3/glue.zip"}
+PREFIX = "b3-pipeline/b3-pipeline"  # what deploy.sh uploads under for stack "b3-pipeline"
+PARAMS = {
+    "ArtifactBucket": "my-artifacts",
+    "ArtifactPrefix": PREFIX,
+    "LambdaCodeS3Key": f"{PREFIX}/lambda_handler-0123456789abcdef.zip",
+    "GlueScriptS3Key": f"{PREFIX}/job-0123456789abcdef.py",
+    "GluePackageS3Key": f"{PREFIX}/glue_package-0123456789abcdef.zip",
+}
 LAKE = f"b3-lake-{ACCOUNT}-{REGION}"
+GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+DAY = date(2025, 3, 5)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _cfn_lint_missing(what: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{what} is required when CI=true")
-    pytest.skip(f"{what} is not installed")
-
-
-# --------------------------------------------------------------------------- template + resolver
+def stack(**overrides: Any) -> Stack:
+    """The stack with default parameters plus the sample artifacts and ``overrides``."""
+    return Stack(parameters={**PARAMS, **overrides})
 
 
 @pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    try:
-        from cfnlint.decode.cfn_yaml import loads
-    except ImportError:
-        _cfn_lint_missing("cfn-lint (its YAML decoder for !Ref/!Sub/!GetAtt)")
-    return loads(TEMPLATE.read_text(encoding="utf-8"), str(TEMPLATE))
+def default() -> Stack:
+    return stack()
 
 
-class Resolver:
-    """Evaluates the intrinsic functions the template uses, with parameter defaults + PARAMS.
-
-    Resources resolve to plausible physical names/ARNs, so policies can be compared to the exact
-    ARNs a deployment in ACCOUNT/REGION would produce.
-    """
-
-    def __init__(self, tpl: dict[str, Any], overrides: dict[str, str] | None = None) -> None:
-        self.tpl = tpl
-        self.params = {k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()}
-        self.params.update(PARAMS)
-        self.params.update(overrides or {})
-        self.pseudo = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION,
-                       "AWS::Partition": PARTITION, "AWS::NoValue": None}
-
-    def condition(self, name: str) -> bool:
-        return bool(self.resolve(self.tpl["Conditions"][name]))
-
-    def ref(self, name: str) -> Any:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        if name in self.params:
-            return self.params[name]
-        res = self.tpl["Resources"][name]
-        props = res.get("Properties", {})
-        kind = res["Type"]
-        if kind == "AWS::SQS::Queue":
-            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.resolve(props['QueueName'])}"
-        for field in ("BucketName", "Name", "FunctionName", "LogGroupName", "RoleName"):
-            if field in props:
-                return self.resolve(props[field])
-        return f"{name}-physical-id"
-
-    def get_att(self, name: str, attr: str) -> str:
-        kind = self.tpl["Resources"][name]["Type"]
-        physical = self.ref(name)
-        arns = {
-            "AWS::S3::Bucket": f"arn:aws:s3:::{physical}",
-            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{str(physical).rsplit('/', 1)[-1]}",
-            "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{physical}",
-            "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{physical}:*",
-            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{physical}",
-            "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical}",
-        }
-        assert attr == "Arn", f"unexpected attribute {name}.{attr}"
-        return arns[kind]
-
-    def sub(self, text: str, local: dict[str, Any]) -> str:
-        def one(m: re.Match[str]) -> str:
-            expr = m.group(1)
-            if expr.startswith("!"):
-                return "${" + expr[1:] + "}"
-            if expr in local:
-                return str(self.resolve(local[expr]))
-            if "." in expr and expr.split(".")[0] in self.tpl["Resources"]:
-                return self.get_att(*expr.split(".", 1))
-            return str(self.ref(expr))
-
-        return re.sub(r"\$\{([^}]+)\}", one, text)
-
-    def resolve(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            if len(node) == 1:
-                (fn, arg), = node.items()
-                if fn == "Ref":
-                    return self.ref(arg)
-                if fn == "Fn::Sub":
-                    text, local = (arg, {}) if isinstance(arg, str) else arg
-                    return self.sub(text, local)
-                if fn == "Fn::GetAtt":
-                    name, attr = arg.split(".", 1) if isinstance(arg, str) else arg
-                    return self.get_att(name, attr)
-                if fn == "Fn::If":
-                    cond, yes, no = arg
-                    return self.resolve(yes if self.condition(cond) else no)
-                if fn == "Fn::Equals":
-                    a, b = (self.resolve(x) for x in arg)
-                    return str(a) == str(b)
-                if fn == "Fn::Not":
-                    return not self.resolve(arg[0])
-                if fn == "Fn::Join":
-                    sep, items = arg
-                    return sep.join(str(self.resolve(i)) for i in items)
-                if fn.startswith("Fn::"):
-                    raise AssertionError(f"resolver does not know {fn}")
-            out = {k: self.resolve(v) for k, v in node.items()}
-            return {k: v for k, v in out.items() if v is not None}
-        if isinstance(node, list):
-            return [self.resolve(v) for v in node]
-        return node
+def s3(key: str | None = None, bucket: str = LAKE) -> str:
+    return f"arn:aws:s3:::{bucket}" + ("" if key is None else f"/{key}")
 
 
-@pytest.fixture(scope="module")
-def r(template: dict[str, Any]) -> Resolver:
-    return Resolver(template)
-
-
-def _resources(tpl: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in tpl["Resources"].items() if v["Type"] == kind}
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _statements(role: dict[str, Any], r: Resolver) -> list[dict[str, Any]]:
-    out = []
-    for policy in role["Properties"].get("Policies", []):
-        out += [r.resolve(s) for s in policy["PolicyDocument"]["Statement"]]
-    return out
-
-
-# --------------------------------------------------------------------------- lint
+# --------------------------------------------------------------------------- the whole template
 
 
 def test_cfn_lint_is_clean() -> None:
     exe = Path(sys.executable).with_name("cfn-lint")
-    cmd = [str(exe)] if exe.exists() else ([shutil.which("cfn-lint")] if shutil.which(
-        "cfn-lint") else None)
-    if cmd is None:
-        _cfn_lint_missing("cfn-lint")
+    found = str(exe) if exe.exists() else shutil.which("cfn-lint")
+    skip_unless(found is not None, "cfn-lint is not installed (uv sync --dev)")
+    assert found is not None
     proc = subprocess.run(
-        [*cmd, "--include-checks", "I", "--regions", "us-east-1", "sa-east-1", "--",
-         str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+        [found, "--include-checks", "I", "--regions", "us-east-1", "sa-east-1", "--",
+         str(TEMPLATE_PATH)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-# --------------------------------------------------------------------------- IAM
+def test_resolved_resources(default: Stack, snapshot: Any) -> None:
+    """Every resource as CloudFormation would create it, default parameters + sample artifacts."""
+    assert default.resources() == snapshot(extension_class=JSONSnapshotExtension)
 
 
-ALLOWED_STAR = {("GlueJobRole", "cloudwatch:PutMetricData")}
+def test_outputs_are_the_pipeline_settings(default: Stack) -> None:
+    """The stack's defaults are the pipeline's defaults: only B3_BUCKET must be set for AWS."""
+    out = default.outputs()
+    defaults = Settings()
+    assert out["BucketName"] == LAKE
+    assert out["GlueJobName"] == defaults.glue_job_name
+    assert out["GlueDatabaseName"] == defaults.glue_database
+    assert out["GlueTableName"] == TABLE_NAME
+    assert out["AthenaWorkGroupName"] == defaults.athena_workgroup
+    assert out["DagsterPolicyArn"] == f"arn:aws:iam::{ACCOUNT}:policy/b3-dagster-{REGION}"
+    export = default.resolve(default.template["Outputs"]["DagsterPolicyArn"]["Export"])
+    assert export == {"Name": "b3-pipeline-DagsterPolicyArn"}
 
 
-def test_no_wildcard_resources_or_actions_except_where_aws_demands(
-    template: dict[str, Any], r: Resolver
-) -> None:
-    roles = _resources(template, "AWS::IAM::Role")
-    assert set(roles) == {"LandingTriggerRole", "GlueJobRole"}
-    assert not _resources(template, "AWS::IAM::Policy")
-    assert not _resources(template, "AWS::IAM::ManagedPolicy")
-    star = set()
-    for name, role in roles.items():
-        assert "ManagedPolicyArns" not in role["Properties"], "no broad AWS managed policies"
-        for st in _statements(role, r):
-            assert st["Effect"] == "Allow"
-            assert "NotAction" not in st and "NotResource" not in st
-            for action in _as_list(st["Action"]):
-                assert "*" not in action, f"{name}: wildcard action {action}"
-            for resource in _as_list(st["Resource"]):
-                if resource == "*":
-                    star |= {(name, a) for a in _as_list(st["Action"])}
-                    assert st["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Glue"}}
-                else:
-                    assert resource.startswith(f"arn:{PARTITION}:"), resource
-    assert star == ALLOWED_STAR
-
-
-def test_lambda_role_can_only_start_that_one_job(template: dict[str, Any], r: Resolver) -> None:
-    role = template["Resources"]["LandingTriggerRole"]
-    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-    assert principal == {"Service": "lambda.amazonaws.com"}
-    grants = {}
-    for st in _statements(role, r):
-        for action in _as_list(st["Action"]):
-            grants[action] = _as_list(st["Resource"])
-    job_name = r.ref("GlueJob")
-    assert job_name == "b3-etl-soma-acao"
-    assert grants == {
-        "glue:StartJobRun": [f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{job_name}"],
-        "logs:CreateLogStream": [
-            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/b3-landing-trigger:*"],
-        "logs:PutLogEvents": [
-            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/b3-landing-trigger:*"],
-        "sqs:SendMessage": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:b3-landing-dlq"],
-    }
-    fn = template["Resources"]["LandingTriggerFunction"]["Properties"]
-    assert fn["Role"] == {"Fn::GetAtt": ["LandingTriggerRole", "Arn"]}
-    assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "LandingTriggerLogGroup"}
-
-
-def test_glue_role_is_scoped_to_the_lake_prefixes_and_the_table(
-    template: dict[str, Any], r: Resolver
-) -> None:
-    role = template["Resources"]["GlueJobRole"]
-    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-    assert principal == {"Service": "glue.amazonaws.com"}
-    grants: dict[str, set[str]] = {}
-    conditions: dict[str, Any] = {}
-    for st in _statements(role, r):
-        for action in _as_list(st["Action"]):
-            grants.setdefault(action, set()).update(_as_list(st["Resource"]))
-            if "Condition" in st:
-                conditions[action] = st["Condition"]
-    lake = f"arn:aws:s3:::{LAKE}"
-    assert grants["s3:GetObject"] == {
-        f"{lake}/landing/ibov/*", f"{lake}/refined/*", f"{lake}/refined_$folder$",
-        "arn:aws:s3:::my-artifacts/b3/job.py", "arn:aws:s3:::my-artifacts/b3/glue.zip"}
-    for write in ("s3:PutObject", "s3:DeleteObject"):
-        assert grants[write] == {f"{lake}/refined/*", f"{lake}/refined_$folder$"}
-    assert grants["s3:ListBucket"] == {lake}
-    assert conditions["s3:ListBucket"] == {"StringLikeIfExists": {"s3:prefix": [
-        "landing/ibov", "landing/ibov/*", "refined", "refined/*"]}}
-    assert not {a for a in grants if a.startswith("s3:")} - {
-        "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
-
-    glue_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}"
-    # Its own job's runs, to wait out an overlapping run of the same date; nothing else.
-    assert grants.pop("glue:GetJobRuns") == {f"{glue_arn}:job/{r.ref('GlueJob')}"}
-    catalog_actions = {a for a in grants if a.startswith("glue:")}
-    assert {"glue:GetTable", "glue:CreateTable", "glue:UpdateTable", "glue:GetPartition",
-            "glue:GetPartitions", "glue:BatchCreatePartition", "glue:BatchDeletePartition",
-            "glue:CreatePartition", "glue:DeletePartition", "glue:GetDatabase"} <= catalog_actions
-    assert not {a for a in catalog_actions if "Delete" in a and "Partition" not in a}
-    assert "glue:StartJobRun" not in catalog_actions
-    table_scope = {f"{glue_arn}:catalog", f"{glue_arn}:database/default",
-                   f"{glue_arn}:table/default/b3_etl_soma_acao"}
-    for action in catalog_actions:
-        assert grants[action] <= table_scope, action
-    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"):
-        assert grants[action] == {f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/*"}
-
-
-def test_glue_role_follows_a_non_default_database(template: dict[str, Any]) -> None:
-    r2 = Resolver(template, {"GlueDatabaseName": "b3", "CreateGlueDatabase": "true"})
-    resources = set()
-    for st in _statements(template["Resources"]["GlueJobRole"], r2):
-        if any(a.startswith("glue:") for a in _as_list(st["Action"])):
-            resources |= set(_as_list(st["Resource"]))
-    glue_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}"
-    assert f"{glue_arn}:table/b3/b3_etl_soma_acao" in resources
-    assert f"{glue_arn}:database/b3" in resources
-    assert r2.condition("CreateDatabase") and not Resolver(template).condition("CreateDatabase")
-    assert template["Resources"]["GlueDatabase"]["Condition"] == "CreateDatabase"
-
-
-# --------------------------------------------------------------------------- resources
-
-
-def test_bucket_is_private_encrypted_tls_only_and_notifies_eventbridge(
-    template: dict[str, Any], r: Resolver
-) -> None:
-    (name, bucket), = _resources(template, "AWS::S3::Bucket").items()
-    props = r.resolve(bucket["Properties"])
-    assert props["BucketName"] == LAKE
-    assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
-    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
-    assert props["NotificationConfiguration"] == {
-        "EventBridgeConfiguration": {"EventBridgeEnabled": True}}
-    assert "VersioningConfiguration" not in props  # optional, off by default
-    versioned = Resolver(template, {"EnableVersioning": "true"}).resolve(bucket["Properties"])
-    assert versioned["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert bucket["DeletionPolicy"] == "Retain"
-    named = Resolver(template, {"BucketName": "my-lake"}).resolve(bucket["Properties"])
-    assert named["BucketName"] == "my-lake"
-
-    (policy,) = _resources(template, "AWS::S3::BucketPolicy").values()
-    doc = r.resolve(policy["Properties"])
-    assert doc["Bucket"] == LAKE
-    (deny,) = doc["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
-    assert set(deny["Resource"]) == {f"arn:aws:s3:::{LAKE}", f"arn:aws:s3:::{LAKE}/*"}
-    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-
-
-def test_lambda_retries_and_dead_letters(template: dict[str, Any], r: Resolver) -> None:
-    res = template["Resources"]
-    fn = r.resolve(res["LandingTriggerFunction"]["Properties"])
-    assert fn["Runtime"] == "python3.11" and fn["Handler"] == "handler.handler"
-    assert fn["Timeout"] == 900  # time to wait for a free Glue slot during a backfill
-    assert fn["Code"] == {"S3Bucket": "my-artifacts", "S3Key": "b3/lambda.zip"}
-    env = fn["Environment"]["Variables"]
-    assert env["GLUE_JOB_NAME"] == "b3-etl-soma-acao" and env["B3_BUCKET"] == LAKE
-    assert env["LANDING_PREFIX"] == "landing/ibov"
-    assert {"REFINED_PREFIX", "GLUE_DATABASE", "GLUE_TABLE"} <= set(env)
-    dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:b3-landing-dlq"
-    assert fn["DeadLetterConfig"] == {"TargetArn": dlq_arn}
-
-    (invoke,) = _resources(template, "AWS::Lambda::EventInvokeConfig").values()
-    props = invoke["Properties"]
-    assert props["FunctionName"] == {"Ref": "LandingTriggerFunction"}
-    assert 0 <= props["MaximumRetryAttempts"] <= 2
-    assert 60 <= props["MaximumEventAgeInSeconds"] <= 21600
-
-    (perm,) = _resources(template, "AWS::Lambda::Permission").values()
-    perm_props = perm["Properties"]
-    assert perm_props["Principal"] == "events.amazonaws.com"
-    assert perm_props["SourceArn"] == {"Fn::GetAtt": ["LandingObjectCreatedRule", "Arn"]}
-
-    (target,) = res["LandingObjectCreatedRule"]["Properties"]["Targets"]
-    target = r.resolve(target)
-    assert target["Arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:b3-landing-trigger"
-    assert target["DeadLetterConfig"] == {"Arn": dlq_arn}
-    assert {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} <= set(target["RetryPolicy"])
-
-    queue_policy = r.resolve(res["LandingDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"])
-    allow = next(s for s in queue_policy["Statement"] if s["Effect"] == "Allow")
-    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
-    assert allow["Action"] == "sqs:SendMessage" and allow["Resource"] == dlq_arn
-    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": (
-        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/b3-landing-object-created")}}
-
-
-def test_glue_job_and_catalog(template: dict[str, Any], r: Resolver) -> None:
-    job = r.resolve(template["Resources"]["GlueJob"]["Properties"])
-    assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X"
-    assert job["NumberOfWorkers"] == 2
-    assert job["ExecutionProperty"] == {"MaxConcurrentRuns": "10"}
-    assert job["Command"]["Name"] == "glueetl"
-    assert job["Command"]["ScriptLocation"] == "s3://my-artifacts/b3/job.py"
+def test_lambda_and_job_get_only_what_their_code_reads(default: Stack) -> None:
+    """The lake layout is fixed (glue/layout.py): no prefixes or table name are passed."""
+    env = default.properties("LandingTriggerFunction")["Environment"]["Variables"]
+    assert env == {"GLUE_JOB_NAME": "b3-etl-soma-acao", "B3_BUCKET": LAKE,
+                   "GLUE_DATABASE": "default"}
+    job = default.properties("GlueJob")
+    assert job["JobRunQueuingEnabled"] is True  # starts past MaxConcurrentRuns wait, not fail
     args = job["DefaultArguments"]
-    assert args["--bucket"] == LAKE and args["--landing_prefix"] == "landing/ibov"
-    assert args["--refined_prefix"] == "refined"
-    assert args["--database"] == "default" and args["--table"] == "b3_etl_soma_acao"
-    assert args["--extra-py-files"] == "s3://my-artifacts/b3/glue.zip"
-    assert args["--job-bookmark-option"] == "job-bookmark-disable"
-    assert "--data_carteira" not in args  # always per run, from the Lambda or the sensor
-    # The job creates and updates the table; the stack must never own it.
-    assert not _resources(template, "AWS::Glue::Table")
-    assert not _resources(template, "AWS::Glue::Crawler")
-    rule = template["Rules"]["DefaultDatabaseIsNotCreated"]
-    assert rule["Assertions"][0]["Assert"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "GlueDatabaseName"}, "default"]}]}
+    assert (args["--bucket"], args["--database"]) == (LAKE, "default")
+    # Dates come with each run (the Lambda, the sensor); the layout is fixed; Glue 5.0 logs
+    # in real time anyway, and the job catalogs through boto3, not Spark's metastore.
+    assert not {"--landing_prefix", "--refined_prefix", "--table", "--data_carteira",
+                "--data_carteiras", "--enable-continuous-cloudwatch-log",
+                "--enable-glue-datacatalog"} & set(args)
 
 
-def test_athena_workgroup(template: dict[str, Any], r: Resolver) -> None:
-    (wg,) = _resources(template, "AWS::Athena::WorkGroup").values()
-    props = r.resolve(wg["Properties"])
-    assert props["Name"] == "b3-pipeline"
-    conf = props["WorkGroupConfiguration"]
-    assert conf["EnforceWorkGroupConfiguration"] is True
-    assert conf["BytesScannedCutoffPerQuery"] == "1073741824"
-    assert conf["ResultConfiguration"]["OutputLocation"] == f"s3://{LAKE}/athena-results/"
+def test_lambda_concurrency_is_reserved_unless_zero() -> None:
+    fn = "LandingTriggerFunction"
+    assert stack().properties(fn)["ReservedConcurrentExecutions"] == "5"
+    assert stack(LambdaReservedConcurrency=2).properties(fn)["ReservedConcurrentExecutions"] == "2"
+    assert "ReservedConcurrentExecutions" not in stack(LambdaReservedConcurrency=0).properties(fn)
 
 
-def test_outputs(template: dict[str, Any], r: Resolver) -> None:
-    outputs = {k: r.resolve(v["Value"]) for k, v in template["Outputs"].items()}
-    assert outputs["BucketName"] == LAKE
-    assert outputs["GlueJobName"] == "b3-etl-soma-acao"
-    assert outputs["AthenaWorkGroupName"] == "b3-pipeline"
-    assert outputs["DeadLetterQueueUrl"] == (
-        f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/b3-landing-dlq")
+def test_every_log_group_is_the_stacks_with_the_retention_asked_for() -> None:
+    st = stack(LogRetentionDays=90)
+    groups = {g["Properties"]["LogGroupName"]: g
+              for g in st.of_type("AWS::Logs::LogGroup").values()}
+    assert all(g["Properties"]["RetentionInDays"] == "90" for g in groups.values())
+    logging_config = st.properties("LandingTriggerFunction")["LoggingConfig"]
+    assert logging_config == {"LogGroup": "/aws/lambda/b3-landing-trigger", "LogFormat": "JSON"}
+    # Glue 5.0 writes to <--custom-logGroup-prefix>/error and /output: both exist, retained.
+    glue_prefix = st.properties("GlueJob")["DefaultArguments"]["--custom-logGroup-prefix"]
+    assert set(groups) == {logging_config["LogGroup"], f"{glue_prefix}/error",
+                           f"{glue_prefix}/output"}
+    assert {"GlueJobErrorLogGroup", "GlueJobOutputLogGroup"} <= set(
+        st.template["Resources"]["GlueJob"]["DependsOn"])
 
 
-# --------------------------------------------------------------------------- event routing
+# --------------------------------------------------------------------------- landing event routing
+
+
+def _pattern(st: Stack, rule: str) -> Any:
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(json.dumps(st.properties(rule)["EventPattern"]))
 
 
 @pytest.fixture(scope="module")
-def rule_pattern(template: dict[str, Any], r: Resolver) -> Any:
-    from moto.events.models import EventPattern
-
-    pattern = r.resolve(template["Resources"]["LandingObjectCreatedRule"]["Properties"][
-        "EventPattern"])
-    return EventPattern.load(json.dumps(pattern))
+def landing_rule(default: Stack) -> Any:
+    return _pattern(default, "LandingObjectCreatedRule")
 
 
-RULE_ACCEPTS = [
-    "landing/ibov/dt=2025-03-05/ibov.parquet",
-    "landing/ibov/dt=2024-12-30/part-0001.parquet",
-]
+RULE_ACCEPTS = [landing_key(DAY), landing_key(date(2024, 12, 30))]
 RULE_REJECTS = [
     "raw/ibov/dt=2025-03-05/manifest.json",
     "raw/ibov/dt=2025-03-05/ibov.parquet",
+    "landing/ibov/dt=2025-03-05/part-0001.parquet",
     "landing/ibov/dt=2025-03-05/ibov.parquet.tmp",
     "landing/ibov/dt=2025-03-05/manifest.json",
-    "refined/DataCarteira=2025-03-05/Acao=PETR/x.parquet",
+    "landing/ibov_teorica/dt=2025-03-05/ibov_teorica.parquet",  # DESIGN: never starts the job
+    "landing/ibov_previa/dt=2025-03-05/ibov_previa.parquet",
     "landing/ibovespa/dt=2025-03-05/ibov.parquet",
-    "athena-results/abc.parquet",
     "landing/ibov/ibov.parquet",
+    f"{refined_run_prefix(DAY, 'PETR', 'jr_1')}part-0.parquet",
+    "reports/dt=2025-03-05/petr.png",
+    "athena-results/abc.parquet",
 ]
 
 
 @pytest.mark.parametrize("encode_key", [True, False], ids=["encoded", "literal"])
 @pytest.mark.parametrize("key", RULE_ACCEPTS)
-def test_rule_matches_landing_parquet(rule_pattern: Any, key: str, encode_key: bool) -> None:
-    event = lh.object_created_event(LAKE, key, encode_key=encode_key)
-    assert rule_pattern.matches_event(event)
-    # and what the rule lets through, the Lambda accepts
-    assert lh.decide(event, LAKE).start
+def test_rule_matches_landing_files(landing_rule: Any, key: str, encode_key: bool) -> None:
+    assert landing_rule.matches_event(object_created_event(LAKE, key, encode_key=encode_key))
 
 
 @pytest.mark.parametrize("encode_key", [True, False], ids=["encoded", "literal"])
 @pytest.mark.parametrize("key", RULE_REJECTS)
-def test_rule_ignores_everything_else(rule_pattern: Any, key: str, encode_key: bool) -> None:
-    assert not rule_pattern.matches_event(lh.object_created_event(LAKE, key,
-                                                                  encode_key=encode_key))
+def test_rule_ignores_everything_else(landing_rule: Any, key: str, encode_key: bool) -> None:
+    assert not landing_rule.matches_event(object_created_event(LAKE, key, encode_key=encode_key))
 
 
-def test_rule_ignores_other_buckets_and_event_types(rule_pattern: Any) -> None:
-    good = RULE_ACCEPTS[0]
-    assert not rule_pattern.matches_event(lh.object_created_event("other-bucket", good))
-    deleted = lh.object_created_event(LAKE, good)
+def test_rule_ignores_other_buckets_event_types_and_sources(landing_rule: Any) -> None:
+    good = landing_key(DAY)
+    assert not landing_rule.matches_event(object_created_event("other-bucket", good))
+    deleted = object_created_event(LAKE, good)
     deleted["detail-type"] = "Object Deleted"
-    assert not rule_pattern.matches_event(deleted)
-    foreign = lh.object_created_event(LAKE, good)
+    assert not landing_rule.matches_event(deleted)
+    foreign = object_created_event(LAKE, good)
     foreign["source"] = "my.app"  # anyone may put_events; only S3's own events count
-    assert not rule_pattern.matches_event(foreign)
+    assert not landing_rule.matches_event(foreign)
 
 
-def test_rule_never_drops_what_the_lambda_would_accept(rule_pattern: Any) -> None:
-    """The rule is a coarse pre-filter; the Lambda is the strict check (dates, nesting, '..')."""
-    from b3_assets_tests.test_lambda_handler import ENCODED, REJECTED_KEYS
+def test_rule_never_drops_a_landing_file(landing_rule: Any) -> None:
+    """The rule is a coarse pre-filter; the layout (and the Lambda) are the strict check."""
+    keys = [*RULE_ACCEPTS, *RULE_REJECTS, landing_key(date(2000, 1, 1)),
+            "landing/ibov/dt=2025-02-30/ibov.parquet", "landing/ibov/dt=2025-03-05/x/ibov.parquet",
+            "landing/ibov/dt=2025-3-5/ibov.parquet", "landing/ibov/dt=../ibov.parquet"]
+    assert any(landing_date_from_key(k) for k in keys)
+    for key in keys:
+        for encode_key in (True, False):
+            if landing_date_from_key(key) is not None:
+                event = object_created_event(LAKE, key, encode_key=encode_key)
+                assert landing_rule.matches_event(event), key
 
-    keys = [*RULE_ACCEPTS, *RULE_REJECTS, *REJECTED_KEYS.values()]
-    events = [lh.object_created_event(LAKE, k, encode_key=e) for k in keys for e in (True, False)]
-    events += [lh.object_created_event(LAKE, raw, encode_key=False) for raw, _ in ENCODED.values()
-               if "%2F" not in raw]  # S3 keeps "/" unencoded
-    for event in events:
-        if lh.decide(event, LAKE).start:
-            assert rule_pattern.matches_event(event), event["detail"]["object"]["key"]
+
+# --------------------------------------------------------------------------- IAM
+
+
+def _policies(st: Stack) -> dict[str, list[dict[str, Any]]]:
+    names = [*st.of_type("AWS::IAM::Role"), *st.of_type("AWS::IAM::ManagedPolicy")]
+    return {name: st.policy_statements(name) for name in names}
+
+
+def test_no_wildcard_actions_and_star_only_for_glue_metrics(default: Stack) -> None:
+    policies = _policies(default)
+    assert set(policies) == {"LandingTriggerRole", "GlueJobRole", "DagsterPolicy"}
+    assert not default.of_type("AWS::IAM::Policy")
+    star = set()
+    for name, statements in policies.items():
+        assert "ManagedPolicyArns" not in default.properties(name), "no broad managed policies"
+        for st in statements:
+            assert st["Effect"] == "Allow"
+            assert "NotAction" not in st and "NotResource" not in st
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            assert not [a for a in actions if "*" in a], name
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            for resource in resources:
+                if resource == "*":
+                    star |= {(name, a) for a in actions}
+                    assert st["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Glue"}}
+                else:
+                    assert resource.startswith("arn:aws:"), resource
+    assert star == {("GlueJobRole", "cloudwatch:PutMetricData")}
+
+
+def test_lambda_role_can_only_start_its_job(default: Stack) -> None:
+    assert grants(default.policy_statements("LandingTriggerRole")) == {
+        "glue:StartJobRun": {f"{GLUE}:job/b3-etl-soma-acao"},
+        "logs:CreateLogStream": {
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/b3-landing-trigger:*"},
+        "logs:PutLogEvents": {
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/b3-landing-trigger:*"},
+        "sqs:SendMessage": {f"arn:aws:sqs:{REGION}:{ACCOUNT}:b3-landing-dlq"},
+    }
+
+
+REFINED_KEY = f"{refined_run_prefix(DAY, 'PETR', 'jr_abc')}part-00000.snappy.parquet"
+OUTSIDE_REFINED = [
+    landing_key(DAY), "raw/ibov/dt=2025-03-05/payload.json", "reports/dt=2025-03-05/x.png",
+    "athena-results/q.csv", "refinedx/y", "b3_etl_soma_acao/x",
+]
+WRITES = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+
+
+def test_glue_role_writes_only_under_refined(default: Stack) -> None:
+    glue = default.policy_statements("GlueJobRole")
+    for action in WRITES:
+        assert allows(glue, action, s3(REFINED_KEY)), action
+        for key in OUTSIDE_REFINED:
+            assert not allows(glue, action, s3(key)), (action, key)
+        assert not allows(glue, action, s3(REFINED_KEY, bucket="other-bucket"))
+    assert allows(glue, "s3:ListMultipartUploadParts", s3(REFINED_KEY))
+    assert allows(glue, "s3:ListBucketMultipartUploads", s3())
+    assert not [a for a in grants(glue) if a.startswith("s3:") and a not in {
+        *WRITES, "s3:GetObject", "s3:ListBucket", "s3:ListMultipartUploadParts",
+        "s3:ListBucketMultipartUploads"}]
+
+
+def test_glue_role_reads_landing_refined_and_its_code_only(default: Stack) -> None:
+    glue = default.policy_statements("GlueJobRole")
+    for key in (landing_key(DAY), REFINED_KEY):
+        assert allows(glue, "s3:GetObject", s3(key))
+    assert not allows(glue, "s3:GetObject", s3("raw/ibov/dt=2025-03-05/payload.json"))
+    assert not allows(glue, "s3:GetObject", s3("reports/dt=2025-03-05/x.png"))
+    for artifact in ("GlueScriptS3Key", "GluePackageS3Key"):  # the prefix, not each hashed key
+        assert allows(glue, "s3:GetObject", s3(PARAMS[artifact], bucket="my-artifacts"))
+    assert allows(glue, "s3:GetObject", s3(f"{PREFIX}/job-fedcba9876543210.py", "my-artifacts"))
+    assert not allows(glue, "s3:GetObject", s3("b3-pipeline/other-stack/job.py", "my-artifacts"))
+    # Listing: the job's own prefixes; a HEAD (no s3:prefix) must get 404 rather than 403.
+    for prefix in ("landing/ibov/dt=", "refined/DataCarteira=2025-03-05/", "refined"):
+        assert allows(glue, "s3:ListBucket", s3(), {"s3:prefix": prefix}), prefix
+    for prefix in ("raw/", "reports/", ""):
+        assert not allows(glue, "s3:ListBucket", s3(), {"s3:prefix": prefix}), prefix
+    assert allows(glue, "s3:ListBucket", s3())
+
+
+def test_glue_role_catalogs_only_its_database_and_table(default: Stack) -> None:
+    glue = default.policy_statements("GlueJobRole")
+    table, db = f"{GLUE}:table/default/{TABLE_NAME}", f"{GLUE}:database/default"
+    assert grants(glue)["glue:CreateDatabase"] == {f"{GLUE}:catalog", db}
+    for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
+                   "glue:GetPartitions", "glue:BatchCreatePartition",
+                   "glue:BatchUpdatePartition", "glue:BatchDeletePartition",
+                   "glue:UpdatePartition"):
+        assert allows(glue, action, table), action
+        assert not allows(glue, action, f"{GLUE}:table/default/other_table"), action
+    assert not allows(glue, "glue:DeleteTable", table)
+    assert not allows(glue, "glue:DeleteDatabase", db)
+    assert not allows(glue, "glue:CreateDatabase", f"{GLUE}:database/other")
+    assert not allows(glue, "glue:StartJobRun", f"{GLUE}:job/b3-etl-soma-acao")
+    assert grants(glue)["glue:GetJobRuns"] == {f"{GLUE}:job/b3-etl-soma-acao"}
+
+    other = stack(GlueDatabaseName="b3").policy_statements("GlueJobRole")
+    assert allows(other, "glue:CreateDatabase", f"{GLUE}:database/b3")
+    assert allows(other, "glue:BatchUpdatePartition", f"{GLUE}:table/b3/{TABLE_NAME}")
+    assert not allows(other, "glue:GetTable", table)
+
+
+def test_glue_role_logs_only_to_its_own_log_groups(default: Stack) -> None:
+    glue = default.policy_statements("GlueJobRole")
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+    for group in default.outputs()["GlueJobLogGroups"].split():
+        assert allows(glue, "logs:PutLogEvents", f"{logs}{group}:log-stream:jr_1-driver")
+        assert allows(glue, "logs:CreateLogStream", f"{logs}{group}:log-stream:jr_1-driver")
+    assert not allows(glue, "logs:PutLogEvents", f"{logs}/aws-glue/jobs/output:log-stream:x")
+    assert not allows(glue, "logs:PutLogEvents", f"{logs}/aws/lambda/b3-landing-trigger:x")
+
+
+def test_dagster_policy_lets_dagster_run_the_pipeline_and_nothing_more(default: Stack) -> None:
+    dag = default.policy_statements("DagsterPolicy")
+    for key in ("raw/ibov/dt=2025-03-05/payload.json", landing_key(DAY),
+                "reports/dt=2025-03-05/petr.png", "athena-results/q.csv"):
+        assert allows(dag, "s3:PutObject", s3(key)) and allows(dag, "s3:GetObject", s3(key))
+    assert allows(dag, "s3:GetObject", s3(REFINED_KEY))
+    for key in (REFINED_KEY, "raw/other/x", "landing/ibov_teorica/dt=2025-03-05/x.parquet"):
+        assert not allows(dag, "s3:PutObject", s3(key)), key
+    assert not [a for a in grants(dag) if "Delete" in a]
+    for prefix in ("raw/ibov/dt=2025-03-05/", "landing/ibov/dt=", "refined/", "reports/"):
+        assert allows(dag, "s3:ListBucket", s3(), {"s3:prefix": prefix}), prefix
+    assert not allows(dag, "s3:ListBucket", s3(), {"s3:prefix": "secrets/"})
+
+    job = f"{GLUE}:job/b3-etl-soma-acao"
+    for action in ("glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns"):
+        assert allows(dag, action, job) and not allows(dag, action, f"{GLUE}:job/other")
+    for action in ("glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"):
+        assert allows(dag, action, f"{GLUE}:table/default/{TABLE_NAME}")
+    assert not [a for a in grants(dag) if a.startswith("glue:") and re.match(
+        r"glue:(Create|Update|Delete|Batch(Create|Update|Delete))", a)]
+    workgroup = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/b3-pipeline"
+    for action in ("athena:StartQueryExecution", "athena:GetQueryExecution",
+                   "athena:GetQueryResults", "athena:StopQueryExecution"):
+        assert allows(dag, action, workgroup)
+        assert not allows(dag, action, f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary")
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _glue_state_change(job: str, state: str) -> dict[str, Any]:
+    return {
+        "version": "0", "id": "e-1", "detail-type": "Glue Job State Change",
+        "source": "aws.glue", "account": ACCOUNT, "time": "2025-03-05T12:00:00Z",
+        "region": REGION, "resources": [],
+        "detail": {"jobName": job, "severity": "ERROR", "state": state, "jobRunId": "jr_1",
+                   "message": "boom"},
+    }
+
+
+def test_failed_glue_runs_are_published_to_the_alerts_topic(default: Stack) -> None:
+    rule = _pattern(default, "GlueJobFailedRule")
+    for state in ("FAILED", "TIMEOUT", "ERROR"):
+        assert rule.matches_event(_glue_state_change("b3-etl-soma-acao", state)), state
+    for state in ("SUCCEEDED", "STOPPED", "RUNNING", "WAITING"):
+        assert not rule.matches_event(_glue_state_change("b3-etl-soma-acao", state)), state
+    assert not rule.matches_event(_glue_state_change("someone-elses-job", "FAILED"))
+    topic = default.outputs()["AlertsTopicArn"]
+    assert [t["Arn"] for t in default.properties("GlueJobFailedRule")["Targets"]] == [topic]
+
+
+def test_dead_letters_raise_an_alarm_on_the_alerts_topic(default: Stack) -> None:
+    alarm = default.properties("DeadLetterAlarm")
+    topic = default.outputs()["AlertsTopicArn"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "b3-landing-dlq"}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == [topic]
+
+
+def test_only_the_rule_and_the_alarm_may_publish_to_the_topic(default: Stack) -> None:
+    policy = default.properties("AlertsTopicPolicy")
+    topic = default.outputs()["AlertsTopicArn"]
+    assert policy["Topics"] == [topic]
+    publishers = {(st["Principal"]["Service"], st["Condition"]["ArnEquals"]["aws:SourceArn"])
+                  for st in policy["PolicyDocument"]["Statement"]
+                  if st["Effect"] == "Allow" and st["Action"] == "sns:Publish"
+                  and st["Resource"] == topic}
+    assert publishers == {
+        ("events.amazonaws.com", f"arn:aws:events:{REGION}:{ACCOUNT}:rule/b3-glue-job-failed"),
+        ("cloudwatch.amazonaws.com",
+         f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:b3-landing-dlq-not-empty"),
+    }
+    assert len(policy["PolicyDocument"]["Statement"]) == 2
+
+
+def test_email_subscription_only_when_an_address_is_given(default: Stack) -> None:
+    assert not default.of_type("AWS::SNS::Subscription")
+    (sub,) = stack(AlertEmail="ops@example.com").of_type("AWS::SNS::Subscription").values()
+    assert sub["Properties"] == {"TopicArn": default.outputs()["AlertsTopicArn"],
+                                 "Protocol": "email", "Endpoint": "ops@example.com"}
+
+
+# --------------------------------------------------------------------------- the lake bucket
+
+
+def test_a_retained_bucket_is_reused_everywhere_with_existing_lake_bucket() -> None:
+    old = "old-lake"
+    st = stack(ExistingLakeBucket=old)
+    assert not st.of_type("AWS::S3::Bucket")
+    resolved = json.dumps([st.resources(), st.outputs()])
+    assert "b3-lake-" not in resolved and "LakeBucket-EXAMPLE" not in resolved
+    assert st.outputs()["BucketName"] == old
+    assert st.properties("LakeBucketPolicy")["Bucket"] == old  # TLS-only again after a redeploy
+    assert st.properties("LandingTriggerFunction")["Environment"]["Variables"]["B3_BUCKET"] == old
+    assert st.properties("GlueJob")["DefaultArguments"]["--bucket"] == old
+    rule = _pattern(st, "LandingObjectCreatedRule")
+    assert rule.matches_event(object_created_event(old, landing_key(DAY)))
+    assert allows(st.policy_statements("GlueJobRole"), "s3:PutObject", s3(REFINED_KEY, old))
+    assert allows(st.policy_statements("DagsterPolicy"), "s3:PutObject", s3(landing_key(DAY), old))
+
+
+def test_the_created_bucket_is_private_and_retained(default: Stack) -> None:
+    (bucket,) = default.of_type("AWS::S3::Bucket").values()
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    assert props["BucketName"] == LAKE
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert props["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert stack(BucketName="my-lake").outputs()["BucketName"] == "my-lake"
 
 
 # --------------------------------------------------------------------------- deploy.sh
@@ -470,14 +431,13 @@ def test_rule_never_drops_what_the_lambda_would_accept(rule_pattern: Any) -> Non
 @pytest.fixture
 def deploy_tree(tmp_path: Path) -> Path:
     """A copy of the files deploy.sh packages, with a stand-in glue/ (written by another module)."""
-    if shutil.which("bash") is None:
-        pytest.skip("bash is not installed")
+    skip_unless(shutil.which("bash") is not None, "bash is not installed")
     tree = tmp_path / "repo"
     (tree / "infra").mkdir(parents=True)
     (tree / "lambda_handler").mkdir()
     (tree / "glue").mkdir()
     shutil.copy2(DEPLOY, tree / "infra" / "deploy.sh")
-    shutil.copy2(TEMPLATE, tree / "infra" / "template.yaml")
+    shutil.copy2(TEMPLATE_PATH, tree / "infra" / "template.yaml")
     shutil.copy2(ROOT / "lambda_handler" / "handler.py", tree / "lambda_handler" / "handler.py")
     (tree / "glue" / "__init__.py").write_text("")
     (tree / "glue" / "job.py").write_text("print('job')\n")
@@ -490,9 +450,40 @@ def deploy_tree(tmp_path: Path) -> Path:
 def _run_deploy(
     tree: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in {"AWS_REGION", "AWS_DEFAULT_REGION"}}
+    full_env.update({"PYTHON": sys.executable, **(env or {})})
     return subprocess.run(["bash", str(tree / "infra" / "deploy.sh"), *args], capture_output=True,
                           text=True, timeout=60, env=full_env)
+
+
+FAKE_AWS = """#!/bin/sh
+# Logs each call; answers the preflight reads from the environment.
+echo "$*" >> "$AWS_LOG"
+case "$*" in
+  *"get-bucket-location --bucket my-artifacts "*) echo "$ARTIFACTS_AT" ;;
+  *get-bucket-location*) echo "$LAKE_AT" ;;
+  *get-bucket-notification-configuration*) echo "$LAKE_EVENTS" ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def fake_aws(tmp_path: Path) -> dict[str, str]:
+    """Environment putting a logging ``aws`` stand-in first on PATH (log: ``AWS_LOG``)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "aws").write_text(FAKE_AWS)
+    (fake_bin / "aws").chmod(0o755)
+    return {"PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+            "AWS_LOG": str(tmp_path / "aws.log"), "ARTIFACTS_AT": "sa-east-1",
+            "LAKE_AT": "sa-east-1", "LAKE_EVENTS": "{}"}
+
+
+def _aws_calls(env: dict[str, str]) -> list[str]:
+    log = Path(env["AWS_LOG"])
+    return log.read_text().splitlines() if log.exists() else []
 
 
 def test_package_only_builds_the_lambda_and_glue_zips(deploy_tree: Path, tmp_path: Path) -> None:
@@ -514,32 +505,27 @@ def test_package_only_builds_the_lambda_and_glue_zips(deploy_tree: Path, tmp_pat
 
 
 def test_package_only_zip_is_a_loadable_lambda(deploy_tree: Path, tmp_path: Path) -> None:
+    """The zip alone (boto3 and the standard library) imports, with the handler the stack names."""
     out = tmp_path / "dist"
     assert _run_deploy(deploy_tree, "--package-only", str(out)).returncode == 0
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import handler; "
-            "print(json.dumps(handler.decide(handler.object_created_event('b', sys.argv[2]), "
-            "'b').data_carteira))")
-    proc = subprocess.run([sys.executable, "-c", code, str(out / "lambda_handler.zip"),
-                           "landing/ibov/dt=2025-03-05/ibov.parquet"],
-                          capture_output=True, text=True, timeout=60)
+    module, func = stack().properties("LandingTriggerFunction")["Handler"].split(".")
+    code = (f"import sys; sys.path[:0] = [sys.argv[1]]; import {module} as m; "
+            f"assert callable(m.{func}); print(m.__file__)")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(out / "lambda_handler.zip")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == "2025-03-05"
+    assert "lambda_handler.zip" in proc.stdout
 
 
 def test_deploy_dry_run_prints_the_commands_and_calls_no_aws(
-    deploy_tree: Path, tmp_path: Path
+    deploy_tree: Path, fake_aws: dict[str, str]
 ) -> None:
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    called = tmp_path / "aws-called"
-    (fake_bin / "aws").write_text(f"#!/bin/sh\ntouch {called}\nexit 97\n")
-    (fake_bin / "aws").chmod(0o755)
-    env = {"PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
     proc = _run_deploy(deploy_tree, "--dry-run", "my-stack", "my-artifacts", "sa-east-1", "--",
-                       "NamePrefix=b3dev", env=env)
+                       "NamePrefix=b3dev", env=fake_aws)
     assert proc.returncode == 0, proc.stderr
-    assert not called.exists()
+    assert _aws_calls(fake_aws) == []
     lines = proc.stdout.splitlines()
+    assert any("s3api get-bucket-location --bucket my-artifacts" in line for line in lines)
     uploads = [line for line in lines if " s3 cp " in line]
     assert len(uploads) == 3
     assert all("s3://my-artifacts/b3-pipeline/my-stack/" in line for line in uploads)
@@ -548,18 +534,70 @@ def test_deploy_dry_run_prints_the_commands_and_calls_no_aws(
     assert "--stack-name my-stack" in deploy and "NamePrefix=b3dev" in deploy
     keys = dict(re.findall(r"(\w+)=(\S+)", deploy.split("--parameter-overrides", 1)[1]))
     assert keys["ArtifactBucket"] == "my-artifacts"
+    assert keys["ArtifactPrefix"] == "b3-pipeline/my-stack"
     assert re.fullmatch(r"b3-pipeline/my-stack/lambda_handler-[0-9a-f]{16}\.zip",
                         keys["LambdaCodeS3Key"])
     assert re.fullmatch(r"b3-pipeline/my-stack/glue_package-[0-9a-f]{16}\.zip",
                         keys["GluePackageS3Key"])
     assert re.fullmatch(r"b3-pipeline/my-stack/job-[0-9a-f]{16}\.py", keys["GlueScriptS3Key"])
-    assert set(PARAMS) <= set(keys) <= set(yaml_parameters())
+    assert set(PARAMS) <= set(keys) <= set(stack().template["Parameters"])
 
 
-def yaml_parameters() -> list[str]:
-    from cfnlint.decode.cfn_yaml import loads
+@pytest.mark.parametrize(("region", "location"), [("sa-east-1", "sa-east-1"),
+                                                  ("us-east-1", "None"), ("eu-west-1", "EU")])
+def test_deploy_runs_when_the_artifact_bucket_is_in_the_stacks_region(
+    deploy_tree: Path, fake_aws: dict[str, str], region: str, location: str
+) -> None:
+    env = {**fake_aws, "ARTIFACTS_AT": location}
+    proc = _run_deploy(deploy_tree, "my-stack", "my-artifacts", region, env=env)
+    assert proc.returncode == 0, proc.stderr
+    calls = _aws_calls(env)
+    assert calls[0].startswith(f"--region {region} s3api get-bucket-location --bucket my-artifacts")
+    assert sum(" s3 cp " in f" {c}" for c in calls) == 3
+    assert any("cloudformation deploy" in c for c in calls)
 
-    return list(loads(TEMPLATE.read_text(encoding="utf-8"))["Parameters"])
+
+def test_deploy_refuses_an_artifact_bucket_in_another_region(
+    deploy_tree: Path, fake_aws: dict[str, str]
+) -> None:
+    env = {**fake_aws, "ARTIFACTS_AT": "us-west-2"}
+    proc = _run_deploy(deploy_tree, "my-stack", "my-artifacts", "sa-east-1", env=env)
+    assert proc.returncode == 1
+    assert "'my-artifacts' is in us-west-2" in proc.stderr and "sa-east-1" in proc.stderr
+    assert "aws s3 mb" in proc.stderr  # says what to do
+    assert not [c for c in _aws_calls(env) if " s3 cp " in f" {c}" or "cloudformation" in c]
+
+
+def test_deploy_takes_the_region_from_the_environment(
+    deploy_tree: Path, fake_aws: dict[str, str]
+) -> None:
+    env = {**fake_aws, "AWS_REGION": "sa-east-1"}
+    proc = _run_deploy(deploy_tree, "my-stack", "my-artifacts", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert all(c.startswith("--region sa-east-1 ") for c in _aws_calls(env))
+
+
+@pytest.mark.parametrize(("lake_at", "events", "says"), [
+    ("us-west-2", "{}", "'old-lake' is in us-west-2"),
+    ("sa-east-1", "null", "put-bucket-notification-configuration --bucket old-lake"),
+])
+def test_deploy_checks_an_existing_lake_bucket(
+    deploy_tree: Path, fake_aws: dict[str, str], lake_at: str, events: str, says: str
+) -> None:
+    env = {**fake_aws, "LAKE_AT": lake_at, "LAKE_EVENTS": events}
+    proc = _run_deploy(deploy_tree, "my-stack", "my-artifacts", "sa-east-1", "--",
+                       "ExistingLakeBucket=old-lake", env=env)
+    assert proc.returncode == 1
+    assert says in proc.stderr
+    assert not [c for c in _aws_calls(env) if "cloudformation" in c]
+
+    ok = {**env, "LAKE_AT": "sa-east-1", "LAKE_EVENTS": "{}"}
+    Path(ok["AWS_LOG"]).unlink(missing_ok=True)
+    proc = _run_deploy(deploy_tree, "my-stack", "my-artifacts", "sa-east-1", "--",
+                       "ExistingLakeBucket=old-lake", env=ok)
+    assert proc.returncode == 0, proc.stderr
+    (deploy,) = [c for c in _aws_calls(ok) if "cloudformation deploy" in c]
+    assert "ExistingLakeBucket=old-lake" in deploy
 
 
 @pytest.mark.parametrize("args", [[], ["only-stack"], ["--package-only"],

@@ -4,11 +4,14 @@
 #   infra/deploy.sh [--dry-run] STACK_NAME ARTIFACT_BUCKET [REGION] [-- Key=Value ...]
 #   infra/deploy.sh --package-only DIR
 #
-# Deploy mode builds the artifacts, uploads them to ARTIFACT_BUCKET (an existing bucket you own)
-# under b3-pipeline/STACK_NAME/ with content-hashed names, so CloudFormation sees every code
-# change, then runs `aws cloudformation deploy`. Anything after `--` is passed on as extra
-# parameter overrides (e.g. NamePrefix=b3dev MaxConcurrentRuns=20 BucketName=my-lake).
-# --dry-run prints the aws commands instead of running them.
+# Deploy mode checks that ARTIFACT_BUCKET (an existing bucket you own) is in the stack's region
+# (Lambda reads its code only from there) and that an ExistingLakeBucket=... override names a
+# bucket in that region with EventBridge notifications on, builds the artifacts, uploads them
+# under b3-pipeline/STACK_NAME/ (the template's ArtifactPrefix) with content-hashed names, so
+# CloudFormation sees every code change, then runs `aws cloudformation deploy`. Anything after
+# `--` is passed on as extra parameter overrides (e.g. NamePrefix=b3dev AlertEmail=me@x.com
+# ExistingLakeBucket=b3-lake-123456789012-sa-east-1).
+# --dry-run prints the aws commands instead of running them (and checks nothing).
 #
 # --package-only DIR builds the artifacts into DIR and touches no cloud at all:
 #   DIR/lambda_handler.zip   lambda_handler/handler.py at the zip root (handler "handler.handler")
@@ -29,7 +32,8 @@ usage: infra/deploy.sh [--dry-run] STACK_NAME ARTIFACT_BUCKET [REGION] [-- Key=V
   STACK_NAME       CloudFormation stack to create or update
   ARTIFACT_BUCKET  existing S3 bucket for the Lambda zip, the Glue script and the glue zip
   REGION           AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / the CLI profile's)
-  Key=Value        extra template parameters, e.g. NamePrefix=b3dev BucketName=my-lake
+  Key=Value        extra template parameters, e.g. NamePrefix=b3dev AlertEmail=me@example.com
+                   ExistingLakeBucket=NAME (redeploy over the bucket a deleted stack kept)
   --dry-run        print the aws commands instead of running them
   --package-only   only build lambda_handler.zip, glue_package.zip and job.py into DIR
 EOF
@@ -90,6 +94,45 @@ run() {
   fi
 }
 
+# The region of bucket $1 as S3 reports it (us-east-1 answers None, old eu-west-1 buckets EU).
+bucket_region() {
+  local location
+  location="$("${AWS[@]}" s3api get-bucket-location --bucket "$1" \
+    --query LocationConstraint --output text)" \
+    || die "cannot read the location of bucket '$1': does it exist, and may these credentials read it?"
+  case "$location" in
+    None|null|"") echo us-east-1 ;;
+    EU) echo eu-west-1 ;;
+    *) echo "$location" ;;
+  esac
+}
+
+check_artifact_bucket() {
+  local where
+  where="$(bucket_region "$ARTIFACT_BUCKET")"
+  [[ "$where" == "$REGION" ]] || die "artifact bucket '$ARTIFACT_BUCKET' is in $where but the \
+stack deploys to $REGION, and Lambda reads its code only from a bucket in its own region. Use a \
+bucket in $REGION (create one: aws s3 mb s3://NAME --region $REGION) or deploy to $where \
+(pass $where as REGION)."
+}
+
+check_existing_lake() {
+  local bucket="$1" where events
+  where="$(bucket_region "$bucket")"
+  [[ "$where" == "$REGION" ]] || die "ExistingLakeBucket '$bucket' is in $where but the stack \
+deploys to $REGION: deploy to $where (pass it as REGION), or leave ExistingLakeBucket out to \
+create a new lake bucket in $REGION."
+  events="$("${AWS[@]}" s3api get-bucket-notification-configuration --bucket "$bucket" \
+    --query EventBridgeConfiguration --output json)" \
+    || die "cannot read the notification configuration of bucket '$bucket'"
+  if [[ -z "$events" || "$events" == "null" ]]; then
+    die "ExistingLakeBucket '$bucket' does not send events to EventBridge, so landing files would \
+start nothing. Turn them on (this replaces the bucket's other notification settings): aws s3api \
+put-bucket-notification-configuration --bucket $bucket --notification-configuration \
+'{\"EventBridgeConfiguration\": {}}'"
+  fi
+}
+
 DRY_RUN=0
 case "${1:-}" in
   -h|--help|"") usage ;;
@@ -110,15 +153,29 @@ if [[ $# -gt 0 ]]; then
   shift
 fi
 EXTRA_OVERRIDES=("$@")
+EXISTING_LAKE=""
 for kv in ${EXTRA_OVERRIDES[@]+"${EXTRA_OVERRIDES[@]}"}; do
   [[ "$kv" == *=* ]] || die "parameter override '$kv' is not Key=Value"
+  if [[ "$kv" == ExistingLakeBucket=* ]]; then EXISTING_LAKE="${kv#*=}"; fi
 done
 [[ "$STACK_NAME" =~ ^[A-Za-z][A-Za-z0-9-]{0,127}$ ]] || die "invalid stack name '$STACK_NAME'"
 
-AWS=(aws)
-if [[ -n "$REGION" ]]; then AWS+=(--region "$REGION"); fi
 if [[ "$DRY_RUN" != 1 ]] && ! command -v aws >/dev/null; then
   die "the AWS CLI (aws) is not installed"
+fi
+REGION="${REGION:-${AWS_REGION:-${AWS_DEFAULT_REGION:-}}}"
+if [[ -z "$REGION" && "$DRY_RUN" != 1 ]]; then
+  REGION="$(aws configure get region || true)"
+  [[ -n "$REGION" ]] || die "no AWS region: pass REGION (e.g. sa-east-1) or set AWS_REGION"
+fi
+AWS=(aws)
+if [[ -n "$REGION" ]]; then AWS+=(--region "$REGION"); fi
+
+if [[ "$DRY_RUN" == 1 ]]; then
+  run "${AWS[@]}" s3api get-bucket-location --bucket "$ARTIFACT_BUCKET"
+else
+  check_artifact_bucket
+  if [[ -n "$EXISTING_LAKE" ]]; then check_existing_lake "$EXISTING_LAKE"; fi
 fi
 
 WORK="$(mktemp -d)"
@@ -141,6 +198,7 @@ run "${AWS[@]}" cloudformation deploy \
   --no-fail-on-empty-changeset \
   --parameter-overrides \
     "ArtifactBucket=$ARTIFACT_BUCKET" \
+    "ArtifactPrefix=$PREFIX" \
     "LambdaCodeS3Key=$LAMBDA_KEY" \
     "GlueScriptS3Key=$SCRIPT_KEY" \
     "GluePackageS3Key=$PACKAGE_KEY" \
