@@ -92,9 +92,11 @@ class RawArchive:
     def store(self, payload: RawPayload, data_carteira: date) -> StoreOutcome:
         """Archive ``payload`` as the date's portfolio (the caller has validated it)."""
         entries = self.entries(data_carteira)
+        content = [hashlib.sha256(data).hexdigest() for _, data in payload.files]
         for entry in entries:
-            if entry.digest == payload.digest:
-                others = tuple(e for e in entries if e.digest != payload.digest)
+            if [f["sha256"] for f in entry.manifest["files"]] == content:
+                # The same bytes (under any file name) are the same payload: archived once.
+                others = tuple(e for e in entries if e is not entry)
                 return StoreOutcome(entry, False, others)
         stamp = payload.fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
         prefix = f"{raw_date_prefix(data_carteira)}/{stamp}-{payload.digest[:12]}"

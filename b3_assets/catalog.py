@@ -44,9 +44,6 @@ class QueryEngine(ABC):
     @abstractmethod
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult: ...
 
-    def refresh(self) -> None:  # noqa: B027 - a no-op is right where partitions are seen
-        """Make new refined partitions visible (no-op where the engine sees them already)."""
-
 
 def _empty_view_select() -> str:
     cols = ", ".join(

@@ -42,10 +42,14 @@ def collect(
 
 
 def csv_payload(path: Path) -> RawPayload:
-    """A downloaded B3 CSV as a raw payload (source ``csv``), bytes untouched."""
+    """A downloaded B3 CSV as a raw payload (source ``csv``), bytes untouched.
+
+    Its ``fetched_at`` (landing's ``coletado_em``) is the time of the import, not the file's
+    modification time: the newest import of a date is the one landing uses."""
     data = Path(path).read_bytes()
-    fetched_at = datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
-    return RawPayload("csv", str(Path(path).resolve()), fetched_at, ((Path(path).name, data),))
+    return RawPayload(
+        "csv", str(Path(path).resolve()), datetime.now(UTC), ((Path(path).name, data),)
+    )
 
 
 def import_csv(archive: RawArchive, path: Path) -> Collected:

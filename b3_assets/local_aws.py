@@ -85,7 +85,7 @@ class LocalGlueRunner:
         self,
         JobName: str,
         Arguments: dict[str, str] | None = None,
-        **_: Any,  # noqa: N803
+        **_: Any,
     ) -> dict[str, str]:
         """Run the job now; a failed run is recorded with its error (as Glue does), not raised."""
         args = dict(Arguments or {})
@@ -142,7 +142,7 @@ class LocalGlueRunner:
         self,
         JobName: str,
         NextToken: str | None = None,
-        MaxResults: int = 100,  # noqa: N803
+        MaxResults: int = 100,
     ) -> dict[str, Any]:
         """Runs newest first, a page at a time, as Glue's GetJobRuns answers."""
         files = self._record_files()

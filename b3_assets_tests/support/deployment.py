@@ -1,4 +1,4 @@
-"""A real Dagster deployment for tests: an instance folder, the daemon, the CLI, as users run them."""
+"""A real Dagster deployment for tests: instance folder, daemon and CLI, as users run them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""Day 2 in process: backlogs, unreadable run records, failed refines, checks after a failure."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date, timedelta
+
+import dagster as dg
+
+from b3_assets.assets import LANDING, REFINED
+from b3_assets.catalog import QueryEngine, QueryResult
+from b3_assets.checks import LANDING_CHECKS
+from b3_assets.resources import CatalogResource
+from b3_assets.sensors import MAX_RUNS_PER_TICK
+from b3_assets_tests.chain import (
+    CLOSED_URL,
+    check_results,
+    failure_message,
+    local_platform,
+    materialize,
+    sensor_tick,
+)
+from b3_assets_tests.replica import DEFAULT_DATE
+
+DAY = DEFAULT_DATE.isoformat()
+
+
+class SlowAthena(QueryEngine):
+    """An engine that takes 2 s per query and counts them: a tick must never wait on it."""
+
+    name = "slow"
+    queries = 0
+
+    def query(self, sql, params=()):
+        SlowAthena.queries += 1
+        time.sleep(2)
+        return QueryResult([], [])
+
+
+class SlowCatalog(CatalogResource):
+    def engine(self) -> QueryEngine:
+        return SlowAthena()
+
+
+def test_a_backlog_of_500_runs_drains_in_bounded_ticks(tmp_path):
+    platform = local_platform(tmp_path)
+    platform.resources["catalog"] = SlowCatalog()
+    runner = platform.glue
+    first = date(2024, 1, 2)
+    for i in range(500):  # no landing for these dates: fast FAILED runs, each recorded
+        day = (first + timedelta(days=i)).isoformat()
+        runner.start_job_run(JobName=platform.settings.glue_job_name, Arguments={
+            "--data_carteira": day})
+    instance = dg.DagsterInstance.ephemeral()
+    cursor, seen, ticks, slowest = None, [], 0, 0.0
+    while True:
+        t0 = time.perf_counter()
+        tick = sensor_tick(platform, instance, cursor)
+        slowest = max(slowest, time.perf_counter() - t0)
+        if tick.skip_message:
+            break
+        ticks += 1
+        requested = [(r.tags["dagster/asset_partition_range_start"],
+                      r.tags["dagster/asset_partition_range_end"]) for r in tick.run_requests]
+        seen.extend(requested)
+        cursor = tick.cursor
+    assert ticks == 500 // MAX_RUNS_PER_TICK
+    assert SlowAthena.queries == 0  # a tick only lists Glue runs
+    assert slowest < 20, slowest  # Dagster's sensor timeout is 60 s
+    covered = set()
+    for start, end in seen:
+        covered |= {start, end}
+    assert len(json.loads(cursor)["reported"]) == 500
+
+
+def test_an_unreadable_run_record_is_skipped_and_named(tmp_path, b3_replica, caplog):
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(platform, DAY, instance=instance).success
+    runs = tmp_path / "_glue_job_runs"
+    (runs / "20990101T000000000000-truncated.json").write_text('{"Id": "jr_x", "JobNa')
+    (runs / "20990101T000000000001-foreign.json").write_text('{"hello": "world"}')
+    with caplog.at_level(logging.WARNING):
+        tick = sensor_tick(platform, instance)
+    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert [m.partition for m in mats] == [DAY]
+    assert "truncated.json" in caplog.text and "foreign.json" in caplog.text
+
+
+def test_a_failed_local_refine_fails_the_landing_run_naming_the_glue_run(tmp_path, b3_replica):
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, DAY).success
+    # The previous date's landing file is corrupt: refining the next date must read it.
+    previous = tmp_path / "landing/ibov/dt=2025-03-05/ibov.parquet"
+    nxt = (DEFAULT_DATE + timedelta(days=1)).isoformat()
+    b3_replica.set_portfolio(DEFAULT_DATE + timedelta(days=1))
+    previous.write_bytes(b"PAR1 not parquet")
+    result = materialize(platform, nxt)
+    assert not result.success
+    message = failure_message(result)
+    assert "Glue job run jr_" in message and nxt in message and "FAILED" in message
+
+
+def test_checks_pass_after_a_failed_attempt(tmp_path, b3_replica):
+    instance = dg.DagsterInstance.ephemeral()
+    failed = materialize(local_platform(tmp_path, CLOSED_URL), DAY, instance=instance)
+    assert not failed.success
+    passed = materialize(local_platform(tmp_path, b3_replica.base_url), DAY, instance=instance)
+    assert passed.success, failure_message(passed)
+    statuses = check_results(instance, LANDING, list(LANDING_CHECKS), DAY)
+    assert set(statuses.values()) == {"SUCCEEDED"}, statuses
+    assert check_results(instance, REFINED, ["glue_job_run_succeeded"], DAY) == {
+        "glue_job_run_succeeded": "none"  # evaluated by the sensor's follow-up run, not here
+    }
