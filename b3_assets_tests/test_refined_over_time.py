@@ -1,0 +1,146 @@
+"""Refined over time: whole dates under kills and re-runs, right previous dates after gap fills
+and out-of-order runs, stray files ignored, nothing lost when a refine dies."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from b3_assets.landing import landing_parquet
+from b3_assets.resources import resources_for
+from b3_assets.settings import Settings
+from b3_assets_tests.landing_factory import landing_table, write_landing
+from glue.layout import landing_key
+from glue.local_job import run_local_refine, stale_dates, sync_serving
+
+D18, D19, D20 = date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def land(data_dir: Path, *days: date) -> None:
+    """Landing writes through the local lake (event -> Lambda -> runner), then the catch-up,
+    exactly as the landing IO manager does them."""
+    resources = resources_for(Settings(data_dir=data_dir))
+    lake = resources["lake"].get()
+    for day in days:
+        lake.write_bytes(landing_key(day), landing_parquet(landing_table(day)))
+    assert resources["glue_job"].catch_up() == []
+
+
+def refined_rows(data_dir: Path) -> list[tuple]:
+    """Every refined row through the catalog, without the run's own timestamp."""
+    engine = resources_for(Settings(data_dir=data_dir))["catalog"].engine()
+    result = engine.query("SELECT * EXCLUDE (processado_em) FROM b3_etl_soma_acao ORDER BY ALL")
+    return result.rows
+
+
+def test_gap_fill_and_out_of_order_runs_converge_to_a_full_backfill(tmp_path):
+    full, gap, reverse = tmp_path / "full", tmp_path / "gap", tmp_path / "reverse"
+    land(full, D18, D19, D20)
+    land(gap, D18, D20)
+    land(gap, D19)  # the gap filled later: D20's previous date becomes D19
+    land(reverse, D20)
+    land(reverse, D19)
+    land(reverse, D18)
+    expected = refined_rows(full)
+    assert refined_rows(gap) == expected
+    assert refined_rows(reverse) == expected
+    assert {str(r[5]) for r in expected if r[-2] == D20.isoformat()} == {D19.isoformat()}
+
+
+def test_a_stray_landing_file_on_a_holiday_is_never_a_previous_date(tmp_path):
+    land(tmp_path, date(2025, 2, 28))
+    write_landing(tmp_path, landing_table(date(2025, 3, 4)))  # Carnival: no session
+    land(tmp_path, date(2025, 3, 5))
+    rows = refined_rows(tmp_path)
+    assert {str(r[5]) for r in rows if r[-2] == "2025-03-05"} == {"2025-02-28"}
+
+
+def test_a_landing_write_whose_refine_died_is_found_and_completed(tmp_path):
+    land(tmp_path, D18)
+    # The process died after the landing rename, before its refine: no event was handled.
+    write_landing(tmp_path, landing_table(D19))
+    assert stale_dates(tmp_path) == [D19]
+    assert resources_for(Settings(data_dir=tmp_path))["glue_job"].catch_up() == []
+    assert stale_dates(tmp_path) == []
+    assert {r[-2] for r in refined_rows(tmp_path)} == {D18.isoformat(), D19.isoformat()}
+
+
+_REFINE_FOREVER = """
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from glue.local_job import run_local_refine
+lake, day, forever = Path(sys.argv[1]), date.fromisoformat(sys.argv[2]), sys.argv[3] == "1"
+while True:
+    run_local_refine(lake, day, datetime.now(UTC))
+    if not forever:
+        break
+"""
+
+
+@pytest.mark.slow
+def test_reruns_killed_at_random_never_show_a_partial_or_mixed_date(tmp_path):
+    land(tmp_path, D18, D19)
+    issuers = len(refined_rows(tmp_path)) // 2
+    catalog = tmp_path / "catalog.duckdb"
+    seen: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_forever() -> None:
+        while not stop.is_set():
+            try:
+                with duckdb.connect(str(catalog), read_only=True) as con:
+                    seen.append(
+                        con.execute(
+                            "SELECT count(*), count(DISTINCT processado_em) "
+                            "FROM b3_etl_soma_acao WHERE DataCarteira = ?",
+                            [D19.isoformat()],
+                        ).fetchone()
+                    )
+            except duckdb.IOException:
+                continue  # the file is being opened by a writer for a moment: try again
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    reader = threading.Thread(target=read_forever, daemon=True)
+    reader.start()
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        for attempt in range(8):
+            killed = attempt % 2 == 0
+            child = subprocess.Popen(
+                [sys.executable, "-c", _REFINE_FOREVER, str(tmp_path), D19.isoformat(),
+                 "1" if killed else "0"],
+                cwd=REPO, env=env,
+            )
+            if killed:
+                time.sleep(rng.uniform(0.3, 2.5))
+                child.send_signal(signal.SIGKILL)
+            child.wait(timeout=120)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert not errors, errors
+    assert len(seen) > 20
+    assert set(seen) == {(issuers, 1)}, sorted(set(seen))
+    # After the kills: the serving copy agrees with the published pointers, and a rerun
+    # leaves exactly one run folder per issuer and no hidden leftovers.
+    sync_serving(tmp_path)
+    run_local_refine(tmp_path, D19, datetime.now(UTC))
+    date_dir = tmp_path / f"refined/DataCarteira={D19.isoformat()}"
+    assert all(len(list(d.iterdir())) == 1 for d in date_dir.glob("Acao=*"))
+    assert not [p for p in date_dir.rglob(".*") if p.is_file()]
