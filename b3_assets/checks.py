@@ -21,11 +21,20 @@ from b3_assets.quality import CheckOutcome, landing_checks, refined_checks
 from b3_assets.resources import CatalogResource, GlueJobResource, LakeResource
 from b3_assets.sessions import is_trading_day
 
+#: The landing rules (b3/validate.py, the same ones that refuse a bad payload at collection).
 LANDING_CHECKS = {
     "at_least_50_constituents": "B3's portfolio has at least 50 constituents.",
+    "at_most_200_constituents": "No more than 200 constituents (IBOV has about 85).",
     "unique_codes": "No ticker appears twice.",
+    "codes_are_b3_tickers": "Every code looks like a B3 ticker (PETR4, BPAC11).",
+    "quantities_positive": "Every theoretical quantity is positive.",
+    "quantities_fit_int64": "Every quantity fits int64.",
     "quantities_add_up_to_header_total": "The theoretical quantities add up to the header's total.",
+    "participations_non_negative": "No participation is negative.",
+    "participations_at_most_3_decimals": "Participations have at most 3 decimals, as B3 gives.",
     "participations_add_up_to_100": "Participations add up to 100 ± 0.01 %.",
+    "redutor_positive": "The reductor is positive.",
+    "redutor_fits_decimal_24_8": "The reductor fits decimal(24,8).",
 }
 GLUE_RUN_CHECK = "glue_job_run_succeeded"
 REFINED_CHECKS = {

@@ -12,7 +12,9 @@ from pathlib import Path
 from b3_assets.archive import RawArchive, StoreOutcome
 from b3_assets.b3.errors import B3PayloadError
 from b3_assets.b3.model import Portfolio
+from b3_assets.b3.parse import check_size
 from b3_assets.b3.payload import RawPayload
+from b3_assets.sessions import is_trading_day
 
 Fetcher = Callable[[], RawPayload]
 
@@ -54,8 +56,9 @@ def csv_payload(path: Path) -> RawPayload:
 
 def import_csv(archive: RawArchive, path: Path) -> Collected:
     """Validate a downloaded CSV and put it in the raw archive under its portfolio date."""
+    check_size(Path(path).stat().st_size, str(path), "CSV")  # before reading it into memory
     payload = csv_payload(path)
-    portfolio = payload.portfolio()
+    portfolio = payload.portfolio(is_session=is_trading_day)
     if not portfolio.constituents:
         raise B3PayloadError(str(path), "no constituents")
     stored = archive.store(payload, portfolio.data_carteira)

@@ -1,70 +1,67 @@
-"""The quality rules behind the asset checks, as plain functions over rows.
+"""The quality rules behind the asset checks: the payload rules of ``b3.validate`` run on
+landing files, plus the refined table's own rule (one row per issuer).
 
-Each returns (passed, metadata) so the metadata shows the offending values in the UI."""
+Each returns (passed, metadata) so the metadata shows the offending values in the UI. The rules
+are the very functions that reject a B3 payload before it is written, so a landing file that
+fails a check means the file changed after it was written, not that two copies of a rule
+drifted apart."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 
-from b3_assets.b3.validate import MIN_CONSTITUENTS, PARTICIPATION_TOLERANCE
+from b3_assets.b3.errors import listing
+from b3_assets.b3.validate import Columns, Outcome, column_rules, participations_add_up_to_100
+from glue.layout import issuer_root
 
 CheckOutcome = tuple[bool, dict[str, Any]]
 
 
+def _check(outcome: Outcome) -> CheckOutcome:
+    return outcome.passed, outcome.metadata
+
+
 def landing_checks(table: pa.Table) -> dict[str, CheckOutcome]:
-    codes = table.column("codigo").to_pylist()
-    qty = table.column("qtde_teorica").to_pylist()
-    parts = table.column("participacao_pct").to_pylist()
-    totals = set(table.column("qtde_teorica_total").to_pylist())
-    dupes = sorted(c for c, n in Counter(codes).items() if n > 1)
-    qty_sum = sum(qty)
-    part_sum = sum(parts, Decimal(0))
-    header_total = next(iter(totals)) if len(totals) == 1 else None
-    return {
-        "at_least_50_constituents": (
-            len(codes) >= MIN_CONSTITUENTS,
-            {"rows": len(codes), "minimum": MIN_CONSTITUENTS},
-        ),
-        "unique_codes": (not dupes, {"duplicated_codes": ", ".join(dupes) or "none"}),
-        "quantities_add_up_to_header_total": (
-            header_total is not None and qty_sum == header_total,
-            {
-                "sum_qtde_teorica": qty_sum,
-                "qtde_teorica_total": header_total if header_total is not None else str(totals),
-            },
-        ),
-        "participations_add_up_to_100": (
-            abs(part_sum - 100) <= PARTICIPATION_TOLERANCE,
-            {"sum_participacao_pct": str(part_sum), "tolerance": str(PARTICIPATION_TOLERANCE)},
-        ),
-    }
+    """Every payload rule (``b3.validate.column_rules``) on one date's landing rows."""
+    columns = Columns(
+        codes=table.column("codigo").to_pylist(),
+        quantities=table.column("qtde_teorica").to_pylist(),
+        participations=table.column("participacao_pct").to_pylist(),
+        header_totals=sorted(set(table.column("qtde_teorica_total").to_pylist())),
+        redutores=sorted(set(table.column("redutor").to_pylist())),
+    )
+    return {name: _check(outcome) for name, outcome in column_rules(columns).items()}
+
+
+def one_row_per_issuer(codes: Sequence[str], issuers: Sequence[str]) -> Outcome:
+    """Refined has exactly one row per issuer root of the date's landing codes."""
+    expected = {issuer_root(c) for c in codes}
+    dupes = sorted(a for a, n in Counter(issuers).items() if n > 1)
+    missing = sorted(expected - set(issuers))
+    extra = sorted(set(issuers) - expected)
+    return Outcome(
+        not (dupes or missing or extra),
+        {
+            "issuers_in_landing": len(expected),
+            "rows": len(issuers),
+            "missing": listing(missing) or "none",
+            "unexpected": listing(extra) or "none",
+            "duplicated": listing(dupes) or "none",
+        },
+    )
 
 
 def refined_checks(refined: list[dict[str, Any]], landing: pa.Table) -> dict[str, CheckOutcome]:
     """``refined``: the date's refined rows (``Acao``, ``participacao_total_pct``)."""
-    expected = sorted({c[:4] for c in landing.column("codigo").to_pylist()})
-    got = [str(r["Acao"]) for r in refined]
-    dupes = sorted(a for a, n in Counter(got).items() if n > 1)
-    missing = sorted(set(expected) - set(got))
-    extra = sorted(set(got) - set(expected))
-    part_sum = sum((Decimal(str(r["participacao_total_pct"])) for r in refined), Decimal(0))
+    issuers = [str(r["Acao"]) for r in refined]
+    parts = [Decimal(str(r["participacao_total_pct"])) for r in refined]
     return {
-        "one_row_per_issuer": (
-            not (dupes or missing or extra),
-            {
-                "issuers_in_landing": len(expected),
-                "rows": len(got),
-                "missing": ", ".join(missing) or "none",
-                "unexpected": ", ".join(extra) or "none",
-                "duplicated": ", ".join(dupes) or "none",
-            },
-        ),
-        "participations_add_up_to_100": (
-            bool(refined) and abs(part_sum - 100) <= PARTICIPATION_TOLERANCE,
-            {"sum_participacao_total_pct": str(part_sum)},
-        ),
+        "one_row_per_issuer": _check(
+            one_row_per_issuer(landing.column("codigo").to_pylist(), issuers)),
+        "participations_add_up_to_100": _check(participations_add_up_to_100(parts)),
     }

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import io
 import json
-import random
 import socket
 import time
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime
+from datetime import date, timedelta
+from typing import Any
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPResponse
 
-from b3_assets.b3 import api
+from b3_assets.b3 import api, parse
 from b3_assets.b3.api import (
+    check_base_url,
     fetch_api,
     portfolio_query,
     portfolio_url,
-    retry_after_seconds,
-    retry_wait,
+    retry_policy,
 )
 from b3_assets.b3.errors import (
     B3BlockedError,
+    B3ConfigError,
     B3DateMismatchError,
+    B3Error,
     B3PayloadError,
+    B3PermanentError,
     B3UnavailableError,
+    B3UnreachableError,
+    BrowserMissingError,
 )
 from b3_assets_tests.replica import generate_portfolio
 
@@ -118,22 +125,20 @@ def test_5xx_beyond_the_retries_is_unavailable(b3_replica) -> None:
     assert len(b3_replica.api_requests()) == 3
 
 
-def test_429_honors_retry_after(b3_replica, monkeypatch) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(api, "_sleep", waits.append)
-    b3_replica.fault("429", count=1, retry_after="7")
+def test_429_honors_retry_after(b3_replica) -> None:
+    b3_replica.fault("429", count=1, retry_after="1")
+    started = time.monotonic()
     payload = fetch_api(b3_replica.base_url, timeout_s=2.0, retries=2, backoff_s=0.001)
-    assert waits == [7.0]
+    assert time.monotonic() - started >= 1.0  # urllib3 alone would retry the first at once
     assert [r.status for r in b3_replica.api_requests()] == [429, 200]
     assert payload.files
 
 
-def test_429_retry_after_is_capped(b3_replica, monkeypatch) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr(api, "_sleep", waits.append)
+def test_429_retry_after_is_capped(b3_replica) -> None:
     b3_replica.fault("429", count=1, retry_after="3600")
-    fetch_api(b3_replica.base_url, timeout_s=2.0, retries=2, backoff_s=0.001)
-    assert waits == [api.MAX_WAIT_S]
+    started = time.monotonic()
+    fetch_api(b3_replica.base_url, timeout_s=2.0, retries=2, backoff_s=0.001, max_wait_s=1.0)
+    assert 1.0 <= time.monotonic() - started < 5
 
 
 def test_hang_longer_than_the_timeout_is_retried(b3_replica) -> None:
@@ -180,21 +185,104 @@ def test_truncated_json_is_a_payload_error(b3_replica) -> None:
     assert len(b3_replica.api_requests()) == 1
 
 
-def test_other_4xx_is_not_retried(b3_replica) -> None:
-    with pytest.raises(B3UnavailableError) as err:
+def test_other_4xx_is_a_config_error_not_retried(b3_replica) -> None:
+    with pytest.raises(B3ConfigError) as err:
         fetch_api(b3_replica.base_url + "/moved", **FAST)
-    assert "HTTP 404" in str(err.value) and "/moved/indexProxy" in str(err.value)
+    msg = str(err.value)
+    assert "HTTP 404" in msg and "/moved/indexProxy" in msg and "B3_BASE_URL" in msg
     assert len([r for r in b3_replica.requests if r.kind == "other"]) == 1
 
 
-def test_connection_refused_exhausts_retries() -> None:
+# --- what cannot heal fails in seconds, unretried ----------------------------------------
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def test_connection_refused_fails_fast_without_retries() -> None:
+    port = _free_port()
+    started = time.monotonic()
+    with pytest.raises(B3UnreachableError) as err:
+        fetch_api(f"http://127.0.0.1:{port}", timeout_s=5.0, retries=4, backoff_s=1.0)
+    assert time.monotonic() - started < 2  # 4 retries with backoff would take > 7 s
+    msg = str(err.value)
+    assert f"127.0.0.1:{port} refused the connection" in msg and "B3_BASE_URL" in msg
+
+
+def test_unresolvable_host_fails_fast_without_retries() -> None:
+    started = time.monotonic()
+    with pytest.raises(B3UnreachableError) as err:
+        fetch_api("http://b3.invalid", timeout_s=5.0, retries=4, backoff_s=1.0)
+    assert time.monotonic() - started < 5
+    msg = str(err.value)
+    assert "b3.invalid does not resolve" in msg and "B3_BASE_URL" in msg
+
+
+@pytest.mark.parametrize("bad", ["sistemaswebb3-listados.b3.com.br", "ftp://b3.example",
+                                 "http://", "http://b3 .example", "http://b3.example:port",
+                                 "http://[::1"])
+def test_malformed_base_url_is_a_config_error(bad: str) -> None:
+    with pytest.raises(B3ConfigError, match="B3_BASE_URL=.* is not an http\\(s\\) address"):
+        fetch_api(bad, **FAST)
+    assert check_base_url("http://127.0.0.1:8765/ ") == "http://127.0.0.1:8765"
+
+
+def test_permanent_and_transient_errors() -> None:
+    """The raw asset fails without its RetryPolicy on B3PermanentError: exactly these."""
+    for permanent in (B3PayloadError, B3DateMismatchError, BrowserMissingError,
+                      B3UnreachableError, B3ConfigError):
+        assert issubclass(permanent, B3PermanentError)
+    for transient in (B3UnavailableError, B3BlockedError):
+        assert issubclass(transient, B3Error) and not issubclass(transient, B3PermanentError)
+
+
+# --- deadlines ------------------------------------------------------------------------------
+
+def test_a_dripping_answer_ends_at_its_deadline(b3_replica) -> None:
+    """One byte every 0.2 s: every read succeeds within the 1 s timeout, the answer never
+    would; the whole-response deadline ends it, as a transient error, without a retry."""
+    b3_replica.fault("drip", drip_s=0.2)
+    started = time.monotonic()
     with pytest.raises(B3UnavailableError) as err:
-        fetch_api(f"http://127.0.0.1:{port}", **FAST)
-    assert f"127.0.0.1:{port}" in str(err.value)
-    assert "3 attempts" in str(err.value) and "connection failed" in str(err.value)
+        fetch_api(b3_replica.base_url, timeout_s=1.0, retries=2, backoff_s=0.001)
+    assert 1.0 <= time.monotonic() - started < 2.5
+    msg = str(err.value)
+    assert portfolio_url(b3_replica.base_url, 1) in msg
+    assert "did not send its whole answer within 1s" in msg
+    assert len(b3_replica.api_requests()) == 1
+
+
+def test_the_whole_fetch_has_a_deadline(b3_replica) -> None:
+    b3_replica.fault("timeout", hang_s=30)
+    started = time.monotonic()
+    with pytest.raises(B3UnavailableError) as err:
+        fetch_api(b3_replica.base_url, timeout_s=0.5, retries=20, backoff_s=0.001,
+                  deadline_s=1.5)
+    assert time.monotonic() - started < 2.5
+    assert "did not finish within 1.5s, the deadline of the whole fetch" in str(err.value)
+    assert api.default_deadline(20.0, 4) == 120.0 and api.default_deadline(1.0, 1) == 60.0
+
+
+def test_retry_policy_is_urllib3s() -> None:
+    policy = retry_policy(4, 0.5, max_wait_s=30.0)
+    assert (policy.total, policy.connect, policy.read, policy.status) == (4, 0, 4, 4)
+    assert set(policy.status_forcelist or ()) == {429, 500, 502, 503, 504}
+    assert policy.allowed_methods == frozenset({"GET"})
+    assert (policy.backoff_factor, policy.backoff_jitter, policy.backoff_max) == (0.5, 0.5, 30)
+    assert policy.respect_retry_after_header and policy.retry_after_max == 30
+    assert not policy.is_retry("GET", 403) and not policy.is_retry("GET", 404)
+    assert policy.is_retry("GET", 503) and not policy.is_retry("POST", 503)
+
+
+# --- size caps ------------------------------------------------------------------------------
+
+def test_an_answer_over_the_size_cap_is_refused(b3_replica, monkeypatch) -> None:
+    monkeypatch.setattr(parse, "MAX_PAYLOAD_BYTES", 1000)
+    with pytest.raises(B3PayloadError, match="over the 1,000-byte cap") as err:
+        fetch_api(b3_replica.base_url, **FAST)
+    assert err.value.where == portfolio_url(b3_replica.base_url, 1)
 
 
 def test_empty_results_fail_validation_with_the_url(b3_replica) -> None:
@@ -230,9 +318,9 @@ def test_given_session_is_used_and_left_open(b3_replica) -> None:
     calls: list[str] = []
 
     class Counting(requests.Session):
-        def get(self, url, **kw):  # type: ignore[override]
-            calls.append(url)
-            return super().get(url, **kw)
+        def get(self, url: str | bytes, params: Any = None, **kw: Any) -> requests.Response:
+            calls.append(str(url))
+            return super().get(url, params=params, **kw)
 
     with Counting() as session:
         fetch_api(b3_replica.base_url, session=session, **FAST)
@@ -240,22 +328,26 @@ def test_given_session_is_used_and_left_open(b3_replica) -> None:
         assert session.adapters  # still usable: not closed by fetch_api
 
 
-class _Resp:
-    def __init__(self, doc: dict) -> None:
-        self.status_code, self.reason = 200, "OK"
-        self.headers = {"Content-Type": "application/json"}
-        self.content = json.dumps(doc).encode()
+def _response(body: bytes, headers: dict[str, str]) -> requests.Response:
+    """A streamed 200 as requests builds it, over bytes instead of a socket."""
+    resp = requests.Response()
+    resp.status_code, resp.reason = 200, "OK"
+    resp.headers = CaseInsensitiveDict(headers)
+    resp.raw = HTTPResponse(io.BytesIO(body), headers=headers, status=200,
+                            preload_content=False)
+    return resp
 
 
-class _StubSession:
+class _StubSession(requests.Session):
+    """Answers ``docs`` in order, as JSON without a Content-Length (read as it streams)."""
+
     def __init__(self, docs: list[dict]) -> None:
+        super().__init__()
         self.docs = docs
 
-    def get(self, url: str, timeout: object = None) -> _Resp:
-        return _Resp(self.docs.pop(0))
-
-    def close(self) -> None:
-        pass
+    def get(self, url: str | bytes, params: Any = None, **kw: Any) -> requests.Response:
+        return _response(json.dumps(self.docs.pop(0)).encode(),
+                         {"Content-Type": "application/json"})
 
 
 def _doc(page: int, pages: int, records: int, date_text: str, rows: int) -> dict:
@@ -280,9 +372,9 @@ def test_a_portfolio_published_mid_fetch_starts_the_fetch_over(b3_replica) -> No
 def test_pages_that_keep_disagreeing_are_rejected() -> None:
     docs = [_doc(1, 2, 3, "05/03/25", 2), _doc(2, 2, 3, "06/03/25", 1)] * (api.MAX_RESTARTS + 1)
     session = _StubSession(docs)
-    with pytest.raises(B3PayloadError) as err:
-        fetch_api("http://b3.test", session=session, **FAST)  # type: ignore[arg-type]
-    assert err.value.where == portfolio_url("http://b3.test", 2)
+    with pytest.raises(B3UnavailableError) as err:  # transient: try again in a few minutes
+        fetch_api("http://b3.test", session=session, **FAST)
+    assert portfolio_url("http://b3.test", 2) in str(err.value)
     assert "changed the portfolio mid-fetch, 3 times in a row" in str(err.value)
     assert session.docs == []  # page 1 and 2 asked three times, nothing more
 
@@ -290,33 +382,20 @@ def test_pages_that_keep_disagreeing_are_rejected() -> None:
 def test_rows_must_match_total_records() -> None:
     session = _StubSession([_doc(1, 1, 90, "05/03/25", 85)])
     with pytest.raises(B3PayloadError) as err:
-        fetch_api("http://b3.test", session=session, **FAST)  # type: ignore[arg-type]
+        fetch_api("http://b3.test", session=session, **FAST)
     assert "hold 85 rows but page.totalRecords is 90" in str(err.value)
 
 
 def test_absurd_page_count_is_rejected() -> None:
     session = _StubSession([_doc(1, 5000, 600000, "05/03/25", 120)])
     with pytest.raises(B3PayloadError, match="totalPages is 5000"):
-        fetch_api("http://b3.test", session=session, **FAST)  # type: ignore[arg-type]
+        fetch_api("http://b3.test", session=session, **FAST)
 
 
-def test_retry_wait_is_full_jitter_exponential_and_capped() -> None:
-    rng = random.Random(7)
-    for attempt in range(1, 8):
-        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
-        waits = [retry_wait(attempt, 0.5, rng=rng) for _ in range(200)]
-        assert all(0 <= w <= ceiling for w in waits)
-        assert max(waits) > ceiling * 0.8  # spread over the whole range
-    assert retry_wait(1, 0.5, retry_after=4.0) == 4.0
-    assert retry_wait(1, 0.5, retry_after=400.0, max_wait_s=30.0) == 30.0
-
-
-def test_retry_after_parsing() -> None:
-    now = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
-    assert retry_after_seconds("3") == 3.0
-    assert retry_after_seconds(format_datetime(now + timedelta(seconds=90), usegmt=True),
-                               now) == 90.0
-    assert retry_after_seconds(format_datetime(now - timedelta(seconds=90), usegmt=True),
-                               now) == 0.0
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
+def test_a_streamed_answer_over_the_size_cap_is_refused(monkeypatch) -> None:
+    """No Content-Length to refuse up front: the body is cut as it passes the cap."""
+    monkeypatch.setattr(parse, "MAX_PAYLOAD_BYTES", 200_000)
+    doc = _doc(1, 1, 90, "05/03/25", 1)
+    doc["results"] = [{"cod": "X" * 1000}] * 1000  # ~1 MB
+    with pytest.raises(B3PayloadError, match="over the 200,000-byte cap"):
+        fetch_api("http://b3.test", session=_StubSession([doc]), **FAST)

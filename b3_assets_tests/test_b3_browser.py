@@ -20,6 +20,7 @@ from b3_assets.b3.errors import (
     B3BlockedError,
     B3PayloadError,
     B3UnavailableError,
+    B3UnreachableError,
     BrowserMissingError,
 )
 from b3_assets.b3.parse import parse_api_pages
@@ -74,16 +75,6 @@ def test_reads_the_rendered_table_when_the_json_is_unusable(b3_replica, chromium
 
 
 @pytest.mark.browser
-def test_gets_past_blocks_aimed_at_non_browser_clients(b3_replica, chromium) -> None:
-    b3_replica.fault("403")
-    b3_replica.fault("html")
-    payload = fetch_browser(b3_replica.base_url, browser_path=chromium)
-    assert [name for name, _ in payload.files] == ["page-001.json"]
-    assert payload.portfolio().constituents == b3_replica.portfolio.constituents()
-    assert all(r.status == 200 for r in b3_replica.api_requests(browser=True))
-
-
-@pytest.mark.browser
 def test_site_down_for_everyone_is_unavailable(b3_replica, chromium) -> None:
     b3_replica.fault("5xx")
     with pytest.raises(B3UnavailableError) as err:
@@ -107,6 +98,15 @@ def test_a_page_that_does_not_load_fails_at_once(b3_replica, chromium) -> None:
         fetch_browser(b3_replica.base_url + "/moved", browser_path=chromium)
     assert "/moved/indexPage/day/IBOV" in str(err.value)
     assert time.monotonic() - started < browser_mod.STEP_WAIT_S  # no wait for the JSON
+
+
+@pytest.mark.browser
+def test_a_host_that_does_not_resolve_fails_at_once(chromium) -> None:
+    started = time.monotonic()
+    with pytest.raises(B3UnreachableError, match="ERR_NAME_NOT_RESOLVED") as err:
+        fetch_browser("http://b3.invalid", browser_path=chromium)
+    assert "B3_BASE_URL" in str(err.value)
+    assert time.monotonic() - started < browser_mod.STEP_WAIT_S
 
 
 def test_missing_browser_says_how_to_get_one(monkeypatch) -> None:

@@ -4,7 +4,8 @@ every replica fault's outcome at this level (the path taken, or the clear error)
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,9 +14,11 @@ from b3_assets.b3 import fetch as fetch_mod
 from b3_assets.b3.api import portfolio_url
 from b3_assets.b3.errors import (
     B3BlockedError,
+    B3ConfigError,
     B3DateMismatchError,
     B3PayloadError,
     B3UnavailableError,
+    B3UnreachableError,
     BrowserMissingError,
 )
 from b3_assets.b3.fetch import fetch_portfolio
@@ -104,7 +107,7 @@ def test_api_mode_never_falls_back(b3_replica) -> None:
 
 def test_browser_mode_goes_straight_to_the_browser(b3_replica, monkeypatch) -> None:
     calls: list[tuple] = []
-    fake = RawPayload("browser", b3_replica.page_url, None, ())  # type: ignore[arg-type]
+    fake = RawPayload("browser", b3_replica.page_url, datetime.now(UTC), ())
 
     def fake_browser(base_url, *, browser_path=None, timeout_s=30.0):
         calls.append((base_url, browser_path, timeout_s))
@@ -114,6 +117,25 @@ def test_browser_mode_goes_straight_to_the_browser(b3_replica, monkeypatch) -> N
     assert fetch_portfolio("browser", b3_replica.base_url, browser_path="/x/chrome") is fake
     assert calls == [(b3_replica.base_url, "/x/chrome", 30.0)]
     assert not b3_replica.api_requests()
+
+
+def _no_browser(*args: object, **kwargs: object) -> RawPayload:
+    raise AssertionError("the browser must not be tried")
+
+
+def test_unreachable_host_fails_fast_without_the_browser(monkeypatch) -> None:
+    monkeypatch.setattr(fetch_mod, "fetch_browser", _no_browser)
+    started = time.monotonic()
+    with pytest.raises(B3UnreachableError, match="b3.invalid does not resolve"):
+        fetch_portfolio("auto", "http://b3.invalid", timeout_s=20.0, retries=4)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("mode", ["auto", "api", "browser"])
+def test_malformed_base_url_fails_before_any_fetch(monkeypatch, mode: str) -> None:
+    monkeypatch.setattr(fetch_mod, "fetch_browser", _no_browser)
+    with pytest.raises(B3ConfigError, match="B3_BASE_URL='b3.com.br' is not an http"):
+        fetch_portfolio(mode, "b3.com.br")
 
 
 def test_unknown_mode_is_refused() -> None:
@@ -151,6 +173,7 @@ def test_auto_falls_back_to_the_browser(b3_replica, chromium, caplog, fault, opt
     _same_portfolio(payload, b3_replica)
     assert b3_replica.api_requests(browser=False)  # the API was tried first
     assert b3_replica.api_requests(browser=True)
+    assert all(r.status == 200 for r in b3_replica.api_requests(browser=True))
     reason = ("refused a non-browser client" if fault in {"403", "html"}
               else "answered something unparsable")
     assert "falling back to the browser because the API " + reason in caplog.text

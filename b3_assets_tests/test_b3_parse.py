@@ -6,6 +6,7 @@ The rejection cases are built from a generated portfolio, so they run on a fresh
 from __future__ import annotations
 
 import json
+import tracemalloc
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,7 +16,15 @@ import pandas as pd
 import pytest
 
 from b3_assets.b3.errors import B3PayloadError
-from b3_assets.b3.parse import date_from_filename, parse_api_pages, parse_csv
+from b3_assets.b3.model import Constituent, Portfolio
+from b3_assets.b3.parse import (
+    MAX_PAYLOAD_BYTES,
+    MAX_ROWS,
+    csv_portfolio_date,
+    date_from_filename,
+    parse_api_pages,
+    parse_csv,
+)
 from b3_assets.b3.payload import RawPayload
 from b3_assets.b3.validate import validate_portfolio
 from b3_assets_tests.replica import api_page, csv_bytes, generate_portfolio, portfolio_for
@@ -32,13 +41,19 @@ def _page_bytes(p: ReplicaPortfolio, **kw) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
+def _pages(p: ReplicaPortfolio) -> list[bytes]:
+    """Every API page of ``p``, 120 rows a page."""
+    return [json.dumps(api_page(p, page_number=n, page_size=120)).encode()
+            for n in range(1, max(1, -(-len(p.rows) // 120)) + 1)]
+
+
 def _validate_api(p: ReplicaPortfolio) -> None:
     validate_portfolio(parse_api_pages([_page_bytes(p)], URL, NOW))
 
 
 def _reject(p: ReplicaPortfolio, problem: str) -> None:
     """Both B3 formats reject ``p``, naming URL/file, date and ``problem``."""
-    for where, parse in ((URL, lambda: parse_api_pages([_page_bytes(p)], URL, NOW)),
+    for where, parse in ((URL, lambda: parse_api_pages(_pages(p), URL, NOW)),
                          (CSV_NAME, lambda: parse_csv(csv_bytes(p), CSV_NAME, NOW))):
         with pytest.raises(B3PayloadError) as err:
             validate_portfolio(parse())
@@ -279,3 +294,141 @@ def test_malformed_numbers_and_dates(good: ReplicaPortfolio) -> None:
 def test_sample_or_generated_for_any_date(samples_dir: Path) -> None:
     assert portfolio_for(DAY, samples_dir).origin.startswith("sample:")
     assert portfolio_for(date(2024, 6, 3), samples_dir).origin == "generated"
+
+
+# --- what an attack on the pipeline found ------------------------------------------------
+
+def _api_doc(p: ReplicaPortfolio) -> dict:
+    return api_page(p, page_number=1, page_size=120)
+
+
+def test_negative_participation_is_refused_even_when_the_sum_balances(
+        good: ReplicaPortfolio) -> None:
+    rows = list(good.rows)
+    rows[0] = replace(rows[0], part=Decimal("-1.000"))
+    rows[1] = replace(rows[1], part=good.rows[1].part + good.rows[0].part + Decimal("1.000"))
+    p = good.with_rows(rows)
+    assert sum(r.part for r in p.rows) == Decimal("100.000")
+    _reject(p, f"negative participations: {rows[0].cod}=-1.000")
+
+
+def test_a_fourth_decimal_is_refused_not_rounded(good: ReplicaPortfolio) -> None:
+    doc = _api_doc(good)
+    row = doc["results"][0]
+    code, part, qty = row["cod"], row["part"], row["theoricalQty"]
+    row["part"] = part + "4"  # 0.0004 off: inside the sum's tolerance, so only this rule sees it
+    expected = f"participations with more than 3 decimals: {code}={part.replace(',', '.')}4"
+    with pytest.raises(B3PayloadError, match=expected):
+        validate_portfolio(parse_api_pages([json.dumps(doc).encode()], URL, NOW))
+    data = csv_bytes(good).replace(f";{qty};{part};".encode(), f";{qty};{part}4;".encode(), 1)
+    with pytest.raises(B3PayloadError, match=expected):
+        validate_portfolio(parse_csv(data, CSV_NAME, NOW))
+    row["part"] = part + "0"  # a trailing zero loses nothing: fine
+    validate_portfolio(parse_api_pages([json.dumps(doc).encode()], URL, NOW))
+
+
+def test_quantities_beyond_int64_are_refused_not_crashed_later(good: ReplicaPortfolio) -> None:
+    rows = list(good.rows)
+    rows[0] = replace(rows[0], qty=2**63)
+    p = good.with_rows(rows, total_qty=sum(r.qty for r in rows))
+    _reject(p, f"quantities beyond int64 (9,223,372,036,854,775,807): {rows[0].cod}={2**63}, "
+               f"header total={p.total_qty}")
+    doc = _api_doc(good)
+    doc["results"][0]["theoricalQty"] = "9" * 5000  # Python would refuse to even convert it
+    with pytest.raises(B3PayloadError, match="has 5,000 digits, more than int64 holds") as err:
+        parse_api_pages([json.dumps(doc).encode()], URL, NOW)
+    assert len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("redutor", ["0", "-16163925.35005373"])
+def test_non_positive_reductor_is_refused(good: ReplicaPortfolio, redutor: str) -> None:
+    _reject(good.with_rows(good.rows, redutor=Decimal(redutor)),
+            f"reductor not positive: {Decimal(redutor).quantize(Decimal('1E-8')):f}")
+
+
+def test_a_reductor_landing_would_round_is_refused(good: ReplicaPortfolio) -> None:
+    doc = _api_doc(good)
+    doc["header"]["reductor"] = "16.163.925,350053731"
+    with pytest.raises(B3PayloadError,
+                       match=r"reductor beyond decimal\(24, 8\): 16163925.350053731"):
+        validate_portfolio(parse_api_pages([json.dumps(doc).encode()], URL, NOW))
+
+
+def test_more_than_200_constituents_is_refused(good: ReplicaPortfolio) -> None:
+    rows = [replace(good.rows[0], cod=f"Z{i:03d}3", qty=1000, part=Decimal("0.400"))
+            for i in range(250)]
+    _reject(good.with_rows(rows, total_qty=250_000),
+            "250 constituents, more than 200 (IBOV has about 90): not the IBOV portfolio")
+
+
+def test_reading_stops_past_max_rows(good: ReplicaPortfolio) -> None:
+    rows = [replace(good.rows[0], cod=f"Z{i:04d}3") for i in range(MAX_ROWS + 1)]
+    p = good.with_rows(rows)
+    for parse in (lambda: parse_api_pages(_pages(p), URL, NOW),
+                  lambda: parse_csv(csv_bytes(p), CSV_NAME, NOW)):
+        with pytest.raises(B3PayloadError, match="more than 2,000 constituent rows"):
+            parse()
+
+
+def test_payloads_over_the_size_cap_are_refused_unread() -> None:
+    big = b"x" * (MAX_PAYLOAD_BYTES + 1)
+    for parse in (lambda: parse_csv(big, CSV_NAME, NOW),
+                  lambda: parse_api_pages([big], URL, NOW)):
+        with pytest.raises(B3PayloadError, match="over the 20,971,520-byte cap"):
+            parse()
+
+
+def test_csv_parsing_streams(good: ReplicaPortfolio) -> None:
+    """A CSV just under the cap costs a fraction of its size: read line by line, and
+    reading stops once it cannot be the IBOV."""
+    title, header, row, *_ = csv_bytes(good).split(b"\n")
+    data = b"\n".join([title, header] + [row] * (MAX_PAYLOAD_BYTES // (len(row) + 1) - 2))
+    assert len(data) > MAX_PAYLOAD_BYTES * 0.99
+    tracemalloc.start()
+    try:
+        with pytest.raises(B3PayloadError, match="more than 2,000 constituent rows"):
+            parse_csv(data, CSV_NAME, NOW)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(data) / 4
+
+
+@pytest.mark.parametrize("data", [
+    b"A" * 5_000_000,  # one 5 MB cell
+    b"A;" * 2_500_000,  # 2.5 million cells
+    b"IBOV - Carteira do Dia 05/03/25\n" + "Código;Ação;Tipo;Qtde. Teórica;Part. (%)\n".encode()
+    + b"X" * 5_000_000,  # one 5 MB row
+])
+def test_a_huge_line_yields_a_short_message(data: bytes) -> None:
+    with pytest.raises(B3PayloadError) as err:
+        parse_csv(data, CSV_NAME, NOW)
+    assert len(str(err.value)) < 1000
+    assert "more characters)" in str(err.value) or "more)" in str(err.value)
+
+
+def test_every_listing_in_a_rejection_is_bounded() -> None:
+    rows = tuple(Constituent(f"bad{i}", "A", "ON", -i, Decimal("-0.0001")) for i in range(1500))
+    p = Portfolio(DAY, rows, 1, Decimal(0), NOW, URL)
+    with pytest.raises(B3PayloadError) as err:
+        validate_portfolio(p)
+    msg = str(err.value)
+    assert len(msg) < 4000
+    for problem in ("not B3 tickers", "quantities not positive", "negative participations",
+                    "more than 3 decimals", "constituents, more than 200",
+                    "reductor not positive"):
+        assert problem in msg, problem
+    assert "… and 1,490 more" in msg
+
+
+def test_the_csv_date_is_exposed_for_a_session_check(good: ReplicaPortfolio) -> None:
+    """B3's calendar is the caller's (b3_assets.sessions): the date is there to check."""
+    data = csv_bytes(good)
+    assert csv_portfolio_date(data, "anything.csv") == DAY
+    untitled = data.split(b"\n", 1)[1]
+    assert csv_portfolio_date(untitled, "IBOVDia_07-03-25.csv") == date(2025, 3, 7)
+    assert csv_portfolio_date(untitled, "anything.csv") is None
+    saturday = RawPayload("csv", "file://x", NOW, (("IBOVDia_08-03-25.csv", untitled),))
+    with pytest.raises(B3PayloadError, match=r"2025-03-08 \(Saturday\) is not a B3 trading"):
+        saturday.portfolio(is_session=lambda d: d.weekday() < 5)
+    assert saturday.portfolio(is_session=lambda d: True).data_carteira == date(2025, 3, 8)

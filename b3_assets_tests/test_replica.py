@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -185,6 +186,19 @@ def test_data_faults(b3_replica) -> None:
         b3_replica.portfolio.rows)
 
 
+def test_drip_sends_the_body_a_byte_at_a_time(b3_replica) -> None:
+    b3_replica.fault("drip", count=1, drip_s=0.05)
+    url = b3_replica.base_url + API + _b64(_query(1, 120))
+    started = time.monotonic()
+    with requests.get(url, stream=True, timeout=5) as resp:
+        assert resp.status_code == 200 and int(resp.headers["Content-Length"]) > 1000
+        got = b"".join(resp.raw.read1(100) for _ in range(4))
+    assert len(got) == 4  # a byte per read: each read is quick, the whole answer never is
+    assert time.monotonic() - started >= 0.15
+    b3_replica.reset()  # releases the dripping answer
+    assert _get(b3_replica, _query(1, 120)).json()["results"]
+
+
 def test_reset_restores_everything(b3_replica) -> None:
     b3_replica.fault("5xx")
     b3_replica.set_portfolio(date(2024, 6, 3))
@@ -198,13 +212,14 @@ def test_reset_restores_everything(b3_replica) -> None:
 def test_unknown_fault_is_refused(b3_replica) -> None:
     with pytest.raises(ValueError, match="unknown fault"):
         b3_replica.fault("meteor")
-    assert {"latency", "5xx", "timeout", "403", "html", "truncated", "empty", "other_date",
-            "renamed_keys", "short_pages"} <= set(FAULT_MODES)
+    assert {"latency", "5xx", "timeout", "drip", "403", "html", "truncated", "empty",
+            "other_date", "renamed_keys", "short_pages"} <= set(FAULT_MODES)
 
 
 def test_cli_fault_specs() -> None:
     assert parse_fault("5xx:2,status=502") == ("5xx", 2, {"status": 502})
     assert parse_fault("latency,ms=300") == ("latency", None, {"ms": 300})
+    assert parse_fault("drip:1,drip_s=0.25") == ("drip", 1, {"drip_s": 0.25})
     assert parse_fault("other_date,serve_date=2025-03-06") == (
         "other_date", None, {"serve_date": date(2025, 3, 6)})
     assert parse_fault("renamed_keys,rename=cod:code") == (
@@ -220,7 +235,9 @@ def test_standalone_replica_serves(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        base = re.search(r"at (http://127\.0\.0\.1:\d+)", line).group(1)  # type: ignore[union-attr]
+        served = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+        assert served, line
+        base = served.group(1)
         url = base + API + portfolio_query(1)
         assert requests.get(url, timeout=5).status_code == 503
         assert requests.get(url, timeout=5).json()["header"]["date"] == "03/06/24"

@@ -1,41 +1,82 @@
 """The portfolio straight from B3's JSON API (``GetPortfolioDay``), every page kept verbatim.
 
-B3 is a public site that sometimes answers slowly, rate-limits or fails for a moment: those
-are retried with exponential backoff and full jitter. What retrying cannot fix (a 403 or a
-block page for non-browser clients, a 404, a body that is not JSON) fails at once, with a
-message naming the URL, so ``B3_FETCH=auto`` can decide to try the browser instead.
+B3 is a public site that sometimes answers slowly, rate-limits or fails for a moment: 429 and
+5xx answers, read timeouts and dropped connections are retried by urllib3's ``Retry`` (see
+:func:`retry_policy`). What retrying cannot fix fails at once, each as its own error: a 403 or
+a block page for non-browser clients (:class:`B3BlockedError`, so ``B3_FETCH=auto`` tries the
+browser), a host that does not resolve or refuses connections (:class:`B3UnreachableError`),
+an address that is not B3's API (:class:`B3ConfigError`), a body that is not a portfolio
+(:class:`B3PayloadError`).
+
+Deadlines: each answer must arrive whole within ``timeout_s`` of its headers (a server
+dripping bytes cannot stretch it: a per-read timeout alone never fires then), and the whole
+fetch, every page, retry and wait, within ``deadline_s`` (:func:`default_deadline`).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
 
-from b3_assets.b3.errors import B3BlockedError, B3PayloadError, B3UnavailableError
+from b3_assets.b3.deadline import run_with_deadline
+from b3_assets.b3.errors import (
+    B3BlockedError,
+    B3ConfigError,
+    B3Error,
+    B3PayloadError,
+    B3UnavailableError,
+    B3UnreachableError,
+    clip,
+)
+from b3_assets.b3.parse import check_size
 from b3_assets.b3.payload import RawPayload
 
 log = logging.getLogger(__name__)
 
+B3_SITE = "https://sistemaswebb3-listados.b3.com.br"
 API_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
 PAGE_PATH = "/indexPage/day/IBOV?language=pt-br"
 PAGE_SIZE = 120
 #: A real IBOV has ~90 rows; more pages than this means the paging info is nonsense.
 MAX_PAGES = 50
+#: How many times a fetch starts over from page 1 when B3 switches portfolios between pages.
+MAX_RESTARTS = 2
 #: No single wait between attempts is longer than this, whatever Retry-After asks.
 MAX_WAIT_S = 30.0
+#: Connecting never waits longer than this (and is not retried): no network fails in seconds.
+CONNECT_TIMEOUT_S = 10.0
+#: Transient answers worth another attempt (Retry-After is honoured on 429 and 503).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: One read: small enough that the answer's deadline is looked at often.
+CHUNK_BYTES = 64 * 1024
+#: Of an error page, only this much is read (for its title).
+ERROR_PAGE_BYTES = 4096
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
 )
+_FIX_ADDRESS = (f"Check B3_BASE_URL (B3's is {B3_SITE}) and this machine's network and DNS; "
+                "not retried, as waiting does not fix it.")
 
 
 def portfolio_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
@@ -52,8 +93,60 @@ def portfolio_url(base_url: str, page_number: int, page_size: int = PAGE_SIZE) -
     return f"{base_url.rstrip('/')}{API_PATH}{portfolio_query(page_number, page_size)}"
 
 
-def new_session(base_url: str) -> requests.Session:
-    """A session that asks like the page's own XHR does (browser UA, JSON accept)."""
+def check_base_url(base_url: str) -> str:
+    """``base_url`` without its trailing ``/``, or :class:`B3ConfigError` (before any network
+    is touched) when it cannot be an address: not http(s), no host, spaces, a bad port."""
+    text = base_url.strip()
+    try:
+        parts = urlsplit(text)
+        usable = (parts.scheme in ("http", "https") and bool(parts.hostname)
+                  and (parts.port is None or parts.port > 0)  # .port raises on a non-number
+                  and not any(c.isspace() for c in text))
+    except ValueError:
+        usable = False
+    if not usable:
+        raise B3ConfigError(
+            f"B3_BASE_URL={clip(repr(base_url))} is not an http(s) address: set B3_BASE_URL "
+            f"to {B3_SITE} (B3) or to a replica's http://host:port.")
+    return text.rstrip("/")
+
+
+def default_deadline(timeout_s: float, retries: int) -> float:
+    """The whole API fetch's deadline: ``timeout_s × (retries + 2)``, at least 60 s
+    (120 s with the defaults: 20 s, 4 retries)."""
+    return max(60.0, timeout_s * (retries + 2))
+
+
+def retry_policy(retries: int, backoff_s: float, max_wait_s: float = MAX_WAIT_S) -> Retry:
+    """urllib3's retries as B3 needs them.
+
+    Retried, GET only, up to ``retries`` times: :data:`RETRY_STATUSES`, read timeouts and
+    dropped connections. urllib3 retries the first at once, then waits ``backoff_s × 2^(n-1)``
+    plus up to ``backoff_s`` of jitter (so clients hitting a struggling B3 do not retry in
+    lockstep), or the ``Retry-After`` B3 asks; never more than ``max_wait_s``. Never retried:
+    connecting (``connect=0``: a refused connection, a name that does not resolve or no
+    network does not heal in seconds) and every other status: 403 is B3 refusing non-browser
+    clients, the browser's job, and a 404 is a wrong address."""
+    return Retry(
+        total=retries,
+        connect=0,
+        read=retries,
+        status=retries,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_s,
+        backoff_jitter=backoff_s,
+        backoff_max=max_wait_s,
+        respect_retry_after_header=True,
+        retry_after_max=int(max_wait_s),
+        raise_on_status=False,
+    )
+
+
+def new_session(base_url: str, *, retries: int = 4, backoff_s: float = 0.5,
+                max_wait_s: float = MAX_WAIT_S) -> requests.Session:
+    """A session that asks like the page's own XHR does (browser UA, JSON accept), with
+    :func:`retry_policy` mounted for http and https."""
     s = requests.Session()
     s.headers.update({
         "User-Agent": USER_AGENT,
@@ -61,46 +154,101 @@ def new_session(base_url: str) -> requests.Session:
         "Accept-Language": "pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7",
         "Referer": f"{base_url.rstrip('/')}{PAGE_PATH}",
     })
+    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_s, max_wait_s))
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
     return s
 
 
-def _sleep(seconds: float) -> None:
-    """The one place this module waits (tests replace it to see the waits)."""
-    time.sleep(seconds)
+def _cause(exc: BaseException) -> BaseException:
+    """The urllib3 error under requests' wrapping (a MaxRetryError's reason)."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    if isinstance(inner, MaxRetryError) and inner.reason is not None:
+        return inner.reason
+    return inner
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent/garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+def _unreachable(url: str, cause: NewConnectionError) -> B3UnreachableError:
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    if isinstance(cause, NameResolutionError):
+        return B3UnreachableError(f"B3 host {parts.hostname} does not resolve (DNS lookup "
+                                  f"failed) for {url}. {_FIX_ADDRESS}")
+    os_error = cause.__cause__
+    if isinstance(os_error, ConnectionRefusedError):
+        what = "refused the connection"
+    elif isinstance(os_error, OSError) and os_error.errno in (errno.ENETUNREACH,
+                                                              errno.EHOSTUNREACH):
+        what = "is unreachable (no route: no network?)"
+    else:
+        what = f"could not be connected to ({clip(str(os_error or cause))})"
+    return B3UnreachableError(f"B3 at {where} {what} for {url}. {_FIX_ADDRESS}")
+
+
+def _transport_error(url: str, exc: requests.RequestException, attempts: int,
+                     timeout_s: float) -> B3Error:
+    """What a failed request means: permanent (a wrong address) or transient (the rest)."""
+    cause = _cause(exc)
+    if isinstance(cause, NewConnectionError):
+        return _unreachable(url, cause)
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+                  | requests.exceptions.InvalidSchema):
+        return B3ConfigError(f"{url} is not a usable address ({clip(str(exc))}). "
+                             f"{_FIX_ADDRESS}")
+    if isinstance(cause, ConnectTimeoutError):
+        return B3UnavailableError(
+            f"B3 API {url}: no connection within {min(timeout_s, CONNECT_TIMEOUT_S):g}s; B3 or "
+            "the network is not answering. Try again later.")
+    if isinstance(cause, ReadTimeoutError):
+        last = f"timed out after {timeout_s:g}s"
+    elif isinstance(cause, ProtocolError):
+        last = f"connection dropped ({clip(str(cause))})"
+    else:
+        last = f"request failed ({type(cause).__name__}: {clip(str(cause))})"
+    return B3UnavailableError(f"B3 API {url} failed {attempts} attempts; the last: {last}. "
+                              "B3 may be down or rate-limiting; try again later.")
+
+
+def _too_slow(url: str, timeout_s: float, size: int) -> B3UnavailableError:
+    return B3UnavailableError(
+        f"B3 API {url} did not send its whole answer within {timeout_s:g}s ({size:,} bytes "
+        "arrived): B3 is answering too slowly; try again later.")
+
+
+def _read_body(resp: requests.Response, url: str, timeout_s: float, *, already: int = 0,
+               keep: int | None = None) -> bytes:
+    """The body, whole within ``timeout_s`` of the headers: each wait on the socket is cut to
+    the time left. More than :data:`MAX_PAYLOAD_BYTES` (counting ``already``, the pages
+    before) is refused as it arrives; ``keep``: stop quietly after that many bytes."""
+    declared = resp.headers.get("Content-Length", "")
+    if keep is None and declared.isdigit():
+        check_size(already + int(declared), url, "API answer")
+    raw = resp.raw
+    deadline = time.monotonic() + timeout_s
+    chunks: list[bytes] = []
+    size = 0
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def retry_wait(attempt: int, backoff_s: float, retry_after: float | None = None, *,
-               max_wait_s: float = MAX_WAIT_S, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based).
-
-    Full jitter (uniform in ``[0, backoff_s * 2**(attempt-1)]``) so many clients hitting a
-    struggling B3 do not retry in lockstep; a server's ``Retry-After`` wins when given. Both
-    are capped at ``max_wait_s``."""
-    if retry_after is not None:
-        return min(retry_after, max_wait_s)
-    ceiling = min(max_wait_s, backoff_s * (2 ** (attempt - 1)))
-    return (rng or random).uniform(0.0, ceiling)
-
-
-def _looks_html(resp: requests.Response) -> bool:
-    ctype = resp.headers.get("Content-Type", "").lower()
-    return "html" in ctype or resp.content[:512].lstrip().startswith(b"<")
+        while keep is None or size < keep:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _too_slow(url, timeout_s, size)
+            if raw.connection is not None and raw.connection.sock is not None:
+                raw.connection.sock.settimeout(left)
+            chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if keep is None:
+                check_size(already + size, url, "API answer")
+            chunks.append(chunk)
+    except (ReadTimeoutError, TimeoutError) as exc:
+        raise _too_slow(url, timeout_s, size) from exc
+    except (HTTPError, OSError) as exc:
+        raise B3UnavailableError(f"B3 API {url}: the connection broke after {size:,} bytes of "
+                                 f"the answer ({clip(str(exc))}); try again later.") from exc
+    finally:
+        resp.close()
+    return b"".join(chunks)
 
 
 def _html_title(body: bytes) -> str:
@@ -108,56 +256,43 @@ def _html_title(body: bytes) -> str:
     lower = text.lower()
     start, end = lower.find("<title>"), lower.find("</title>")
     if 0 <= start < end:
-        return text[start + 7:end].strip()
+        return clip(text[start + 7:end].strip())
     return text[:80].strip()
 
 
+def _blocked(url: str, what: str) -> B3BlockedError:
+    return B3BlockedError(f"{url} answered {what}: B3 is refusing non-browser clients. "
+                          "B3_FETCH=auto falls back to the browser; B3_FETCH=browser uses it "
+                          "directly.")
+
+
 def get_page(session: requests.Session, url: str, *, timeout_s: float, retries: int,
-             backoff_s: float, max_wait_s: float = MAX_WAIT_S) -> bytes:
-    """One API page's body, with the retry policy of this module."""
-    attempts = retries + 1
-    last = "no answer"
-    for attempt in range(1, attempts + 1):
-        retry_after: float | None = None
-        try:
-            resp = session.get(url, timeout=(timeout_s, timeout_s))
-        except requests.Timeout:
-            last = f"timed out after {timeout_s:g}s"
-        except requests.ConnectionError as exc:
-            last = f"connection failed ({type(exc).__name__}: {exc})"
-        except requests.RequestException as exc:
-            last = f"request failed ({type(exc).__name__}: {exc})"
-        else:
-            status = resp.status_code
-            if 200 <= status < 300:
-                if _looks_html(resp):
-                    raise B3BlockedError(
-                        f"{url} answered an HTML page ({_html_title(resp.content)!r}) instead "
-                        "of JSON: B3 is refusing non-browser clients. B3_FETCH=auto falls back "
-                        "to the browser; B3_FETCH=browser uses it directly."
-                    )
-                return resp.content
-            if status == 403:
-                raise B3BlockedError(
-                    f"{url} answered HTTP 403 Forbidden ({_html_title(resp.content)!r}): B3 is "
-                    "refusing non-browser clients. B3_FETCH=auto falls back to the browser; "
-                    "B3_FETCH=browser uses it directly."
-                )
-            if status != 429 and status < 500:
-                raise B3UnavailableError(
-                    f"{url} answered HTTP {status} {resp.reason} (a client error, not retried):"
-                    " check B3_BASE_URL and whether B3 moved the Carteira do Dia API."
-                )
-            last = f"HTTP {status} {resp.reason}"
-            retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        if attempt < attempts:
-            wait = retry_wait(attempt, backoff_s, retry_after, max_wait_s=max_wait_s)
-            log.warning("B3 API %s: %s; retry %d/%d in %.2fs", url, last, attempt, retries, wait)
-            _sleep(wait)
-    raise B3UnavailableError(
-        f"B3 API {url} failed {attempts} attempts; the last: {last}. B3 may be down or "
-        "rate-limiting; try again later."
-    )
+             already: int = 0) -> bytes:
+    """One API page's body, after the session's retries; every failure classified."""
+    try:
+        resp = session.get(url, timeout=(min(timeout_s, CONNECT_TIMEOUT_S), timeout_s),
+                           stream=True)
+    except requests.RequestException as exc:
+        raise _transport_error(url, exc, retries + 1, timeout_s) from exc
+    status = resp.status_code
+    if 200 <= status < 300:
+        body = _read_body(resp, url, timeout_s, already=already)
+        ctype = resp.headers.get("Content-Type", "").lower()
+        if "html" in ctype or body[:512].lstrip().startswith(b"<"):
+            raise _blocked(url, f"an HTML page ({_html_title(body)!r}) instead of JSON")
+        return body
+    head = _read_body(resp, url, timeout_s, keep=ERROR_PAGE_BYTES)
+    if status == 403:
+        raise _blocked(url, f"HTTP 403 Forbidden ({_html_title(head)!r})")
+    if status in RETRY_STATUSES or status >= 500:
+        tried = resp.raw.retries.history if resp.raw.retries is not None else ()
+        raise B3UnavailableError(
+            f"B3 API {url} failed {len(tried) + 1} attempts; the last: HTTP {status} "
+            f"{resp.reason}. B3 may be down or rate-limiting; try again later.")
+    raise B3ConfigError(
+        f"{url} answered HTTP {status} {resp.reason} (a client error, not retried): B3's "
+        f"portfolio API is not at this address. Check B3_BASE_URL (B3's is {B3_SITE}) and "
+        "whether B3 moved the Carteira do Dia API.")
 
 
 def _decode(url: str, body: bytes) -> Mapping[str, Any]:
@@ -166,7 +301,7 @@ def _decode(url: str, body: bytes) -> Mapping[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise B3PayloadError(
             url,
-            f"the answer is not valid JSON ({exc}); {len(body)} bytes, ending with "
+            f"the answer is not valid JSON ({clip(str(exc))}); {len(body)} bytes, ending with "
             f"{body[-60:].decode('utf-8', 'replace')!r} (truncated?)",
         ) from exc
     if not isinstance(doc, Mapping):
@@ -183,12 +318,13 @@ def _page_info(doc: Mapping[str, Any]) -> tuple[int | None, int | None]:
             records if isinstance(records, int) else None)
 
 
-#: How many times a fetch starts over from page 1 when B3 switches portfolios between pages.
-MAX_RESTARTS = 2
-
-
-class _PortfolioChanged(B3PayloadError):
+class _PortfolioChanged(B3UnavailableError):
     """Page N is for another date than page 1: B3 published a new portfolio mid-fetch."""
+
+
+def _header_date(doc: Mapping[str, Any]) -> Any:
+    header = doc.get("header")
+    return header.get("date") if isinstance(header, Mapping) else None
 
 
 def _all_pages(
@@ -203,18 +339,16 @@ def _all_pages(
     if total_pages is not None and total_pages > MAX_PAGES:
         raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
                              f"{MAX_PAGES} pages of {PAGE_SIZE}: not the IBOV portfolio")
-    header0 = doc.get("header")
-    date0 = header0.get("date") if isinstance(header0, Mapping) else None
+    date0 = _header_date(doc)
     rows = len(doc["results"]) if isinstance(doc.get("results"), list) else None
     for number in range(2, (total_pages or 1) + 1):
         url = portfolio_url(base, number)
         body = get(url)
         page = _decode(url, body)
-        header = page.get("header")
-        date_n = header.get("date") if isinstance(header, Mapping) else None
-        if date_n != date0:
-            raise _PortfolioChanged(url, f"page {number} is for {date_n!r} but page 1 for "
-                                    f"{date0!r}: B3 changed the portfolio mid-fetch")
+        if _header_date(page) != date0:
+            raise _PortfolioChanged(f"B3 API {url}: page {number} is for "
+                                    f"{clip(repr(_header_date(page)))} but page 1 for "
+                                    f"{clip(repr(date0))}: B3 changed the portfolio mid-fetch")
         if rows is not None and isinstance(page.get("results"), list):
             rows += len(page["results"])
         files.append((f"page-{number:03d}.json", body))
@@ -225,6 +359,33 @@ def _all_pages(
     return files, docs
 
 
+def _fetch(base: str, session: requests.Session, *, timeout_s: float, retries: int
+           ) -> RawPayload:
+    """Every page, starting over when B3 switches portfolios mid-fetch."""
+    received = 0
+
+    def get(url: str) -> bytes:
+        nonlocal received
+        body = get_page(session, url, timeout_s=timeout_s, retries=retries, already=received)
+        received += len(body)
+        return body
+
+    for restart in range(MAX_RESTARTS + 1):
+        fetched_at = datetime.now(UTC)
+        try:
+            files, docs = _all_pages(base, get)
+            break
+        except _PortfolioChanged as exc:
+            if restart == MAX_RESTARTS:
+                raise B3UnavailableError(f"{exc}, {MAX_RESTARTS + 1} times in a row; try again "
+                                         "in a few minutes") from exc
+            log.warning("%s; starting over from page 1", exc)
+    first_url = portfolio_url(base, 1)
+    log.info("B3 API: %d page(s) from %s", len(files), first_url)
+    return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files),
+                      decoded_pages=tuple(docs))
+
+
 def fetch_api(
     base_url: str,
     *,
@@ -233,39 +394,32 @@ def fetch_api(
     backoff_s: float = 0.5,
     session: requests.Session | None = None,
     max_wait_s: float = MAX_WAIT_S,
+    deadline_s: float | None = None,
 ) -> RawPayload:
     """Every page of today's IBOV portfolio from the JSON API, bytes as B3 sent them.
 
     Asks 120 rows a page (all of IBOV) but follows ``page.totalPages`` whenever B3 pages
     anyway. When B3 publishes a new portfolio between two pages, starts over from page 1
     (up to :data:`MAX_RESTARTS` times), so the pages kept are always of one portfolio.
-    Raises :class:`B3BlockedError` (403 / HTML instead of JSON), :class:`B3PayloadError`
-    (not JSON, pages that disagree) or :class:`B3UnavailableError` (retries exhausted,
-    other 4xx)."""
-    base = base_url.rstrip("/")
-    own = session is None
-    s = session if session is not None else new_session(base)
+    ``session``: used as given (its own retry policy), left open; by default one with
+    :func:`retry_policy` is made and closed. The whole fetch ends within ``deadline_s``
+    (default :func:`default_deadline`) or raises :class:`B3UnavailableError`."""
+    base = check_base_url(base_url)
+    budget = deadline_s if deadline_s is not None else default_deadline(timeout_s, retries)
 
-    def get(url: str) -> bytes:
-        return get_page(s, url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                        max_wait_s=max_wait_s)
+    def work() -> RawPayload:
+        s = session or new_session(base, retries=retries, backoff_s=backoff_s,
+                                   max_wait_s=max_wait_s)
+        try:
+            return _fetch(base, s, timeout_s=timeout_s, retries=retries)
+        finally:
+            if session is None:
+                s.close()
 
-    try:
-        for restart in range(MAX_RESTARTS + 1):
-            fetched_at = datetime.now(UTC)
-            try:
-                files, docs = _all_pages(base, get)
-                break
-            except _PortfolioChanged as exc:
-                if restart == MAX_RESTARTS:
-                    raise B3PayloadError(
-                        exc.where, f"{exc.problem}, {MAX_RESTARTS + 1} times in a row; "
-                        "try again in a few minutes") from exc
-                log.warning("B3 API: %s; starting over from page 1", exc.problem)
-    finally:
-        if own:
-            s.close()
-    first_url = portfolio_url(base, 1)
-    log.info("B3 API: %d page(s) from %s", len(files), first_url)
-    return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files),
-                      decoded_pages=tuple(docs))
+    def too_late() -> B3Error:
+        return B3UnavailableError(
+            f"B3 API {portfolio_url(base, 1)} did not finish within {budget:g}s, the deadline "
+            "of the whole fetch (every page, retry and wait): B3 is too slow or failing; try "
+            "again later.")
+
+    return run_with_deadline(work, budget, too_late, "b3-api")

@@ -16,18 +16,19 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from b3_assets.b3.deadline import run_with_deadline
 from b3_assets.b3.errors import (
     B3BlockedError,
     B3Error,
     B3PayloadError,
     B3UnavailableError,
+    B3UnreachableError,
     BrowserMissingError,
 )
 from b3_assets.b3.parse import parse_api_pages
@@ -57,9 +58,12 @@ MAX_PAGES = 50
 #: How long one action may go without the page fetching the portfolio before the scraper
 #: stops waiting for JSON and reads whatever the page shows.
 STEP_WAIT_S = 10.0
+#: Chromium's network errors for an address that cannot work: not worth a retry.
+UNREACHABLE_ERRORS = ("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED",
+                      "ERR_CONNECTION_REFUSED", "ERR_ADDRESS_UNREACHABLE",
+                      "ERR_INTERNET_DISCONNECTED")
 COLUMNS = {"cod": "Código", "asset": "Ação", "type": "Tipo", "theoricalQty": "Qtde. Teórica",
            "part": "Part. (%)"}
-_TITLE_DATE = re.compile(r"Carteira do Dia\s*-\s*(\d{2}/\d{2}/\d{2,4})")
 
 # Reads the page as shown: the portfolio table, its footer, the title date and pagination.
 _READ_PAGE_JS = r"""
@@ -103,7 +107,7 @@ def _playwright_chromium() -> str | None:
 
         with sync_playwright() as p:
             path = p.chromium.executable_path
-    except Exception:  # noqa: BLE001 - no driver, no browser: just "not found"
+    except Exception:  # no driver, no browser: just "not found"
         return None
     return path if path and os.access(path, os.X_OK) else None
 
@@ -178,30 +182,18 @@ def fetch_browser(
     ``rendered-table.json`` when those were unusable and the table was read off the page.
 
     Playwright's own timeouts bound every step, but a browser that stops answering (a hung
-    close, a request Chromium never finishes) must not hang the pipeline: the work runs in a
-    worker thread with a hard deadline."""
-    outcome: list[RawPayload] = []
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            outcome.append(_fetch_browser(base_url, browser_path=browser_path,
-                                          timeout_s=timeout_s))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failure.append(exc)
-
+    close, a request Chromium never finishes) must not hang the pipeline: the work runs under a
+    hard deadline of ``2 × timeout_s + 15`` s."""
     deadline_s = timeout_s * 2 + 15
-    worker = threading.Thread(target=work, name="b3-browser", daemon=True)
-    worker.start()
-    worker.join(deadline_s)
-    if worker.is_alive():
-        raise B3UnavailableError(
+
+    def too_late() -> B3Error:
+        return B3UnavailableError(
             f"The browser did not finish at {base_url.rstrip('/')}{PAGE_PATH} within "
-            f"{deadline_s:g}s (hard deadline); B3 or Chromium stopped answering."
-        )
-    if failure:
-        raise failure[0]
-    return outcome[0]
+            f"{deadline_s:g}s (hard deadline); B3 or Chromium stopped answering.")
+
+    return run_with_deadline(
+        lambda: _fetch_browser(base_url, browser_path=browser_path, timeout_s=timeout_s),
+        deadline_s, too_late, "b3-browser")
 
 
 def _fetch_browser(
@@ -210,38 +202,10 @@ def _fetch_browser(
     executable = find_chromium(browser_path)
     if executable is None:
         raise BrowserMissingError(missing_browser_message(browser_path))
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
     page_url = f"{base_url.rstrip('/')}{PAGE_PATH}"
     fetched_at = datetime.now(UTC)
-    stage = _Stage()
     started = time.monotonic()
-    with sync_playwright() as p:
-        stage.name = "launching Chromium"
-        try:
-            browser = p.chromium.launch(
-                executable_path=executable, headless=True, args=list(LAUNCH_ARGS),
-                timeout=timeout_s * 1000,
-            )
-        except PlaywrightError as exc:
-            raise BrowserMissingError(
-                f"Chromium at {executable} did not start ({exc.message.splitlines()[0]}). "
-                + missing_browser_message(browser_path)
-            ) from exc
-        try:
-            captures, views = _scrape(browser, page_url, timeout_s, started, stage)
-        except B3Error:
-            raise
-        except PlaywrightError as exc:
-            first = (exc.message or str(exc)).splitlines()[0]
-            kind = "timed out" if "Timeout" in type(exc).__name__ else "failed"
-            raise B3UnavailableError(
-                f"The browser {kind} at {page_url} while {stage.name} "
-                f"(budget {timeout_s:g}s): {first}"
-            ) from exc
-        finally:
-            browser.close()
+    captures, views = _drive(executable, browser_path, page_url, timeout_s, started)
     files, reason = _json_files(captures, page_url, fetched_at)
     if files is None and not all(view["rows"] for view in views):
         statuses = sorted({c.status for c in captures})
@@ -260,43 +224,81 @@ def _fetch_browser(
     return RawPayload(source="browser", url=page_url, fetched_at=fetched_at, files=files)
 
 
-def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
-            stage: _Stage) -> tuple[list[_Capture], list[dict[str, Any]]]:
-    """Drive the page; return the 120-a-page JSON answers and the table as shown per page."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+def _drive(executable: str, browser_path: str | None, page_url: str, timeout_s: float,
+           started: float) -> tuple[list[_Capture], list[dict[str, Any]]]:
+    """Launch Chromium, scrape, close; Playwright's errors as B3 errors naming the stage."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
 
-    stage.name = "opening a browser context"
-    context = browser.new_context(locale="pt-BR", service_workers="block",
-                                  viewport={"width": 1280, "height": 900})
-    context.route(BLOCKED, lambda route: route.abort())
-    page = context.new_page()
+    stage = _Stage()
+    with sync_playwright() as p:
+        stage.name = "launching Chromium"
+        try:
+            browser = p.chromium.launch(
+                executable_path=executable, headless=True, args=list(LAUNCH_ARGS),
+                timeout=timeout_s * 1000,
+            )
+        except PlaywrightError as exc:
+            raise BrowserMissingError(
+                f"Chromium at {executable} did not start ({exc.message.splitlines()[0]}). "
+                + missing_browser_message(browser_path)
+            ) from exc
+        try:
+            return _scrape(browser, page_url, timeout_s, started, stage)
+        except B3Error:
+            raise
+        except PlaywrightError as exc:
+            first = (exc.message or str(exc)).splitlines()[0]
+            if any(code in first for code in UNREACHABLE_ERRORS):
+                raise B3UnreachableError(
+                    f"The browser could not reach {page_url} ({first}). Check B3_BASE_URL and "
+                    "this machine's network and DNS; not retried, as waiting does not fix it."
+                ) from exc
+            kind = "timed out" if "Timeout" in type(exc).__name__ else "failed"
+            raise B3UnavailableError(
+                f"The browser {kind} at {page_url} while {stage.name} "
+                f"(budget {timeout_s:g}s): {first}"
+            ) from exc
+        finally:
+            browser.close()
 
-    def remaining_ms() -> float:
-        return max(1.0, (timeout_s - (time.monotonic() - started)) * 1000)
 
-    page.set_default_timeout(remaining_ms())
-    banner = page.locator("#onetrust-accept-btn-handler")
+class _Driver:
+    """The page being driven, and the time left of the fetch's budget."""
 
-    def step(action: Callable[[], Any]) -> _Capture | None:
-        """Run ``action``; the portfolio answer it made the page fetch, once rendered."""
+    def __init__(self, page: Any, stage: _Stage, started: float, timeout_s: float) -> None:
+        self.page = page
+        self.stage = stage
+        self.started = started
+        self.timeout_s = timeout_s
+
+    def remaining_ms(self) -> float:
+        return max(1.0, (self.timeout_s - (time.monotonic() - self.started)) * 1000)
+
+    def step(self, action: Callable[[], Any]) -> _Capture | None:
+        """Run ``action``; the portfolio answer it made the page fetch, once rendered (None
+        when the page fetched none within :data:`STEP_WAIT_S`)."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         failure: list[BaseException] = []
 
         def guarded() -> None:
             try:
                 action()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the wait
+            except BaseException as exc:  # re-raised below, after the wait
                 failure.append(exc)
                 raise
 
+        page = self.page
         try:
-            with page.expect_response(lambda r: API_MARKER in r.url,
-                                      timeout=min(remaining_ms(), STEP_WAIT_S * 1000)) as info:
+            with page.expect_response(lambda r: API_MARKER in r.url, timeout=min(
+                    self.remaining_ms(), STEP_WAIT_S * 1000)) as info:
                 guarded()
             response = info.value
         except PlaywrightTimeout:
             if failure:
                 raise
-            log.warning("B3 browser: no GetPortfolioDay answer while %s", stage.name)
+            log.warning("B3 browser: no GetPortfolioDay answer while %s", self.stage.name)
             page.wait_for_load_state("networkidle")
             return None
         body = b""
@@ -305,50 +307,69 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
             # and Chromium then never reports that request finished.
             try:
                 body = response.body()
-            except Exception:  # noqa: BLE001 - no body (aborted): an unusable answer
+            except Exception:  # no body (aborted): an unusable answer
                 body = b""
         page.evaluate(_SETTLE_JS)
         params = _request_params(response.url)
         return _Capture(response.url, response.status, body,
                         params.get("pageNumber"), params.get("pageSize"))
 
-    def open_page() -> None:
-        # A page that failed to load never fetches the portfolio: fail now, not after a wait.
-        nav = page.goto(page_url, wait_until="commit")
-        status = nav.status if nav is not None else None
-        if status == 403:
-            raise B3BlockedError(f"{page_url} answered HTTP 403 to the browser too: B3 is "
-                                 "blocking this machine; try later or from another network.")
-        if status is not None and status >= 400:
-            raise B3UnavailableError(f"{page_url} answered HTTP {status} to the browser.")
+
+def _open_page(page: Any, page_url: str) -> None:
+    """Navigate; a page that failed to load never fetches the portfolio: fail now, not after
+    a wait."""
+    nav = page.goto(page_url, wait_until="commit")
+    status = nav.status if nav is not None else None
+    if status == 403:
+        raise B3BlockedError(f"{page_url} answered HTTP 403 to the browser too: B3 is "
+                             "blocking this machine; try later or from another network.")
+    if status is not None and status >= 400:
+        raise B3UnavailableError(f"{page_url} answered HTTP {status} to the browser.")
+
+
+def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
+            stage: _Stage) -> tuple[list[_Capture], list[dict[str, Any]]]:
+    """Drive the page; return the 120-a-page JSON answers and the table as shown per page."""
+    stage.name = "opening a browser context"
+    context = browser.new_context(locale="pt-BR", service_workers="block",
+                                  viewport={"width": 1280, "height": 900})
+    context.route(BLOCKED, lambda route: route.abort())
+    driver = _Driver(context.new_page(), stage, started, timeout_s)
+    page = driver.page
+    page.set_default_timeout(driver.remaining_ms())
 
     stage.name = "opening the page"
-    first = step(open_page)
+    first = driver.step(lambda: _open_page(page, page_url))
 
     stage.name = "accepting the cookie banner"
     if page.evaluate(_ACCEPT_COOKIES_JS):
         log.debug("B3 browser: cookie banner accepted")
     # A banner that shows up late would swallow the clicks: accept it whenever it is seen.
-    page.add_locator_handler(banner, lambda loc: loc.click())
+    page.add_locator_handler(page.locator("#onetrust-accept-btn-handler"),
+                             lambda loc: loc.click())
 
     stage.name = "choosing 120 rows a page"
-    captures: list[_Capture] = []
     select = page.locator("select#selectPage")
     if select.count() and select.input_value() != "120":
-        capture = step(lambda: select.select_option("120"))
-    else:
-        capture = first
-    if capture is not None:
-        captures.append(capture)
+        first = driver.step(lambda: select.select_option("120"))
+    captures = [first] if first is not None else []
+    views = _read_pages(driver, captures)
+    stage.name = "closing"
+    context.close()
+    return captures, views
 
-    stage.name = "reading page 1"
+
+def _read_pages(driver: _Driver, captures: list[_Capture]) -> list[dict[str, Any]]:
+    """The table as shown on each page, clicking "next" while there is one; the answers the
+    clicks made the page fetch are added to ``captures``."""
+    page = driver.page
+    driver.stage.name = "reading page 1"
     views = [page.evaluate(_READ_PAGE_JS)]
     next_item = page.locator("#listing_pagination li.pagination-next")
     while views[-1]["hasNext"] and len(views) < MAX_PAGES:
-        number = len(views) + 1
-        stage.name = f"going to page {number}"
+        driver.stage.name = f"going to page {len(views) + 1}"
         before = views[-1]["current"]
-        capture = step(lambda: next_item.first.click())
+        capture = driver.step(lambda: next_item.first.click())
         page.wait_for_function(
             "prev => { const c = document.querySelector('#listing_pagination li.current');"
             " return !c || c.textContent.trim() !== prev; }",
@@ -357,9 +378,7 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
         if capture is not None:
             captures.append(capture)
         views.append(page.evaluate(_READ_PAGE_JS))
-    stage.name = "closing"
-    context.close()
-    return captures, views
+    return views
 
 
 def _json_files(captures: list[_Capture], page_url: str, fetched_at: datetime

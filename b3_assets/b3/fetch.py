@@ -3,14 +3,19 @@
 ``auto`` asks the JSON API first (fast, no browser needed) and takes the browser only when
 the API refuses non-browser clients or answers something the parser cannot read: the two
 cases a real browser can get past. Outages (timeouts, 5xx after the retries) are not worked
-around: the browser would hit the same outage, only slower.
+around: the browser would hit the same outage, only slower; nor is an address that does not
+work (:class:`B3ConfigError`, :class:`B3UnreachableError`), which fails in seconds.
+
+Deadlines: the API fetch ends within ``deadline_s`` (``api.default_deadline``: 120 s with the
+defaults), the browser within ``2 × max(timeout_s, 30) + 15`` s (75 s with the defaults); so
+``auto`` ends within their sum.
 """
 
 from __future__ import annotations
 
 import logging
 
-from b3_assets.b3.api import fetch_api
+from b3_assets.b3.api import check_base_url, fetch_api
 from b3_assets.b3.browser import fetch_browser
 from b3_assets.b3.errors import B3BlockedError, B3Error, B3PayloadError
 from b3_assets.b3.payload import RawPayload
@@ -28,20 +33,24 @@ def fetch_portfolio(
     timeout_s: float = 20.0,
     retries: int = 4,
     backoff_s: float = 0.5,
+    deadline_s: float | None = None,
 ) -> RawPayload:
     """Today's portfolio as B3 sent it, by ``mode`` (``auto`` | ``api`` | ``browser``).
 
     With ``auto`` the returned payload always parses; validation and the date check are the
-    caller's (``payload.portfolio(expected_date)``)."""
+    caller's (``payload.portfolio(expected_date)``). ``deadline_s`` bounds the API fetch."""
     if mode not in MODES:
         raise ValueError(f"B3_FETCH={mode!r} is not one of {', '.join(MODES)}")
+    base_url = check_base_url(base_url)
     if mode == "api":
-        return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+        return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                         deadline_s=deadline_s)
     if mode == "browser":
         return _browser(base_url, browser_path, timeout_s)
 
     try:
-        payload = fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s)
+        payload = fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                            deadline_s=deadline_s)
         payload.parse()
     except B3BlockedError as exc:
         reason = f"the API refused a non-browser client: {exc}"

@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from glue.layout import issuer_root
+
 INDICE = "IBOV"
 
 #: The landing Parquet schema (DESIGN.md "Landing Parquet schema"). The one definition.
@@ -46,8 +48,8 @@ class Constituent:
 
     @property
     def issuer(self) -> str:
-        """The issuer root: the 4-letter ticker root (``PETR3``, ``PETR4`` -> ``PETR``)."""
-        return self.codigo[:4]
+        """The issuer root (``PETR3``, ``PETR4`` -> ``PETR``): glue.layout's one rule."""
+        return issuer_root(self.codigo)
 
 
 @dataclass(frozen=True)

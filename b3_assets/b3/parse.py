@@ -1,21 +1,37 @@
 """B3's text into a :class:`Portfolio`: the JSON API pages and the downloaded CSV.
 
 B3 writes numbers in pt-BR (``4.394.835.131``, ``0,435``); they are parsed by pattern into
-``int`` and ``Decimal`` so a malformed number is an error, never a silent float.
+``int`` and ``Decimal`` so a malformed number is an error, never a silent float. What B3 sends
+is bounded before it is trusted: at most :data:`MAX_PAYLOAD_BYTES`, the CSV read line by line,
+and every error message quotes a clipped excerpt, never the whole input.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from b3_assets.b3.errors import B3PayloadError
+from b3_assets.b3.errors import B3PayloadError, clip, listing
 from b3_assets.b3.model import Constituent, Portfolio
+from b3_assets.b3.validate import MAX_CONSTITUENTS
+
+#: The IBOV is ~30 KB of JSON or ~5 KB of CSV: a payload over this is not the portfolio, and
+#: is refused before it costs memory (the API stops reading; the CSV is refused unparsed).
+MAX_PAYLOAD_BYTES = 20 * 1024 * 1024
+#: int64 has 19 digits: a longer quantity cannot be stored (and Python refuses to convert
+#: numbers of thousands of digits).
+MAX_INT_DIGITS = 19
+#: Reading stops past this many rows, 10× what validation allows, so an absurd payload costs
+#: neither memory nor time; below it, validation names the exact count.
+MAX_ROWS = 10 * MAX_CONSTITUENTS
+#: The reductor has ~16 significant digits: a longer decimal is not B3's.
+MAX_DECIMAL_CHARS = 40
 
 _BR_INT = re.compile(r"^\d{1,3}(\.\d{3})*$|^\d+$")
 _BR_DECIMAL = re.compile(r"^-?(\d{1,3}(\.\d{3})*|\d+)(,\d+)?$")
@@ -28,22 +44,34 @@ API_HEADER_KEYS = ("date", "theoricalQty", "reductor")
 CSV_COLUMNS = ("Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)")
 
 
+def check_size(size: int, where: str, what: str) -> None:
+    """Refuse a payload over :data:`MAX_PAYLOAD_BYTES` (``what``: "answer", "CSV"…)."""
+    if size > MAX_PAYLOAD_BYTES:
+        raise B3PayloadError(
+            where, f"the {what} is {size:,} bytes, over the {MAX_PAYLOAD_BYTES:,}-byte cap: "
+            "the IBOV portfolio is a few tens of KB, this is something else")
+
+
 def parse_br_int(text: str, what: str, where: str, code: str = "") -> int:
     """``4.394.835.131`` -> 4394835131; anything else is an error naming the field
     (``code`` prefixes ``what`` in the message: built only when there is an error)."""
     value = (text or "").strip()
-    if not _BR_INT.match(value):
+    digits = len(value) - value.count(".")
+    if digits > MAX_INT_DIGITS or not _BR_INT.match(value):
         label = f"{code} {what}" if code else what
-        raise B3PayloadError(where, f"{label} {text!r} is not a pt-BR integer")
+        why = (f"has {digits:,} digits, more than int64 holds" if digits > MAX_INT_DIGITS
+               else "is not a pt-BR integer")
+        raise B3PayloadError(where, f"{clip(label)} {clip(repr(text))} {why}")
     return int(value.replace(".", ""))
 
 
 def parse_br_decimal(text: str, what: str, where: str, code: str = "") -> Decimal:
     """``16.163.925,35005373`` -> Decimal('16163925.35005373'), exactly."""
     value = (text or "").strip()
-    if not _BR_DECIMAL.match(value):
+    if len(value) > MAX_DECIMAL_CHARS or not _BR_DECIMAL.match(value):
         label = f"{code} {what}" if code else what
-        raise B3PayloadError(where, f"{label} {text!r} is not a pt-BR decimal number")
+        raise B3PayloadError(where, f"{clip(label)} {clip(repr(text))} is not a pt-BR decimal "
+                             f"number of at most {MAX_DECIMAL_CHARS} characters")
     return Decimal(value.replace(".", "").replace(",", "."))
 
 
@@ -51,7 +79,7 @@ def parse_b3_date(text: str, where: str) -> date:
     """B3's ``dd/mm/yy`` (or ``dd/mm/yyyy``) portfolio date."""
     m = _B3_DATE.match((text or "").strip())
     if not m:
-        raise B3PayloadError(where, f"portfolio date {text!r} is not dd/mm/yy")
+        raise B3PayloadError(where, f"portfolio date {clip(repr(text))} is not dd/mm/yy")
     day, month, year = (int(g) for g in m.groups())
     try:
         return date(year + 2000 if year < 100 else year, month, day)
@@ -80,12 +108,10 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def parse_api_pages(
-    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime
-) -> Portfolio:
-    """Every page of a ``GetPortfolioDay`` answer into one portfolio.
-
-    Pages may be given as decoded dicts or as the raw bytes B3 sent (the raw archive)."""
+def _decode_pages(pages: Sequence[Mapping[str, Any] | bytes | str],
+                  where: str) -> list[Mapping[str, Any]]:
+    raw = [p for p in pages if isinstance(p, bytes | str)]
+    check_size(sum(len(p) for p in raw), where, "answer")
     decoded: list[Mapping[str, Any]] = []
     for number, page in enumerate(pages, start=1):
         if isinstance(page, bytes | str):
@@ -94,13 +120,42 @@ def parse_api_pages(
             except (ValueError, UnicodeDecodeError) as exc:
                 snippet = page[:80] if isinstance(page, str) else page[:80].decode("latin-1")
                 raise B3PayloadError(
-                    where, f"page {number} is not JSON ({exc}); it starts with {snippet!r}"
-                ) from exc
+                    where, f"page {number} is not JSON ({clip(str(exc))}); it starts with "
+                    f"{snippet!r}") from exc
         if not isinstance(page, Mapping):
             raise B3PayloadError(where, f"page {number} is JSON but not an object")
         decoded.append(page)
     if not decoded:
         raise B3PayloadError(where, "no pages")
+    return decoded
+
+
+def _api_constituent(i: int, row: Any, where: str, data_carteira: date) -> Constituent:
+    # json.loads gives dicts: the exact type check spares the ABC check on every row.
+    if type(row) is not dict and not isinstance(row, Mapping):
+        raise B3PayloadError(where, f"result {i} is not an object", data_carteira)
+    missing = [k for k in API_RESULT_KEYS if k not in row]
+    if missing:
+        raise B3PayloadError(
+            where, f"result {i} is missing {', '.join(missing)} "
+            f"(it has {listing(sorted(str(k) for k in row))})", data_carteira)
+    codigo = _text(row["cod"]).strip()
+    return Constituent(
+        codigo=codigo,
+        acao=collapse_spaces(_text(row["asset"])),
+        tipo=collapse_spaces(_text(row["type"])),
+        qtde_teorica=parse_br_int(_text(row["theoricalQty"]), "quantity", where, codigo),
+        participacao_pct=parse_br_decimal(_text(row["part"]), "part", where, codigo),
+    )
+
+
+def parse_api_pages(
+    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime
+) -> Portfolio:
+    """Every page of a ``GetPortfolioDay`` answer into one portfolio.
+
+    Pages may be given as decoded dicts or as the raw bytes B3 sent (the raw archive)."""
+    decoded = _decode_pages(pages, where)
     header = decoded[0].get("header")
     if not isinstance(header, Mapping):
         raise B3PayloadError(where, "the JSON has no 'header' object")
@@ -108,38 +163,18 @@ def parse_api_pages(
     if missing:
         raise B3PayloadError(where, f"header is missing {', '.join(missing)}")
     data_carteira = parse_b3_date(_text(header["date"]), where)
-    results: list[Mapping[str, Any]] = []
+    results: list[Any] = []
     for number, page in enumerate(decoded, start=1):
         page_results = page.get("results")
         if not isinstance(page_results, list):
             raise B3PayloadError(where, f"page {number} has no 'results' list", data_carteira)
         results.extend(page_results)
-    constituents = []
-    for i, row in enumerate(results, start=1):
-        # json.loads gives dicts: the exact type check spares the ABC check on every row.
-        if type(row) is not dict and not isinstance(row, Mapping):
-            raise B3PayloadError(where, f"result {i} is not an object", data_carteira)
-        missing = [k for k in API_RESULT_KEYS if k not in row]
-        if missing:
-            raise B3PayloadError(
-                where,
-                f"result {i} is missing {', '.join(missing)} (it has {', '.join(sorted(row))})",
-                data_carteira,
-            )
-        codigo = _text(row["cod"]).strip()
-        constituents.append(
-            Constituent(
-                codigo=codigo,
-                acao=collapse_spaces(_text(row["asset"])),
-                tipo=collapse_spaces(_text(row["type"])),
-                qtde_teorica=parse_br_int(_text(row["theoricalQty"]), "quantity", where, codigo),
-                participacao_pct=parse_br_decimal(_text(row["part"]), "part", where, codigo),
-            )
-        )
+    _check_rows(len(results), where, data_carteira)
     part = header.get("part")
     return Portfolio(
         data_carteira=data_carteira,
-        constituents=tuple(constituents),
+        constituents=tuple(_api_constituent(i, row, where, data_carteira)
+                           for i, row in enumerate(results, start=1)),
         qtde_teorica_total=parse_br_int(_text(header["theoricalQty"]), "header total", where),
         redutor=parse_br_decimal(_text(header["reductor"]), "header reductor", where),
         participacao_total=parse_br_decimal(_text(part), "header part", where) if part else None,
@@ -148,16 +183,54 @@ def parse_api_pages(
     )
 
 
-def _decode_csv(data: bytes, where: str) -> str:
-    if not data.strip():
-        raise B3PayloadError(where, "the CSV is empty")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    if "\x00" in text:
-        raise B3PayloadError(where, "the file is binary, not B3's CSV")
-    return text
+def _check_rows(rows: int, where: str, data_carteira: date) -> None:
+    if rows > MAX_ROWS:
+        raise B3PayloadError(where, f"more than {MAX_ROWS:,} constituent rows (IBOV has about "
+                             "90): not the IBOV portfolio", data_carteira)
+
+
+def _csv_lines(data: bytes, where: str) -> Iterator[str]:
+    """The CSV's non-blank lines, stripped, one at a time (never the whole file as one
+    string): UTF-8 (BOM or not) as re-encoded copies are, latin-1 as B3 sends it."""
+    encoding = "utf-8"
+    for number, raw in enumerate(io.BytesIO(data), start=1):
+        if b"\x00" in raw:
+            raise B3PayloadError(where, f"the file is binary, not B3's CSV (NUL on line {number})")
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError:  # not UTF-8: B3's own latin-1, from here to the end
+            encoding = "latin-1"
+            line = raw.decode(encoding)
+        line = line.removeprefix("\ufeff").strip() if number == 1 else line.strip()
+        if line:
+            yield line
+
+
+def _title_date(first_line: str, where: str) -> date | None:
+    m = _CSV_TITLE_DATE.search(first_line)
+    return parse_b3_date(m.group(1), where) if m else None
+
+
+def csv_portfolio_date(data: bytes, where: str, fallback_date: date | None = None
+                       ) -> date | None:
+    """The portfolio date a CSV declares (its title line, else ``fallback_date``, else the
+    ``IBOVDia_DD-MM-YY`` in ``where``), reading only its first line: for callers that check
+    the date (is it a B3 session?) before anything else."""
+    first = next(_csv_lines(data[:4096], where), "")
+    return _title_date(first, where) or fallback_date or date_from_filename(where)
+
+
+def _csv_header(line: str | None, where: str, data_carteira: date) -> dict[str, int]:
+    """Column name -> index, from the CSV's header row."""
+    if line is None:
+        raise B3PayloadError(where, "the CSV has no header row", data_carteira)
+    header = [c.strip() for c in line.rstrip(";").split(";")]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise B3PayloadError(
+            where, f"the CSV header lacks {', '.join(missing)} (it has {listing(header)})",
+            data_carteira)
+    return {name: header.index(name) for name in CSV_COLUMNS}
 
 
 def parse_csv(
@@ -166,60 +239,42 @@ def parse_csv(
     """B3's downloaded ``IBOVDia_DD-MM-YY.csv``: latin-1 or UTF-8, LF or CRLF, with or
     without the title line, trailing ``;``, the two footer rows.
 
-    The date is the title line's, else ``fallback_date`` (from the file name)."""
-    lines = [line.strip() for line in _decode_csv(data, where).splitlines()]
-    lines = [line for line in lines if line]
-    data_carteira: date | None = None
-    m = _CSV_TITLE_DATE.search(lines[0]) if lines else None
-    if m:
-        data_carteira = parse_b3_date(m.group(1), where)
-        lines = lines[1:]
-    else:
-        data_carteira = fallback_date or date_from_filename(where)
+    The date is the title line's, else ``fallback_date`` (from the file name). Read line by
+    line, so memory stays near the file's size; files over the cap are refused unread."""
+    check_size(len(data), where, "CSV")
+    lines = _csv_lines(data, where)
+    first = next(lines, None)
+    if first is None:
+        raise B3PayloadError(where, "the CSV is empty")
+    data_carteira = _title_date(first, where)
+    header_line = next(lines, None) if data_carteira else first
+    data_carteira = data_carteira or fallback_date or date_from_filename(where)
     if data_carteira is None:
         raise B3PayloadError(
             where,
             "no portfolio date: no 'Carteira do Dia dd/mm/yy' title line and no "
             "IBOVDia_DD-MM-YY in the file name",
         )
-    if not lines:
-        raise B3PayloadError(where, "the CSV has no header row", data_carteira)
-    header = [c.strip() for c in lines[0].rstrip(";").split(";")]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise B3PayloadError(
-            where,
-            f"the CSV header lacks {', '.join(missing)} (it has {', '.join(header)})",
-            data_carteira,
-        )
-    idx = {name: header.index(name) for name in CSV_COLUMNS}
+    idx = _csv_header(header_line, where, data_carteira)
     constituents: list[Constituent] = []
     total: int | None = None
     part_total: Decimal | None = None
     redutor: Decimal | None = None
-    for line in lines[1:]:
+    for line in lines:
         cells = [c.strip() for c in line.split(";")]
-        first = cells[0].casefold()
-        if first.startswith("quantidade te"):
+        first_cell = cells[0].casefold()
+        if first_cell.startswith("quantidade te"):
             total = parse_br_int(cells[3] if len(cells) > 3 else "", "total quantity", where)
             if len(cells) > 4 and cells[4]:
                 part_total = parse_br_decimal(cells[4], "total part", where)
-            continue
-        if first.startswith("redutor"):
+        elif first_cell.startswith("redutor"):
             redutor = parse_br_decimal(cells[3] if len(cells) > 3 else "", "reductor", where)
-            continue
-        if len(cells) < len(CSV_COLUMNS):
-            raise B3PayloadError(where, f"row {line!r} has too few columns", data_carteira)
-        codigo = cells[idx["Código"]]
-        constituents.append(
-            Constituent(
-                codigo=codigo,
-                acao=collapse_spaces(cells[idx["Ação"]]),
-                tipo=collapse_spaces(cells[idx["Tipo"]]),
-                qtde_teorica=parse_br_int(cells[idx["Qtde. Teórica"]], "quantity", where, codigo),
-                participacao_pct=parse_br_decimal(cells[idx["Part. (%)"]], "part", where, codigo),
-            )
-        )
+        elif len(cells) < len(CSV_COLUMNS):
+            raise B3PayloadError(where, f"row {clip(repr(line))} has too few columns",
+                                 data_carteira)
+        else:
+            constituents.append(_csv_constituent(cells, idx, where))
+            _check_rows(len(constituents), where, data_carteira)
     if total is None:
         raise B3PayloadError(where, "the 'Quantidade Teórica Total' row is missing", data_carteira)
     if redutor is None:
@@ -232,4 +287,15 @@ def parse_csv(
         participacao_total=part_total,
         coletado_em=coletado_em,
         where=where,
+    )
+
+
+def _csv_constituent(cells: list[str], idx: dict[str, int], where: str) -> Constituent:
+    codigo = cells[idx["Código"]]
+    return Constituent(
+        codigo=codigo,
+        acao=collapse_spaces(cells[idx["Ação"]]),
+        tipo=collapse_spaces(cells[idx["Tipo"]]),
+        qtde_teorica=parse_br_int(cells[idx["Qtde. Teórica"]], "quantity", where, codigo),
+        participacao_pct=parse_br_decimal(cells[idx["Part. (%)"]], "part", where, codigo),
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
+from b3_assets.b3.errors import B3DateMismatchError, B3PayloadError
 from b3_assets.b3.model import Portfolio
 from b3_assets.b3.parse import date_from_filename, parse_api_pages, parse_csv
 from b3_assets.b3.validate import validate_portfolio
@@ -54,11 +55,18 @@ class RawPayload:
             return parse_api_pages(self.decoded_pages, self.url, self.fetched_at)
         return parse_api_pages(pages, self.url, self.fetched_at)
 
-    def portfolio(self, expected_date: date | None = None) -> Portfolio:
-        """The validated portfolio; with ``expected_date``, a different B3 date is an error."""
-        from b3_assets.b3.errors import B3DateMismatchError
-
+    def portfolio(self, expected_date: date | None = None, *,
+                  is_session: Callable[[date], bool] | None = None) -> Portfolio:
+        """The validated portfolio; with ``expected_date``, a different B3 date is an error;
+        with ``is_session`` (the exchange calendar), so is a date B3 did not trade on (a
+        CSV's title or file name can say anything)."""
         portfolio = self.parse()
         if expected_date is not None and portfolio.data_carteira != expected_date:
             raise B3DateMismatchError(self.url, expected_date, portfolio.data_carteira)
+        if is_session is not None and not is_session(portfolio.data_carteira):
+            raise B3PayloadError(
+                self.url, f"{portfolio.data_carteira.isoformat()} "
+                f"({portfolio.data_carteira:%A}) is not a B3 trading session: no portfolio is "
+                "published for it. Check the file's title line and name.",
+                portfolio.data_carteira)
         return validate_portfolio(portfolio)

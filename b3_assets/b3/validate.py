@@ -1,51 +1,199 @@
-"""The rules a portfolio must pass before anything is written (DESIGN.md, issue #2 §3).
+"""The rules a portfolio must pass before anything is written (DESIGN.md, issue #2 §3), each
+written once over plain columns (codes, quantities, participations, header totals, reductors).
 
-Every real B3 sample passes them exactly; a payload that fails is rejected with every
-problem found, so a user sees all of what is wrong at once."""
+Two callers share them: :func:`validate_portfolio` rejects a B3 payload with every problem
+found, so a user sees all of what is wrong at once; ``b3_assets.quality`` runs the same rules
+on landing files as Dagster asset checks, with the offending values as metadata. Every real B3
+sample passes them exactly."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from b3_assets.b3.errors import B3PayloadError
+from b3_assets.b3.errors import B3PayloadError, listing
 from b3_assets.b3.model import Portfolio
 
 MIN_CONSTITUENTS = 50
+#: IBOV has ~85 classes; far more means B3 (or a file) sent something else.
+MAX_CONSTITUENTS = 200
 PARTICIPATION_TOLERANCE = Decimal("0.01")
+#: Decimals B3 publishes and the landing schema keeps: more would be rounded away silently.
+PARTICIPATION_PLACES = 3
+REDUTOR_PLACES = 8
+#: ``decimal128(24, 8)``: 16 integer digits.
+REDUTOR_LIMIT = Decimal(10) ** 16
+#: ``qtde_teorica`` and ``qtde_teorica_total`` are int64 in the landing schema.
+INT64_MAX = 2**63 - 1
 #: A B3 cash-equity ticker: the 4-character issuer root (letters, though B3SA has a digit)
 #: and the class number: PETR4, B3SA3, SANB11.
 TICKER = re.compile(r"^[A-Z][A-Z0-9]{3}\d{1,2}$")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One rule's verdict: ``metadata`` shows the offending values (asset checks), ``problem``
+    says it in a sentence (a rejected payload's error); empty when the rule passed."""
+
+    passed: bool
+    metadata: dict[str, Any]
+    problem: str = ""
+
+
+def _outcome(offending: list[str], key: str, problem: str) -> Outcome:
+    """Pass when nothing offends; else the (bounded) list in ``metadata[key]`` and the
+    problem sentence followed by that list."""
+    shown = listing(offending)
+    return Outcome(not offending, {key: shown or "none", "count": len(offending)},
+                   f"{problem}: {shown}" if offending else "")
+
+
+def at_least_50_constituents(codes: Sequence[str]) -> Outcome:
+    n = len(codes)
+    return Outcome(n >= MIN_CONSTITUENTS, {"rows": n, "minimum": MIN_CONSTITUENTS},
+                   f"only {n} constituents (IBOV has at least {MIN_CONSTITUENTS})")
+
+
+def at_most_200_constituents(codes: Sequence[str]) -> Outcome:
+    n = len(codes)
+    return Outcome(n <= MAX_CONSTITUENTS, {"rows": n, "maximum": MAX_CONSTITUENTS},
+                   f"{n:,} constituents, more than {MAX_CONSTITUENTS} (IBOV has about 90): "
+                   "not the IBOV portfolio")
+
+
+def unique_codes(codes: Sequence[str]) -> Outcome:
+    dupes = sorted(code for code, n in Counter(codes).items() if n > 1)
+    return _outcome(dupes, "duplicated_codes", "duplicated codes")
+
+
+def codes_are_b3_tickers(codes: Sequence[str]) -> Outcome:
+    bad = sorted(repr(code) for code in codes if not TICKER.match(code))
+    return _outcome(bad, "not_tickers", "not B3 tickers")
+
+
+def quantities_positive(codes: Sequence[str], quantities: Sequence[int]) -> Outcome:
+    bad = sorted(f"{c}={q}" for c, q in zip(codes, quantities, strict=True) if q <= 0)
+    return _outcome(bad, "not_positive", "quantities not positive")
+
+
+def quantities_fit_int64(codes: Sequence[str], quantities: Sequence[int],
+                         header_totals: Sequence[int]) -> Outcome:
+    """The landing schema stores quantities as int64: a larger one would crash the write."""
+    bad = [f"{c}={q}" for c, q in zip(codes, quantities, strict=True) if q > INT64_MAX]
+    bad += [f"header total={t}" for t in header_totals if t > INT64_MAX]
+    return _outcome(bad, "beyond_int64", f"quantities beyond int64 ({INT64_MAX:,})")
+
+
+def quantities_add_up_to_header_total(quantities: Sequence[int],
+                                      header_totals: Sequence[int]) -> Outcome:
+    """``header_totals``: the distinct header totals the rows carry (one, when sound)."""
+    qty_sum = sum(quantities)
+    if len(header_totals) != 1:
+        shown = listing(header_totals)
+        return Outcome(False, {"sum_qtde_teorica": qty_sum, "qtde_teorica_total": shown},
+                       f"{len(header_totals)} different header totals ({shown}), not one")
+    total = header_totals[0]
+    return Outcome(qty_sum == total, {"sum_qtde_teorica": qty_sum, "qtde_teorica_total": total},
+                   f"quantities add up to {qty_sum:,}, not to the header total {total:,}")
+
+
+def participations_non_negative(codes: Sequence[str],
+                                participations: Sequence[Decimal]) -> Outcome:
+    """A negative weight is never B3's, even when the others make the sum 100."""
+    bad = sorted(f"{c}={p:f}" for c, p in zip(codes, participations, strict=True) if p < 0)
+    return _outcome(bad, "negative", "negative participations")
+
+
+def _decimals_beyond(value: Decimal, places: int) -> bool:
+    """``value`` has a non-zero digit past ``places`` decimals (exact: no context rounding)."""
+    exact = value.as_tuple()
+    if not isinstance(exact.exponent, int):  # NaN, Infinity
+        return True
+    extra = -places - exact.exponent
+    return extra > 0 and any(exact.digits[-extra:])
+
+
+def participations_at_most_3_decimals(codes: Sequence[str],
+                                      participations: Sequence[Decimal]) -> Outcome:
+    """B3 publishes 3 decimals and landing keeps 3: a 4th would be rounded away unseen."""
+    bad = sorted(f"{c}={p:f}" for c, p in zip(codes, participations, strict=True)
+                 if _decimals_beyond(p, PARTICIPATION_PLACES))
+    return _outcome(bad, "more_than_3_decimals", "participations with more than 3 decimals")
+
+
+def participations_add_up_to_100(participations: Sequence[Decimal]) -> Outcome:
+    part_sum = sum(participations, Decimal(0))
+    return Outcome(abs(part_sum - 100) <= PARTICIPATION_TOLERANCE,
+                   {"sum_participacao_pct": str(part_sum),
+                    "tolerance": str(PARTICIPATION_TOLERANCE)},
+                   f"participations add up to {part_sum}, not to 100 ± {PARTICIPATION_TOLERANCE}")
+
+
+def redutor_positive(redutores: Sequence[Decimal]) -> Outcome:
+    """The index divisor: zero or negative makes the index meaningless."""
+    bad = [f"{r:f}" for r in redutores if not r > 0]
+    if not redutores:
+        bad = ["none given"]
+    return _outcome(bad, "not_positive", "reductor not positive")
+
+
+def redutor_fits_decimal_24_8(redutores: Sequence[Decimal]) -> Outcome:
+    """Landing keeps ``decimal(24, 8)``: more decimals would be rounded away, more integer
+    digits would crash the write."""
+    bad = [f"{r:f}" for r in redutores
+           if _decimals_beyond(r, REDUTOR_PLACES) or not abs(r) < REDUTOR_LIMIT]
+    return _outcome(bad, "not_decimal_24_8", "reductor beyond decimal(24, 8)")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A portfolio as plain columns: what the payload validation and the landing checks
+    both see. ``header_totals`` and ``redutores`` are the distinct values the rows carry
+    (a landing file repeats them on every row; exactly one each when sound)."""
+
+    codes: Sequence[str]
+    quantities: Sequence[int]
+    participations: Sequence[Decimal]
+    header_totals: Sequence[int] = field(default=())
+    redutores: Sequence[Decimal] = field(default=())
+
+    @classmethod
+    def of(cls, portfolio: Portfolio) -> Columns:
+        rows = portfolio.constituents
+        return cls([c.codigo for c in rows], [c.qtde_teorica for c in rows],
+                   [c.participacao_pct for c in rows], (portfolio.qtde_teorica_total,),
+                   (portfolio.redutor,))
+
+
+def column_rules(cols: Columns) -> dict[str, Outcome]:
+    """Every rule's outcome, by rule name (the asset check names)."""
+    codes, qty, parts = cols.codes, cols.quantities, cols.participations
+    return {
+        "at_least_50_constituents": at_least_50_constituents(codes),
+        "at_most_200_constituents": at_most_200_constituents(codes),
+        "unique_codes": unique_codes(codes),
+        "codes_are_b3_tickers": codes_are_b3_tickers(codes),
+        "quantities_positive": quantities_positive(codes, qty),
+        "quantities_fit_int64": quantities_fit_int64(codes, qty, cols.header_totals),
+        "quantities_add_up_to_header_total":
+            quantities_add_up_to_header_total(qty, cols.header_totals),
+        "participations_non_negative": participations_non_negative(codes, parts),
+        "participations_at_most_3_decimals": participations_at_most_3_decimals(codes, parts),
+        "participations_add_up_to_100": participations_add_up_to_100(parts),
+        "redutor_positive": redutor_positive(cols.redutores),
+        "redutor_fits_decimal_24_8": redutor_fits_decimal_24_8(cols.redutores),
+    }
+
+
 def portfolio_problems(portfolio: Portfolio) -> list[str]:
     """Every reason to reject ``portfolio``; empty when it is sound."""
-    rows = portfolio.constituents
-    if not rows:
+    if not portfolio.constituents:
         return ["the results are empty"]
-    problems: list[str] = []
-    if len(rows) < MIN_CONSTITUENTS:
-        problems.append(f"only {len(rows)} constituents (IBOV has at least {MIN_CONSTITUENTS})")
-    dupes = sorted(code for code, n in Counter(c.codigo for c in rows).items() if n > 1)
-    if dupes:
-        problems.append(f"duplicated codes: {', '.join(dupes)}")
-    bad = sorted(c.codigo for c in rows if not TICKER.match(c.codigo))
-    if bad:
-        problems.append(f"not B3 tickers: {', '.join(repr(b) for b in bad)}")
-    nonpositive = sorted(f"{c.codigo}={c.qtde_teorica}" for c in rows if c.qtde_teorica <= 0)
-    if nonpositive:
-        problems.append(f"quantities not positive: {', '.join(nonpositive)}")
-    qty_sum = sum(c.qtde_teorica for c in rows)
-    if qty_sum != portfolio.qtde_teorica_total:
-        problems.append(
-            f"quantities add up to {qty_sum:,}, not to the header total "
-            f"{portfolio.qtde_teorica_total:,}"
-        )
-    part_sum = sum((c.participacao_pct for c in rows), Decimal(0))
-    if abs(part_sum - Decimal(100)) > PARTICIPATION_TOLERANCE:
-        problems.append(f"participations add up to {part_sum}, not to 100 ± 0.01")
-    return problems
+    return [o.problem for o in column_rules(Columns.of(portfolio)).values() if not o.passed]
 
 
 def validate_portfolio(portfolio: Portfolio) -> Portfolio:

@@ -35,7 +35,7 @@ def parse_fault(spec: str) -> tuple[str, int | None, dict[str, Any]]:
             options[key] = date.fromisoformat(value)
         elif key in {"ms", "status", "max_page_size"}:
             options[key] = int(value)
-        elif key == "hang_s":
+        elif key in {"hang_s", "drip_s"}:
             options[key] = float(value)
         elif key == "rename":
             old, _, new = value.partition(":")

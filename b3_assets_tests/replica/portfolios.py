@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 
 from b3_assets.b3.model import Constituent
 from b3_assets.b3.parse import collapse_spaces, parse_csv
@@ -58,9 +59,9 @@ class ReplicaPortfolio:
         """The same constituents under another date (the 'different date' fault)."""
         return replace(self, data_carteira=other, csv_bytes=None, origin=f"{self.origin}+date")
 
-    def with_rows(self, rows: list[Row] | tuple[Row, ...], **changes: object) -> ReplicaPortfolio:
+    def with_rows(self, rows: list[Row] | tuple[Row, ...], **changes: Any) -> ReplicaPortfolio:
         """Other rows with the header left as is unless given: to build broken portfolios."""
-        return replace(self, rows=tuple(rows), csv_bytes=None, **changes)  # type: ignore[arg-type]
+        return replace(self, rows=tuple(rows), csv_bytes=None, **changes)
 
 
 # --- number formats -----------------------------------------------------------------------

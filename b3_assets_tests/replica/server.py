@@ -42,6 +42,8 @@ FAULT_MODES: dict[str, str] = {
     "429": "answer HTTP 429 with `Retry-After: retry_after`",
     "timeout": "hang `hang_s` seconds without answering (longer than the client's timeout)",
     "drop": "close the connection without answering",
+    "drip": "answer normally but send the body one byte every `drip_s` seconds (0.5): each "
+            "read succeeds, so only a whole-response deadline ends it",
     "403": "answer HTTP 403 with a WAF 'Access Denied' page (default target: non-browser)",
     "html": "answer 200 with an HTML block page instead of JSON (default target: non-browser)",
     "truncated": "answer 200 with the JSON cut in half",
@@ -50,7 +52,7 @@ FAULT_MODES: dict[str, str] = {
     "renamed_keys": "rename result keys (`rename`, default cod -> codigo); the page's JS copes",
     "short_pages": "cap pageSize at `max_page_size` (20): clients must follow totalPages",
 }
-_TRANSPORT = {"latency", "5xx", "429", "timeout", "drop", "403", "html"}
+_TRANSPORT = {"latency", "5xx", "429", "timeout", "drop", "drip", "403", "html"}
 _DEFAULT_TARGET = {"403": "non-browser", "html": "non-browser"}
 
 BLOCK_PAGE = (
@@ -76,6 +78,7 @@ class Fault:
     status: int = 503
     retry_after: str | None = "1"
     hang_s: float = 10.0
+    drip_s: float = 0.5
     serve_date: date | None = None
     rename: dict[str, str] = field(default_factory=lambda: {"cod": "codigo"})
     max_page_size: int = 20
@@ -143,9 +146,7 @@ class Replica:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._generation = 0
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._server.replica = self  # type: ignore[attr-defined]
+        self._server = _Server((host, port), _Handler, self)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ---
@@ -239,17 +240,29 @@ class Replica:
                 self._requests.append(request)
 
 
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, knowing the replica whose controls its handlers obey."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 replica: Replica) -> None:
+        super().__init__(address, handler)
+        self.replica = replica
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nginx"
     sys_version = ""
+    server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read the replica's request log instead."""
 
     @property
     def replica(self) -> Replica:
-        return self.server.replica  # type: ignore[attr-defined]
+        return self.server.replica
 
     def _record(self, status: int | None) -> None:
         """Log this request; called BEFORE answering so a client never outruns the log."""
@@ -269,15 +282,25 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self._drip is None:
+            self.wfile.write(body)
+            return
+        drip_s, release = self._drip
+        for i in range(len(body)):  # until the client gives up or the replica is reset
+            self.wfile.write(body[i:i + 1])
+            self.wfile.flush()
+            if release.wait(drip_s):
+                self.close_connection = True
+                return
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         self._browser = is_browser(self.headers)
         self._headers = {k: v for k, v in self.headers.items()
                          if k.lower() in {"user-agent", "accept", "referer", "sec-fetch-mode",
                                           "sec-fetch-site", "accept-language"}}
         self._kind, self._params, self._faults = "other", None, ()
+        self._drip: tuple[float, threading.Event] | None = None
         self._generation: int | None = None
         if path.rstrip("/") == PAGE_PATH:
             self._kind = "page"
@@ -307,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
             if f.mode == "latency":
                 time.sleep(f.ms / 1000)
         by_mode = {f.mode: f for f in faults}
+        if "drip" in by_mode:
+            self._drip = (by_mode["drip"].drip_s, release)
         if "timeout" in by_mode or "drop" in by_mode:
             self._record(None)
             if "timeout" in by_mode:

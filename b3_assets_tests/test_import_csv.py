@@ -1,0 +1,59 @@
+"""import-csv over time: identity by content, the newest import wins, sessions only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date
+
+from b3_assets.archive import RawArchive
+from b3_assets.cli import main
+from b3_assets.lake import LocalLake
+from b3_assets_tests.replica.portfolios import write_csvs
+
+DAY = date(2025, 3, 5)
+
+
+def _env(monkeypatch, tmp_path):
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+
+def test_the_same_bytes_under_another_name_are_one_payload(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path)
+    (csv,) = write_csvs(tmp_path / "csv", [DAY])
+    copy = shutil.copy(csv, tmp_path / "csv" / "IBOVDia_05-03-25 (1).csv")
+    assert main(["import-csv", str(csv)]) == 0
+    assert main(["import-csv", str(copy)]) == 0
+    assert "0 new, 1 already archived" in capsys.readouterr().out
+    assert len(RawArchive(LocalLake(tmp_path / "lake")).entries(DAY)) == 1
+
+
+def test_a_corrected_file_wins_even_with_an_older_mtime(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path)
+    (first,) = write_csvs(tmp_path / "a", [DAY])
+    assert main(["import-csv", str(first)]) == 0
+    corrected = tmp_path / "b" / first.name
+    corrected.parent.mkdir()
+    text = first.read_bytes().decode("latin-1").splitlines()
+    row = text[2].split(";")
+    row[1] = "CORRIGIDA SA"  # B3 fixed a company name
+    text[2] = ";".join(row)
+    corrected.write_bytes(("\n".join(text) + "\n").encode("latin-1"))
+    os.utime(corrected, (0, 0))  # modified in 1970: older than anything archived
+    assert main(["import-csv", str(corrected)]) == 0
+    note = capsys.readouterr().err
+    archive = RawArchive(LocalLake(tmp_path / "lake"))
+    newest = archive.entries(DAY)[-1]
+    assert newest.prefix in note and "landing uses" in note
+    portfolio = archive.latest(DAY).portfolio(DAY)
+    assert "CORRIGIDA SA" in {c.acao for c in portfolio.constituents}
+
+
+def test_a_csv_dated_on_a_holiday_or_weekend_is_refused(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path)
+    files = write_csvs(tmp_path / "csv", [date(2025, 3, 4), date(2025, 3, 8)])
+    assert main(["import-csv", *map(str, files)]) == 1
+    err = capsys.readouterr().err
+    assert "2025-03-04" in err and "2025-03-08" in err and "not a B3 trading session" in err
+    assert not (tmp_path / "lake" / "raw").exists()
