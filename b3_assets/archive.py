@@ -13,11 +13,19 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.payload import RawPayload
 from b3_assets.lake import Lake
+from glue.layout import RAW_PREFIX
 
-RAW_PREFIX = "raw/ibov"
 MANIFEST = "manifest.json"
+
+
+class ArchiveCorruptError(B3PermanentError):
+    """An archived payload that cannot be trusted: retrying cannot heal it, a person must."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"raw archive {where} is corrupt: {problem}")
 
 
 def raw_date_prefix(data_carteira: date) -> str:
@@ -60,7 +68,19 @@ class RawArchive:
         found = []
         for key in self.lake.list_keys(prefix + "/"):
             if key.endswith("/" + MANIFEST):
-                manifest = json.loads(self.lake.read_bytes(key))
+                try:
+                    manifest = json.loads(self.lake.read_bytes(key))
+                    missing = {"fetched_at", "digest", "files"} - set(manifest)
+                    if missing:
+                        raise KeyError(f"no {', '.join(sorted(missing))}")
+                    datetime.fromisoformat(manifest["fetched_at"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ArchiveCorruptError(
+                        self.lake.uri(key),
+                        f"the manifest is unreadable ({type(exc).__name__}: {exc}); delete "
+                        f"{self.lake.uri(key.rsplit('/', 1)[0])} and fetch or import the date "
+                        "again",
+                    ) from exc
                 found.append(ArchivedPayload(key.rsplit("/", 1)[0], manifest))
         return sorted(found, key=lambda e: (e.fetched_at, e.digest))
 
@@ -83,9 +103,10 @@ class RawArchive:
         )
         payload = RawPayload(m["source"], m["url"], datetime.fromisoformat(m["fetched_at"]), files)
         if payload.digest != entry.digest:
-            raise ValueError(
-                f"raw archive {self.lake.uri(entry.prefix)} is corrupt: its files do not match "
-                "the digest in its manifest. Delete the folder and fetch or import that date again."
+            raise ArchiveCorruptError(
+                self.lake.uri(entry.prefix),
+                "its files do not match the digest in its manifest. Delete the folder and fetch "
+                "or import that date again.",
             )
         return payload
 

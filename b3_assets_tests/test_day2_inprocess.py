@@ -114,3 +114,16 @@ def test_checks_pass_after_a_failed_attempt(tmp_path, b3_replica):
     assert check_results(instance, REFINED, ["glue_job_run_succeeded"], DAY) == {
         "glue_job_run_succeeded": "none"  # evaluated by the sensor's follow-up run, not here
     }
+
+
+def test_a_corrupt_archive_fails_at_once_naming_the_manifest(tmp_path, b3_replica):
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, DAY).success
+    (manifest,) = (tmp_path / "raw/ibov").glob(f"dt={DAY}/*/manifest.json")
+    manifest.write_text("{not json")
+    t0 = time.perf_counter()
+    result = materialize(local_platform(tmp_path, CLOSED_URL), DAY)
+    assert not result.success
+    assert time.perf_counter() - t0 < 30  # no step retries for what cannot heal
+    message = failure_message(result)
+    assert "is corrupt" in message and str(manifest) in message
