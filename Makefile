@@ -19,8 +19,8 @@ test: setup
 	.venv/bin/pytest
 
 bench: setup
-	.venv/bin/python bench/bench_fetch.py
-	.venv/bin/python bench/bench_chain.py
+	.venv/bin/python -m bench.bench_fetch
+	.venv/bin/python -m bench.bench_chain
 
 screenshots: setup
 	.venv/bin/python scripts/ui_screenshots.py

@@ -39,8 +39,7 @@ def record_in_dagster(imported: list[Collected]) -> str:
 
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         for got in imported:
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(

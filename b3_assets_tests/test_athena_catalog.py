@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 
 from b3_assets.catalog import AthenaCatalog, QueryError
-from b3_assets.resources import build_platform
+from b3_assets.resources import resources_for
 from b3_assets.settings import Settings
 from b3_assets_tests.moto_server import (
     FAKE_CREDENTIALS,
@@ -89,7 +89,7 @@ def test_query_binds_parameters_in_the_workgroup_and_types_the_rows(
         athena_workgroup=workgroup,
         athena_output=output,
     )
-    catalog = build_platform(settings).catalog
+    catalog = resources_for(settings)["catalog"].engine()  # what B3_ENV=aws builds
     assert isinstance(catalog, AthenaCatalog)
     aws.queue_athena_results([athena_result(REFINED_COLUMNS, REFINED_ROWS)])
 

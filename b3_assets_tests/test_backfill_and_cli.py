@@ -1,4 +1,7 @@
-"""Bootstrapping history with import-csv and backfilling it with no network, as users do."""
+"""Bootstrapping history with import-csv and backfilling it with no network, as users do.
+
+Both commands use the Dagster instance at ``$DAGSTER_HOME`` (import-csv records the raw dates
+there): each test gets a throwaway one."""
 
 from __future__ import annotations
 
@@ -8,7 +11,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
+import pytest
+
 from b3_assets.archive import RawArchive
+from b3_assets.assets import LANDING, RAW
 from b3_assets.cli import main
 from b3_assets.landing import landing_dates, read_landing
 from b3_assets.sessions import trading_days
@@ -18,30 +25,63 @@ from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def dagster_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway Dagster instance (not the developer's ./.dagster_home), outside the lake."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def _materialized(home: Path, key: dg.AssetKey) -> list[str]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return sorted(instance.get_materialized_partitions(key))
+
+
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env.update({"B3_ENV": "local", "B3_DATA_DIR": str(data_dir), "B3_BASE_URL": CLOSED_URL,
-                "B3_FETCH": "api", "B3_HTTP_RETRIES": "1"})
+    env.update(
+        {
+            "B3_ENV": "local",
+            "B3_DATA_DIR": str(data_dir),
+            "B3_BASE_URL": CLOSED_URL,
+            "B3_FETCH": "api",
+            "B3_HTTP_RETRIES": "1",
+            "DAGSTER_HOME": os.environ["DAGSTER_HOME"],  # the test's (see dagster_home)
+        }
+    )
     env.update(extra)
     return env
 
 
-def _backfill(data_dir: Path, first: str, last: str,
-              base_url: str = CLOSED_URL) -> subprocess.CompletedProcess[str]:
+def _backfill(
+    data_dir: Path, first: str, last: str, base_url: str = CLOSED_URL
+) -> subprocess.CompletedProcess[str]:
     """The README's backfill command, as a user types it (its own process, no network)."""
     return subprocess.run(
-        [str(REPO / ".venv" / "bin" / "dagster"), "asset", "materialize",
-         "-m", "b3_assets.definitions",
-         "--select", "raw/ibov_portfolio,landing/ibov_portfolio",
-         "--partition-range", f"{first}...{last}"],
-        cwd=REPO, env=_env(data_dir, B3_BASE_URL=base_url), capture_output=True, text=True,
+        [
+            str(REPO / ".venv" / "bin" / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "b3_assets.definitions",
+            "--select",
+            "raw/ibov_portfolio,landing/ibov_portfolio",
+            "--partition-range",
+            f"{first}...{last}",
+        ],
+        cwd=REPO,
+        env=_env(data_dir, B3_BASE_URL=base_url),
+        capture_output=True,
+        text=True,
         timeout=600,
     )
 
 
 def _refined_dates(platform) -> list[str]:
     rows = platform.catalog.query(
-        "SELECT DataCarteira, count(*) FROM b3_etl_soma_acao GROUP BY 1 ORDER BY 1").rows
+        "SELECT DataCarteira, count(*) FROM b3_etl_soma_acao GROUP BY 1 ORDER BY 1"
+    ).rows
     return [r[0] for r in rows]
 
 
@@ -61,18 +101,23 @@ def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples
     # The first date after Carnival compares with the Friday before it.
     rows = platform.catalog.query(
         "SELECT DISTINCT data_carteira_anterior, dias_desde_carteira_anterior "
-        "FROM b3_etl_soma_acao WHERE DataCarteira = ?", ["2025-03-05"]).rows
+        "FROM b3_etl_soma_acao WHERE DataCarteira = ?",
+        ["2025-03-05"],
+    ).rows
     assert rows == [(date(2025, 2, 28), 5)]
 
 
-def test_backfill_on_generated_history(tmp_path, monkeypatch):
+def test_backfill_on_generated_history(tmp_path, monkeypatch, dagster_home):
     days = trading_days(date(2025, 2, 26), date(2025, 3, 7))  # across Carnival
+    keys = [d.isoformat() for d in days]
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
     assert main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))]) == 0
-    proc = _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat())
+    assert _materialized(dagster_home, RAW) == keys  # imported dates are not "missing"
+    proc = _backfill(tmp_path, keys[0], keys[-1])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     platform = local_platform(tmp_path)
-    assert _refined_dates(platform) == [d.isoformat() for d in days]
+    assert _refined_dates(platform) == keys
+    assert _materialized(dagster_home, LANDING) == keys  # the backfill's run, in the UI
     for day in days:
         expected = generate_portfolio(day)
         table = read_landing(platform.lake, day)
@@ -93,7 +138,7 @@ def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
     assert not (tmp_path / "landing").exists()  # nothing half-done: the step failed whole
 
 
-def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, capsys):
+def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, capsys, dagster_home):
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path / "lake"))
     good = write_csvs(tmp_path / "csv", [date(2025, 3, 5)])[0]
     bad = tmp_path / "csv" / "IBOVDia_06-03-25.csv"
@@ -101,7 +146,9 @@ def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, cap
     assert main(["import-csv", str(good), str(bad)]) == 1
     err = capsys.readouterr()
     assert "imported 1 new" in err.out
+    assert f"recorded 1 raw/ibov_portfolio dates in the Dagster instance {dagster_home}" in err.out
     assert str(bad) in err.err and "duplicated codes: PETR3" in err.err
+    assert _materialized(dagster_home, RAW) == ["2025-03-05"]  # only what was imported
     archive = RawArchive(local_platform(tmp_path / "lake").lake)
     assert archive.dates() == [date(2025, 3, 5)]
     # Importing the same file again is a no-op, not a second copy.
@@ -116,8 +163,16 @@ def test_query_prints_a_table(tmp_path, monkeypatch, capsys):
     main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))])
     assert _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat()).returncode == 0
     capsys.readouterr()
-    assert main(["query", "SELECT DataCarteira, count(*) AS issuers FROM b3_etl_soma_acao "
-                 "GROUP BY 1 ORDER BY 1"]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "SELECT DataCarteira, count(*) AS issuers FROM b3_etl_soma_acao "
+                "GROUP BY 1 ORDER BY 1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "DataCarteira" in out and "2025-03-06" in out and "(2 rows)" in out
     assert main(["query", "SELECT nope FROM b3_etl_soma_acao"]) == 1
@@ -125,8 +180,9 @@ def test_query_prints_a_table(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_lists_its_commands():
-    proc = subprocess.run([sys.executable, "-m", "b3_assets.cli", "--help"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "b3_assets.cli", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0
     for name in ("import-csv", "query", "plot"):
         assert name in proc.stdout

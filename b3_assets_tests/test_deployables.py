@@ -28,8 +28,10 @@ print('ok')
     ("modules", "blocked"),
     [
         (["glue.transform", "glue.job", "glue.catalog"], ["b3_assets", "duckdb", "sqlglot"]),
-        (["lambda_handler.handler"],
-         ["b3_assets", "glue", "duckdb", "sqlglot", "pyarrow", "pandas", "dagster"]),
+        (
+            ["lambda_handler.handler"],
+            ["b3_assets", "glue", "duckdb", "sqlglot", "pyarrow", "pandas", "dagster"],
+        ),
     ],
 )
 def test_imports_in_its_own_runtime(modules, blocked):

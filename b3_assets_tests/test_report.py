@@ -17,9 +17,10 @@ import dagster as dg
 import pytest
 from PIL import Image
 
+from b3_assets.assets import REFINED
 from b3_assets.catalog import QueryEngine, QueryResult
+from b3_assets.checks import REFINED_CHECKS
 from b3_assets.cli import main as cli_main
-from b3_assets.definitions import build_definitions
 from b3_assets.report import (
     ReportError,
     changes_png,
@@ -29,8 +30,16 @@ from b3_assets.report import (
     top15_png,
 )
 from b3_assets.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
-from b3_assets.resources import Platform
-from b3_assets_tests.chain import failure_message, local_platform, materialize, sensor_tick
+from b3_assets.sensors import RANGE_END, RANGE_START
+from b3_assets_tests.chain import (
+    Platform,
+    check_results,
+    failure_message,
+    local_platform,
+    materialize,
+    run_followups,
+    sensor_tick,
+)
 from b3_assets_tests.conftest import SAMPLES_DIR
 from b3_assets_tests.replica import Replica
 
@@ -64,33 +73,25 @@ def refine(
 def apply_tick(
     platform: Platform, instance: dg.DagsterInstance, tick: Any
 ) -> list[dg.ExecuteInProcessResult]:
-    """What the daemon does with a tick: record its asset events, launch its run requests
-    (here in process, on the same instance)."""
+    """What the daemon does with a tick: record its asset events (the refined
+    materializations), then launch the runs it requests (here in process, same instance)."""
     for event in tick.asset_events:
         instance.report_runless_asset_event(event)
-    defs = build_definitions(platform)
-    results = []
-    for request in tick.run_requests:
-        job = defs.resolve_job_def(request.job_name)
-        results.append(
-            job.execute_in_process(
-                partition_key=request.partition_key,
-                asset_selection=request.asset_selection,
-                instance=instance,
-                tags=request.tags,
-                raise_on_error=False,
-            )
-        )
-    return results
+    return run_followups(platform, instance, tick)
 
 
-def report_materialization(result: dg.ExecuteInProcessResult) -> dg.AssetMaterialization:
-    (mat,) = [
+def report_materializations(
+    result: dg.ExecuteInProcessResult,
+) -> dict[str, dg.AssetMaterialization]:
+    """The report's materializations of a run, by partition (a range run has one per date)."""
+    mats = [
         e.event_specific_data.materialization
         for e in result.get_asset_materialization_events()
         if e.asset_key == REPORT
     ]
-    return mat
+    by_partition = {m.partition: m for m in mats}
+    assert len(by_partition) == len(mats), "a date drawn twice in one run"
+    return by_partition
 
 
 def inline_png(markdown: str, alt: str) -> bytes:
@@ -129,21 +130,31 @@ def chain(tmp_path_factory) -> Iterator[Chain]:
         replica.stop()
 
 
-def test_sensor_requests_one_report_per_refined_date(chain):
-    requests = chain.tick.run_requests
-    assert [(r.partition_key, r.asset_selection) for r in requests] == [
-        (DAY1, [REPORT]),
-        (DAY2, [REPORT]),
-    ]
-    assert all(r.run_key and r.run_key.startswith("report-jr_") for r in requests)
-    assert all(res.success for res in chain.results), [failure_message(r) for r in chain.results]
+def test_sensor_records_both_dates_and_requests_one_followup_run(chain):
+    mats = [e for e in chain.tick.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY1), (REFINED, DAY2)]
+    # Consecutive sessions (Carnival lies between them): one run over the range, which
+    # evaluates the refined checks and draws the report of each date.
+    (request,) = chain.tick.run_requests
+    assert request.job_name == "refined_followup"
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (DAY1, DAY2)
+    assert request.run_key and request.run_key.startswith(f"refined_followup-{DAY1}-{DAY2}-jr_")
+    (result,) = chain.results
+    assert result.success, failure_message(result)
+    assert sorted(report_materializations(result)) == [DAY1, DAY2]
+    for day in (DAY1, DAY2):
+        statuses = check_results(chain.instance, REFINED, list(REFINED_CHECKS), day)
+        assert set(statuses.values()) == {"SUCCEEDED"}, (day, statuses)
+    # The UI sees both refined partitions and both reports as materialized.
+    for key in (REFINED, REPORT):
+        assert chain.instance.get_materialized_partitions(key) == {DAY1, DAY2}
 
 
 @pytest.mark.parametrize("day, previous", [(DAY1, None), (DAY2, DAY1)])
 def test_report_writes_pngs_and_shows_them_inline(chain, day, previous):
-    result = chain.results[[DAY1, DAY2].index(day)]
+    (result,) = chain.results
     assert result.success, failure_message(result)
-    meta = {k: v.value for k, v in report_materialization(result).metadata.items()}
+    meta = {k: v.value for k, v in report_materializations(result)[day].metadata.items()}
     lake = chain.platform.lake
     stored = {}
     for name in ("top15", "changes"):
@@ -172,19 +183,42 @@ def test_report_writes_pngs_and_shows_them_inline(chain, day, previous):
     assert report.changes_png == stored["changes"] and report.top15_png == stored["top15"]
 
 
-def test_report_of_a_date_that_was_not_refined_fails_with_a_clear_message(chain):
-    defs = build_definitions(chain.platform)
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        partition_key="2025-03-06",
-        asset_selection=[REPORT],
-        instance=chain.instance,
-        raise_on_error=False,
+def _run_report(chain: Chain, first: str, last: str | None = None) -> dg.ExecuteInProcessResult:
+    """The report alone for one date, or over ``first...last`` as a single-run backfill from
+    the UI launches it."""
+    job = chain.platform.defs.resolve_implicit_global_asset_job_def()
+    if last is None:
+        where: dict[str, Any] = {"partition_key": first}
+    else:
+        where = {"tags": {RANGE_START: first, RANGE_END: last}}
+    return job.execute_in_process(
+        asset_selection=[REPORT], instance=chain.instance, raise_on_error=False, **where
     )
+
+
+def _report_files(chain: Chain, day: str) -> list[str]:
+    return chain.platform.lake.list_keys(f"reports/dt={day}/")
+
+
+def test_report_of_a_date_that_was_not_refined_fails_with_a_clear_message(chain):
+    result = _run_report(chain, "2025-03-06")
     assert not result.success
     message = failure_message(result)
     assert "no refined rows for 2025-03-06" in message
-    assert not chain.platform.lake.exists("reports/dt=2025-03-06/top15.png")
+    assert _report_files(chain, "2025-03-06") == []
+
+
+def test_range_run_draws_every_refined_date_and_fails_naming_the_others(chain):
+    before = {k: chain.platform.lake.read_bytes(k) for k in _report_files(chain, DAY2)}
+    assert len(before) == 2
+    result = _run_report(chain, DAY2, "2025-03-06")
+    assert not result.success
+    assert sorted(report_materializations(result)) == [DAY2]  # drawn before the failure
+    message = failure_message(result)
+    assert "2025-03-06: the catalog has no refined rows for 2025-03-06" in message
+    assert DAY2 not in message
+    assert {k: chain.platform.lake.read_bytes(k) for k in before} == before  # deterministic
+    assert _report_files(chain, "2025-03-06") == []
 
 
 def test_cli_plot_writes_an_issuer_history(chain, tmp_path, monkeypatch, capsys):

@@ -2,9 +2,10 @@
 
 A module fixture fills a local lake from the B3 replica for two dates (previous + current)
 on a persistent DAGSTER_HOME: the chain runs in process, the sensor tick is applied as the
-daemon would (its asset events recorded, the report runs it requests executed), all on that
-instance. ``dagster-webserver -m b3_assets.definitions`` serves it; headless Chromium
-(Playwright, sync API) checks the asset graph, the landing partition's metadata, the report's
+daemon would (its refined materializations recorded, the follow-up run it requests executed:
+the refined checks and the report of both dates), all on that instance.
+``dagster-webserver -m b3_assets.definitions`` serves it; headless Chromium (Playwright, sync
+API) checks the asset graph, the landing partition's metadata, the report's
 inline images and the automation page, and saves screenshots: to a temporary folder, or to
 ``docs/screenshots/`` with ``B3_UPDATE_SCREENSHOTS=1`` (``scripts/ui_screenshots.py``).
 """
@@ -31,7 +32,7 @@ import pytest
 
 from b3_assets.b3.browser import LAUNCH_ARGS, find_chromium
 from b3_assets.landing import read_landing
-from b3_assets_tests.chain import local_platform, sensor_tick
+from b3_assets_tests.chain import failure_message, local_platform, sensor_tick
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.test_report import DAY1, DAY2, apply_tick, refine, start_replica
 
@@ -159,8 +160,8 @@ def ui(tmp_path_factory) -> Iterator[UI]:
         # While the webserver starts (tens of seconds), fill the lake and the instance.
         platform = local_platform(lake, replica.base_url)
         refine(platform, replica, [DAY1, DAY2], instance)
-        results = apply_tick(platform, instance, sensor_tick(platform, instance))
-        assert [r.success for r in results] == [True, True]
+        (followup,) = apply_tick(platform, instance, sensor_tick(platform, instance))
+        assert followup.success, failure_message(followup)
         landing = read_landing(platform.lake, date.fromisoformat(DAY2)).to_pylist()
         ui.landing_rows = len(landing)
         ui.heaviest_code = max(landing, key=lambda r: r["participacao_pct"])["codigo"]
@@ -235,8 +236,11 @@ def test_asset_graph_shows_the_lineage(ui, page, shots):
     page.set_viewport_size({"width": VIEWPORT["width"], "height": 600})  # less empty canvas
     page.goto(f"{ui.url}/locations/{LOCATION}/asset-groups/ibov")
     page.get_by_role("button", name="Hide navigation").click()
-    expect(page.get_by_text("4 / 4 Passed")).to_be_visible()  # landing checks
-    expect(page.get_by_text("3 / 3 Passed")).to_be_visible()  # refined checks (sensor)
+    # Landing checks (the daily run) and refined checks (the sensor's follow-up run): 4 each.
+    passed = page.get_by_text("4 / 4 Passed")
+    expect(passed).to_have_count(2)
+    for node in range(2):
+        expect(passed.nth(node)).to_be_visible()
     expect(page.locator("foreignObject").filter(has_text="ibov_composition")).to_be_visible()
     page.screenshot(path=shots / "asset-graph.png")
 

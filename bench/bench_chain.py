@@ -4,7 +4,10 @@ Prints a table: one trading date (raw from the archive -> landing -> Glue runner
 refined -> catalog), the 32 real sample dates as one backfill, and a synthetic one-year
 (250-date) backfill; wall time and the peak memory of the materialize process.
 
-    .venv/bin/python bench/bench_chain.py [--samples ../shared/b3_samples] [--year-dates 250]
+    .venv/bin/python -m bench.bench_chain [--samples ../shared/b3_samples] [--year-dates 250]
+
+Each lake gets its own throwaway Dagster instance (``DAGSTER_HOME``), so the imports and runs
+timed here never land in the developer's ``./.dagster_home``.
 """
 
 from __future__ import annotations
@@ -20,18 +23,26 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from b3_assets.sessions import trading_days
+from b3_assets_tests.replica.portfolios import write_csvs
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from b3_assets.sessions import trading_days  # noqa: E402
-from b3_assets_tests.replica.portfolios import write_csvs  # noqa: E402
-
 CLOSED_URL = "http://127.0.0.1:9"
 
 
 def _env(data_dir: Path) -> dict[str, str]:
+    """The lake ``data_dir`` with no network, and a Dagster instance beside it (not in it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env.update({"B3_ENV": "local", "B3_DATA_DIR": str(data_dir), "B3_BASE_URL": CLOSED_URL})
+    home = data_dir.with_name(f"{data_dir.name}.dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        {
+            "B3_ENV": "local",
+            "B3_DATA_DIR": str(data_dir),
+            "B3_BASE_URL": CLOSED_URL,
+            "DAGSTER_HOME": str(home),
+        }
+    )
     return env
 
 
@@ -52,11 +63,24 @@ def _import(files: list[Path], data_dir: Path) -> tuple[float, float]:
 
 
 def _materialize(data_dir: Path, first: date, last: date) -> tuple[float, float]:
-    rng = (["--partition", first.isoformat()] if first == last
-           else ["--partition-range", f"{first.isoformat()}...{last.isoformat()}"])
-    return _run([str(REPO / ".venv/bin/dagster"), "asset", "materialize", "-m",
-                 "b3_assets.definitions", "--select",
-                 "raw/ibov_portfolio,landing/ibov_portfolio", *rng], data_dir)
+    rng = (
+        ["--partition", first.isoformat()]
+        if first == last
+        else ["--partition-range", f"{first.isoformat()}...{last.isoformat()}"]
+    )
+    return _run(
+        [
+            str(REPO / ".venv/bin/dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "b3_assets.definitions",
+            "--select",
+            "raw/ibov_portfolio,landing/ibov_portfolio",
+            *rng,
+        ],
+        data_dir,
+    )
 
 
 def main() -> None:
@@ -88,8 +112,14 @@ def main() -> None:
         _import(write_csvs(tmp_path / "gen", year), ylake)
         wally, memy = _materialize(ylake, year[0], year[-1])
         rows.append((f"backfill {len(year)} dates (synthetic)", len(year), wally, memy))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
     print(f"{'run':<34}{'dates':>6}{'wall s':>9}{'s/date':>9}{'x 1 date':>10}{'peak MiB':>10}")
     single = rows[0][2]

@@ -1,6 +1,6 @@
 """How long a day's fetch takes, by path, against the local B3 replica.
 
-    .venv/bin/python bench/bench_fetch.py [--runs 20] [--browser-runs N] [--no-browser]
+    .venv/bin/python -m bench.bench_fetch [--runs 20] [--browser-runs N] [--no-browser]
 
 Times fetch + parse + validate for one portfolio via the JSON API and via the browser
 (browser start included), beside a bare ``requests.get`` of the same API URL(s): the bare
@@ -19,16 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
+
+from b3_assets.b3.api import fetch_api, portfolio_url
+from b3_assets.b3.browser import fetch_browser, find_chromium
+from b3_assets_tests.replica import Replica
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import requests  # noqa: E402
-
-from b3_assets.b3.api import fetch_api, portfolio_url  # noqa: E402
-from b3_assets.b3.browser import fetch_browser, find_chromium  # noqa: E402
-from b3_assets_tests.replica import Replica  # noqa: E402
-
 SAMPLES_DIR = ROOT.parent / "shared" / "b3_samples"
 
 
@@ -68,8 +65,9 @@ def timed(*fns: Callable[[], object], runs: int, warmup: int = 1) -> list[list[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--browser-runs", type=int, default=None, help="default: --runs")
     ap.add_argument("--no-browser", action="store_true")
@@ -96,19 +94,28 @@ def main(argv: list[str] | None = None) -> int:
         ]
         chromium = None if args.no_browser else find_chromium(args.browser_path)
         if chromium:
+
             def browser() -> None:
                 fetch_browser(replica.base_url, browser_path=chromium).portfolio(day)
 
-            rows.append(("browser (incl. launch; + parse + validate)",
-                         timed(browser, runs=args.browser_runs or args.runs)[0]))
+            rows.append(
+                (
+                    "browser (incl. launch; + parse + validate)",
+                    timed(browser, runs=args.browser_runs or args.runs)[0],
+                )
+            )
 
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    print(f"B3 fetch benchmark: replica on 127.0.0.1, portfolio {day} ({served.origin}, "
-          f"{len(served.rows)} rows, {len(urls)} API page(s)), 1 warm-up run per path, "
-          "bare and api runs interleaved")
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, Python "
-          f"{platform.python_version()} ({platform.system()} {platform.machine()}), "
-          f"load average {load}")
+    print(
+        f"B3 fetch benchmark: replica on 127.0.0.1, portfolio {day} ({served.origin}, "
+        f"{len(served.rows)} rows, {len(urls)} API page(s)), 1 warm-up run per path, "
+        "bare and api runs interleaved"
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, {cpu_model()}, Python "
+        f"{platform.python_version()} ({platform.system()} {platform.machine()}), "
+        f"load average {load}"
+    )
     if chromium:
         print(f"browser: {chromium}")
     elif not args.no_browser:
@@ -120,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     medians = {}
     for name, values in rows:
         medians[name] = statistics.median(values)
-        print(f"{name:<{width}}  {medians[name]:>10.1f}  {p95(values):>10.1f}  "
-              f"{len(values):>5}")
+        print(f"{name:<{width}}  {medians[name]:>10.1f}  {p95(values):>10.1f}  {len(values):>5}")
     bare_m, api_m = medians[rows[0][0]], medians[rows[1][0]]
     print()
     print(f"api / bare (median): {api_m / bare_m:.2f}x")
