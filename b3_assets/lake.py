@@ -40,9 +40,6 @@ class Lake(ABC):
     def write_bytes(self, key: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def exists(self, key: str) -> bool: ...
-
-    @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Every object key under ``prefix``, sorted."""
 
@@ -85,7 +82,7 @@ class LocalLake(Lake):
     def read_bytes(self, key: str) -> bytes:
         try:
             return self.path(key).read_bytes()
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise LakeError(f"{self.uri(key)} does not exist") from exc
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -103,9 +100,6 @@ class LocalLake(Lake):
             raise
         for listener in self._listeners:
             listener(self.bucket, key)
-
-    def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
 
     def _walk(self, base: Path) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(base):
@@ -149,10 +143,6 @@ class S3Lake(Lake):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
-
-    def exists(self, key: str) -> bool:
-        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
-        return any(o["Key"] == key for o in resp.get("Contents", []))
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -16,10 +16,10 @@ import pytest
 
 from b3_assets.assets import LANDING
 from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.io_managers import LandingIOManager
 from b3_assets.lake import Lake, LakeError, LocalLake, S3Lake
 from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_day_partitions
+from b3_assets.resources import LandingIOManager, resources_for
 from b3_assets.settings import Settings
 from b3_assets_tests.landing_factory import landing_table
 from b3_assets_tests.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
@@ -50,21 +50,18 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
 # --------------------------------------------------------------------------- the contract
 
 
-def test_write_read_exists(lake: Lake) -> None:
+def test_write_read_overwrite(lake: Lake) -> None:
     key = "raw/ibov/dt=2025-03-05/abc/payload.json"
-    assert not lake.exists(key)
+    assert lake.list_keys("raw/") == []
     lake.write_bytes(key, b'{"a": 1}')
-    assert lake.exists(key)
+    assert lake.list_keys("raw/") == [key]
     assert lake.read_bytes(key) == b'{"a": 1}'
     lake.write_bytes(key, b"")  # overwrite, and an empty object is still an object
-    assert lake.exists(key) and lake.read_bytes(key) == b""
-    # A folder, a key's prefix or a longer sibling is not the object.
-    for other in (
-        "raw/ibov/dt=2025-03-05/abc",
-        "raw/ibov/dt=2025-03-05/abc/payload.js",
-        "raw/ibov/dt=2025-03-05/abc/payload.json.bak",
-    ):
-        assert not lake.exists(other), other
+    assert lake.list_keys("raw/") == [key] and lake.read_bytes(key) == b""
+    # A folder or a key's prefix is not the object.
+    for other in ("raw/ibov/dt=2025-03-05/abc", "raw/ibov/dt=2025-03-05/abc/payload.js"):
+        with pytest.raises(LakeError):
+            lake.read_bytes(other)
 
 
 def test_missing_key_error_names_the_uri(lake: Lake) -> None:
@@ -151,11 +148,11 @@ def test_many_keys_are_listed_and_deleted_across_pages(s3: Any, bucket: str) -> 
     ]
 
 
-def test_platform_builds_an_s3_lake_on_the_endpoint(moto: MotoServer, s3: Any, bucket: str) -> None:
-    from b3_assets.resources import build_platform
-
+def test_aws_resources_build_an_s3_lake_on_the_endpoint(
+    moto: MotoServer, s3: Any, bucket: str
+) -> None:
     settings = Settings(env="aws", bucket=bucket, aws_endpoint_url=moto.endpoint)
-    lake = build_platform(settings).lake
+    lake = resources_for(settings)["lake"].get()
     assert isinstance(lake, S3Lake) and lake.bucket == bucket
     lake.write_bytes("raw/x.json", b"{}")
     assert s3.get_object(Bucket=bucket, Key="raw/x.json")["Body"].read() == b"{}"
@@ -164,11 +161,21 @@ def test_platform_builds_an_s3_lake_on_the_endpoint(moto: MotoServer, s3: Any, b
 # --------------------------------------------------------------------------- landing IO manager
 
 
+def _io_manager(lake: Lake) -> LandingIOManager:
+    """The landing IO manager of the environment the lake belongs to (same keys, same code)."""
+    if isinstance(lake, LocalLake):
+        settings = Settings(data_dir=lake.root)
+    else:
+        endpoint = lake.client.meta.endpoint_url
+        settings = Settings(env="aws", bucket=lake.bucket, aws_endpoint_url=endpoint)
+    return resources_for(settings)["landing_io_manager"]
+
+
 def _write_landing(lake: Lake, partition: str, tables: dict[str, Any]) -> None:
     with dg.build_output_context(
         asset_key=LANDING, partition_key=partition, asset_partitions_def=trading_day_partitions
     ) as context:
-        LandingIOManager(lake).handle_output(context, tables)
+        _io_manager(lake).handle_output(context, tables)
 
 
 def test_landing_io_manager_writes_the_same_bytes_on_s3_and_local(
