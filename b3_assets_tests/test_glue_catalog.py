@@ -1,26 +1,30 @@
-"""The refined table in the Glue Data Catalog (moto server on 127.0.0.1, never AWS):
-created once with the contract's types, partitions replaced per date, reruns idempotent."""
+"""The refined table in the Glue Data Catalog (moto server on 127.0.0.1, never AWS): the
+database and table created once with the contract's types, a date's partitions repointed in
+batches, reruns idempotent, batch errors raised."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
 import boto3
 import pytest
 
+from b3_assets_tests.moto_server import unique_name
 from glue.catalog import (
     PARQUET_SERDE,
     CatalogError,
+    ensure_database,
     ensure_table,
-    partition_location,
     register_partitions,
 )
+from glue.layout import refined_run_prefix
 
 DATABASE = "default"
 TABLE = "b3_etl_soma_acao"
-ROOT = "s3://b3-lake/refined"
+ROOT_BUCKET = "s3://b3-lake"
+ROOT = f"{ROOT_BUCKET}/refined"
 D0305 = date(2025, 3, 5)
 D0306 = date(2025, 3, 6)
 
@@ -49,6 +53,11 @@ def partitions(glue: Any, day: date | None = None) -> dict[tuple[str, str], str]
             if day is None or p["Values"][0] == day.isoformat():
                 found[(p["Values"][0], p["Values"][1])] = p["StorageDescriptor"]["Location"]
     return found
+
+
+def at(day: date, run_id: str, issuers: Iterable[str]) -> dict[str, str]:
+    """Each issuer's run folder of ``day``, as the job points partitions at them."""
+    return {a: f"{ROOT_BUCKET}/{refined_run_prefix(day, a, run_id)}" for a in issuers}
 
 
 def roots(n: int) -> list[str]:
@@ -84,77 +93,78 @@ def test_table_created_once_with_the_contract(glue: Any) -> None:
     assert table["Parameters"]["classification"] == "parquet"
 
 
-def test_missing_database_is_a_clear_error(glue: Any) -> None:
-    with pytest.raises(CatalogError, match="database 'nope' does not exist"):
-        ensure_table(glue, "nope", TABLE, ROOT)
+def test_database_created_when_missing(glue: Any) -> None:
+    name = unique_name("b3_fresh").replace("-", "_")
+    assert ensure_database(glue, name) is True
+    assert ensure_database(glue, name) is False
+    assert ensure_database(glue, DATABASE) is False
+    assert ensure_table(glue, name, TABLE, ROOT) is True
+    glue.delete_database(Name=name)
 
 
-def test_partitions_replaced_per_date_in_batches(glue: Any) -> None:
+def test_partitions_repointed_per_date_in_batches(glue: Any) -> None:
     ensure_table(glue, DATABASE, TABLE, ROOT)
-    many = roots(130)  # more than one BatchCreatePartition (100)
-    other_day = register_partitions(glue, DATABASE, TABLE, ROOT, D0306, ["PETR", "VALE"])
+    many = roots(130)  # more than one BatchCreatePartition and BatchUpdatePartition (100)
+    other_day = register_partitions(glue, DATABASE, TABLE, D0306, at(D0306, "r1", ["PETR", "VALE"]))
     assert other_day.created == ["PETR", "VALE"]
 
-    first = register_partitions(glue, DATABASE, TABLE, ROOT, D0305, reversed(many))
+    first = register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r1", reversed(many)))
     assert first.created == sorted(many)
-    assert first.deleted == []
+    assert (first.updated, first.deleted) == ([], [])
     found = partitions(glue, D0305)
     assert len(found) == 130
     # Camel-case folders as the job writes them, though Glue's keys are lowercase.
-    assert found[("2025-03-05", many[0])] == f"{ROOT}/DataCarteira=2025-03-05/Acao={many[0]}/"
-    assert found[("2025-03-05", many[0])] == partition_location(ROOT, D0305, many[0])
+    assert found[("2025-03-05", many[0])] == (
+        f"{ROOT}/DataCarteira=2025-03-05/Acao={many[0]}/run=r1/"
+    )
     sd = glue.get_partition(
         DatabaseName=DATABASE, TableName=TABLE, PartitionValues=["2025-03-05", many[0]]
     )["Partition"]["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
     assert len(sd["Columns"]) == 9
 
-    # Rerun: nothing changes.
-    again = register_partitions(glue, DATABASE, TABLE, ROOT, D0305, many)
-    assert (again.created, again.deleted, again.updated) == ([], [], [])
+    # The same run again: nothing changes.
+    again = register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r1", many))
+    assert (again.created, again.updated, again.deleted) == ([], [], [])
     assert again.unchanged == sorted(many)
 
-    # The date is refined again with fewer issuers: 90 go (more than one 25-item delete).
-    kept = many[:40]
-    shrunk = register_partitions(glue, DATABASE, TABLE, ROOT, D0305, [*kept, "NEWW"])
-    assert shrunk.deleted == sorted(many[40:])
-    assert shrunk.created == ["NEWW"]
-    assert set(partitions(glue, D0305)) == {("2025-03-05", a) for a in [*kept, "NEWW"]}
+    # A new run with fewer issuers: 120 repointed, 10 go, one arrives.
+    kept = many[:120]
+    second = register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r2", [*kept, "NEWW"]))
+    assert (second.updated, second.created) == (sorted(kept), ["NEWW"])
+    assert second.deleted == sorted(many[120:])
+    assert partitions(glue, D0305) == {
+        ("2025-03-05", a): loc for a, loc in at(D0305, "r2", [*kept, "NEWW"]).items()
+    }
+    # 100 more go: more than one BatchDeletePartition (25).
+    third = register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r3", kept[:21]))
+    assert len(third.deleted) == 100 and len(partitions(glue, D0305)) == 21
     # The other date is untouched.
     assert set(partitions(glue, D0306)) == {("2025-03-06", "PETR"), ("2025-03-06", "VALE")}
 
 
-def test_partitions_pointing_elsewhere_are_repointed(glue: Any) -> None:
-    ensure_table(glue, DATABASE, TABLE, ROOT)
-    register_partitions(glue, DATABASE, TABLE, "s3://old-bucket/refined", D0305, ["PETR", "VALE"])
-
-    changes = register_partitions(glue, DATABASE, TABLE, ROOT, D0305, ["PETR", "VALE"])
-
-    assert changes.updated == ["PETR", "VALE"]
-    assert partitions(glue, D0305) == {
-        ("2025-03-05", "PETR"): f"{ROOT}/DataCarteira=2025-03-05/Acao=PETR/",
-        ("2025-03-05", "VALE"): f"{ROOT}/DataCarteira=2025-03-05/Acao=VALE/",
-    }
-
-
 def test_batch_errors_are_raised_not_swallowed(glue: Any) -> None:
     ensure_table(glue, DATABASE, TABLE, ROOT)
+    register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r1", ["VALE"]))
 
     class Refusing:
-        """A Glue client whose batch create reports a failure in its response."""
+        """A Glue client whose batch calls report failures in their responses."""
 
         def __getattr__(self, name: str) -> Any:
             return getattr(glue, name)
 
         def batch_create_partition(self, **kwargs: Any) -> dict[str, Any]:
-            return {
-                "Errors": [
-                    {
-                        "PartitionValues": ["2025-03-05", "PETR"],
-                        "ErrorDetail": {"ErrorCode": "AccessDeniedException", "ErrorMessage": "no"},
-                    }
-                ]
-            }
+            values = kwargs["PartitionInputList"][0]["Values"]
+            error = {"ErrorCode": "AlreadyExistsException", "ErrorMessage": "exists"}
+            return {"Errors": [{"PartitionValues": values, "ErrorDetail": error}]}
 
-    with pytest.raises(CatalogError, match="AccessDeniedException"):
-        register_partitions(Refusing(), DATABASE, TABLE, ROOT, D0305, ["PETR"])
+        def batch_update_partition(self, **kwargs: Any) -> dict[str, Any]:
+            values = kwargs["Entries"][0]["PartitionValueList"]
+            error = {"ErrorCode": "AccessDeniedException", "ErrorMessage": "no"}
+            return {"Errors": [{"PartitionValueList": values, "ErrorDetail": error}]}
+
+    # A partition someone else created may point anywhere: not taken as done.
+    with pytest.raises(CatalogError, match=r"create 1 .*PETR.*AlreadyExistsException"):
+        register_partitions(Refusing(), DATABASE, TABLE, D0305, at(D0305, "r2", ["PETR"]))
+    with pytest.raises(CatalogError, match=r"repoint 1 .*VALE.*AccessDeniedException"):
+        register_partitions(Refusing(), DATABASE, TABLE, D0305, at(D0305, "r2", ["VALE"]))

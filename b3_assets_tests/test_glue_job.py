@@ -1,17 +1,21 @@
 """The Glue job: arguments through awsglue's real getResolvedOptions, the awsglue wrapper with
-GlueContext/Job stubbed, and run_job on local Spark with S3 and the Glue catalog on a moto
-server (127.0.0.1). Spark reads and writes a local folder mirroring the bucket (the
-``io_base_uri`` seam): local Spark has no S3 filesystem."""
+GlueContext/Job stubbed, the wait for overlapping runs (Glue job runs on moto, and a fake
+GetJobRuns that counts its pages), and run_job on local Spark with S3 and the Glue catalog on
+a moto server (127.0.0.1), each test in an account of its own where nothing exists yet. Local
+Spark has no S3 filesystem: it reads and writes a local folder that :class:`Lake` keeps equal
+to the moto bucket the job lists and deletes from (the ``io_base_uri`` seam)."""
 
 from __future__ import annotations
 
-import json
+import functools
+import io
+import secrets
 import shutil
 import sys
 import time
 import types
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +28,20 @@ from b3_assets_tests.landing_factory import landing_table, write_landing
 from b3_assets_tests.moto_server import MotoServer, unique_name
 from b3_assets_tests.test_refine_spark_parity import local_spark
 from glue import job as glue_job
-from glue.local_job import run_local_refine
+from glue.layout import TABLE_NAME, refined_date_prefix, refined_run_prefix
 from glue.transform import REFINED_FILE_SCHEMA
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 BUCKET = "b3-lake"
+D0227 = date(2025, 2, 27)
 D0228 = date(2025, 2, 28)
+D0304 = date(2025, 3, 4)
 D0305 = date(2025, 3, 5)
+D0306 = date(2025, 3, 6)
 PROCESSADO_EM = datetime(2025, 3, 5, 22, 0, 1, tzinfo=UTC)
+FRESH_REGION = "sa-east-1"
 
 
 @pytest.fixture(scope="module")
@@ -52,54 +60,69 @@ def awsglue_utils() -> types.ModuleType:
 
 def test_required_arguments_and_defaults(awsglue_utils: types.ModuleType) -> None:
     args = glue_job.resolve_args(["job.py", "--data_carteira", "2025-03-05", "--bucket", BUCKET])
-    assert args == {
-        "data_carteira": "2025-03-05",
-        "bucket": BUCKET,
-        "landing_prefix": "landing/ibov",
-        "refined_prefix": "refined",
-        "database": "default",
-        "table": "b3_etl_soma_acao",
-    }
+    assert args == {"data_carteira": "2025-03-05", "bucket": BUCKET, "database": "default"}
+    assert glue_job.job_dates(args) == [D0305]
 
 
-def test_optional_arguments_and_glue_injected_ones(awsglue_utils: types.ModuleType) -> None:
+def test_a_batch_of_dates_and_glue_injected_arguments(awsglue_utils: types.ModuleType) -> None:
     argv = [
         "job.py",
         "--JOB_ID", "j_1",
         "--JOB_RUN_ID", "jr_1",
         "--job-bookmark-option", "job-bookmark-disable",
         "--TempDir", "s3://tmp/x",
-        "--data_carteira", "2025-03-05",
+        "--data_carteiras", "2025-02-27,2025-02-28,2025-03-05",
         "--bucket", BUCKET,
         "--database=b3",
-        "--table", "soma",
-        "--refined_prefix", "curated/refined",
+        "--table", "ignored",  # the layout is fixed: stale stack arguments do no harm
         "--JOB_NAME", "b3-refine",
     ]  # fmt: skip
     args = glue_job.resolve_args(argv)
-    assert args["database"] == "b3"
-    assert args["table"] == "soma"
-    assert args["refined_prefix"] == "curated/refined"
-    assert args["landing_prefix"] == "landing/ibov"
-    assert args["JOB_NAME"] == "b3-refine"
-    assert args["JOB_RUN_ID"] == "jr_1"  # what the job waits on overlapping runs with
-    assert "TempDir" not in args
+    assert args == {
+        "data_carteiras": "2025-02-27,2025-02-28,2025-03-05",
+        "bucket": BUCKET,
+        "database": "b3",
+        "JOB_NAME": "b3-refine",
+        "JOB_RUN_ID": "jr_1",  # the run folder, and what overlapping runs are ordered by
+    }
+    assert glue_job.job_dates(args) == [D0227, D0228, D0305]
 
 
-def test_bad_arguments_are_refused(awsglue_utils: types.ModuleType) -> None:
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        ([], "exactly one of --data_carteira"),
+        (["--data_carteira", "2025-03-05", "--data_carteiras", "2025-03-06"], "exactly one"),
+        (["--data_carteira", "05/03/2025"], "YYYY-MM-DD"),
+        (["--data_carteira", "2025-03-05,2025-03-06"], "YYYY-MM-DD"),
+        (["--data_carteira", "2025-02-30"], "impossible date"),
+        (["--data_carteiras", "2025-03-05,2025-02-28"], "ascending order without repeats"),
+        (["--data_carteiras", "2025-03-05,2025-03-05"], "ascending order without repeats"),
+        (["--data_carteira", "2025-03-05", "--database", ""], "--database must not be empty"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    awsglue_utils: types.ModuleType, dates: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        glue_job.resolve_args(["job.py", "--bucket", BUCKET, *dates])
+
+
+def test_a_missing_bucket_is_refused(awsglue_utils: types.ModuleType) -> None:
     with pytest.raises(awsglue_utils.GlueArgumentError, match="bucket"):
         glue_job.resolve_args(["job.py", "--data_carteira", "2025-03-05"])
-    with pytest.raises(ValueError, match="YYYY-MM-DD"):
-        glue_job.resolve_args(["job.py", "--data_carteira", "05/03/2025", "--bucket", BUCKET])
-    with pytest.raises(ValueError, match="--table must not be empty"):
-        glue_job.resolve_args(
-            ["job.py", "--data_carteira", "2025-03-05", "--bucket", BUCKET, "--table", ""]
-        )
 
 
 def test_main_wraps_run_job_in_glue_context_and_job(
-    monkeypatch: pytest.MonkeyPatch, moto_env: str, awsglue_utils: types.ModuleType
+    monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, awsglue_utils: types.ModuleType
 ) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,  # nothing main builds can reach AWS
+    }.items():
+        monkeypatch.setenv(name, value)
     calls: list[tuple[str, Any]] = []
 
     class FakeGlueContext:
@@ -112,7 +135,7 @@ def test_main_wraps_run_job_in_glue_context_and_job(
             assert isinstance(glue_context, FakeGlueContext)
 
         def init(self, name: str, args: dict[str, str]) -> None:
-            calls.append(("init", (name, args["data_carteira"])))
+            calls.append(("init", (name, args["data_carteiras"])))
 
         def commit(self) -> None:
             calls.append(("commit", None))
@@ -127,36 +150,36 @@ def test_main_wraps_run_job_in_glue_context_and_job(
         assert s3.meta.service_model.service_name == "s3"
         assert glue.meta.service_model.service_name == "glue"
         calls.append(("run_job", args))
-        return {"rows": 84}
+        return {"dates": []}
 
-    stub = types.ModuleType
-    monkeypatch.setitem(sys.modules, "awsglue.context", stub("awsglue.context"))
-    monkeypatch.setitem(sys.modules, "awsglue.job", stub("awsglue.job"))
-    monkeypatch.setitem(sys.modules, "pyspark.context", stub("pyspark.context"))
-    sys.modules["awsglue.context"].GlueContext = FakeGlueContext  # type: ignore[attr-defined]
-    sys.modules["awsglue.job"].Job = FakeJob  # type: ignore[attr-defined]
-    sys.modules["pyspark.context"].SparkContext = FakeSparkContext  # type: ignore[attr-defined]
-    monkeypatch.setattr(glue_job, "run_job", fake_run_job)
-
-    def fake_wait(glue: Any, job_name: str, run_id: str, data_carteira: str) -> list[str]:
-        calls.append(("wait", (job_name, run_id, data_carteira)))
+    def fake_wait(glue: Any, job_name: str, run_id: str, dates: list[date]) -> list[str]:
+        calls.append(("wait", (job_name, run_id, dates)))
         return []
 
+    stubs = {
+        "awsglue.context": ("GlueContext", FakeGlueContext),
+        "awsglue.job": ("Job", FakeJob),
+        "pyspark.context": ("SparkContext", FakeSparkContext),
+    }
+    for module, (name, value) in stubs.items():
+        stub = types.ModuleType(module)
+        setattr(stub, name, value)
+        monkeypatch.setitem(sys.modules, module, stub)
+    monkeypatch.setattr(glue_job, "run_job", fake_run_job)
     monkeypatch.setattr(glue_job, "wait_for_earlier_runs", fake_wait)
 
-    argv = ["job.py", "--JOB_NAME", "b3-refine", "--data_carteira", "2025-03-05"]
+    argv = ["job.py", "--JOB_NAME", "b3-refine", "--data_carteiras", "2025-03-05,2025-03-06"]
     summary = glue_job.main([*argv, "--bucket", BUCKET, "--JOB_RUN_ID", "jr_7"])
 
-    assert summary == {"rows": 84}
+    assert summary == {"dates": []}
     assert [c[0] for c in calls] == ["GlueContext", "init", "wait", "run_job", "commit"]
-    assert calls[2][1] == ("b3-refine", "jr_7", "2025-03-05")
     assert calls[0][1] == "spark-context"
-    assert calls[1][1] == ("b3-refine", "2025-03-05")
+    assert calls[1][1] == ("b3-refine", "2025-03-05,2025-03-06")
+    assert calls[2][1] == ("b3-refine", "jr_7", [D0305, D0306])
     assert calls[3][1]["bucket"] == BUCKET
-    assert calls[3][1]["table"] == "b3_etl_soma_acao"
 
 
-# --- one run per date at a time (Glue's job runs on moto) ------------------------------------
+# --- one run per date at a time ------------------------------------------------------------
 
 
 class Clock:
@@ -179,41 +202,46 @@ def glue_runs(moto: MotoServer) -> Iterator[tuple[Any, str]]:
     """A Glue job on moto whose runs stay in the state they start in until told otherwise."""
     glue = moto.client("glue")
     job = unique_name("b3-refine")
-    glue.create_job(Name=job, Role="arn:aws:iam::123456789012:role/glue",
-                    Command={"Name": "glueetl", "ScriptLocation": "s3://a/job.py"},
-                    ExecutionProperty={"MaxConcurrentRuns": 10})
+    glue.create_job(
+        Name=job,
+        Role="arn:aws:iam::123456789012:role/glue",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://a/job.py"},
+        ExecutionProperty={"MaxConcurrentRuns": 10},
+    )
     yield glue, job
 
 
-def _start(glue: Any, job: str, day: str) -> str:
-    run_id = glue.start_job_run(JobName=job, Arguments={"--data_carteira": day})["JobRunId"]
+def _start(glue: Any, job: str, **arguments: str) -> str:
+    args = {f"--{name}": value for name, value in arguments.items()}
+    run_id = glue.start_job_run(JobName=job, Arguments=args)["JobRunId"]
     time.sleep(0.01)  # distinct StartedOn, as real runs started by separate events have
     return run_id
 
 
-def test_an_overlapping_run_of_the_same_date_waits_for_the_earlier_one(
+def test_an_overlapping_run_of_the_same_date_waits_for_the_earlier_ones(
     moto: MotoServer, glue_runs: tuple[Any, str]
 ) -> None:
     glue, job = glue_runs
     # Every run advances one state (STARTING -> RUNNING -> SUCCEEDED) per 3 reads of it.
     with moto.transition("glue::job_run", progression="manual", times=3):
-        first = _start(glue, job, "2025-03-05")
-        other_date = _start(glue, job, "2025-03-06")
-        duplicate = _start(glue, job, "2025-03-05")
+        first = _start(glue, job, data_carteira="2025-03-05")
+        other_date = _start(glue, job, data_carteira="2025-03-06")
+        batch = _start(glue, job, data_carteiras="2025-03-04,2025-03-05")
+        duplicate = _start(glue, job, data_carteira="2025-03-05")
         clock = Clock()
 
         waited = glue_job.wait_for_earlier_runs(
-            glue, job, duplicate, "2025-03-05", poll_s=15, sleep=clock.sleep, clock=clock
+            glue, job, duplicate, [D0305], poll_s=15, sleep=clock.sleep, clock=clock
         )
         states = {r["Id"]: r["JobRunState"] for r in glue.get_job_runs(JobName=job)["JobRuns"]}
 
-    assert waited == [first]  # not the other date's run, not itself
-    assert clock.sleeps and set(clock.sleeps) == {15}
-    assert states[first] == "SUCCEEDED"
-    # The earliest run of a date waits for nobody; a run Glue does not list neither.
-    assert glue_job.earlier_active_runs(glue, job, first, "2025-03-05") == []
-    assert glue_job.earlier_active_runs(glue, job, "jr_local", "2025-03-05") == []
+    assert waited == [first, batch]  # not the other date's run, not itself
     assert other_date not in waited
+    assert clock.sleeps and set(clock.sleeps) == {15}
+    assert states[first] == states[batch] == "SUCCEEDED"
+    # The earliest run of a date waits for nobody; a run Glue does not list neither.
+    assert glue_job.earlier_active_runs(glue, job, first, [D0305]) == []
+    assert glue_job.earlier_active_runs(glue, job, "jr_local", [D0305]) == []
 
 
 def test_a_run_that_waits_too_long_fails_having_written_nothing(
@@ -221,33 +249,81 @@ def test_a_run_that_waits_too_long_fails_having_written_nothing(
 ) -> None:
     glue, job = glue_runs
     with moto.transition("glue::job_run", progression="manual", times=10**9):
-        first = _start(glue, job, "2025-03-05")
-        duplicate = _start(glue, job, "2025-03-05")
+        first = _start(glue, job, data_carteira="2025-03-05")
+        duplicate = _start(glue, job, data_carteiras="2025-03-05,2025-03-06")
         clock = Clock()
         with pytest.raises(TimeoutError) as info:
-            glue_job.wait_for_earlier_runs(glue, job, duplicate, "2025-03-05", timeout_s=60,
-                                           poll_s=15, sleep=clock.sleep, clock=clock)
+            glue_job.wait_for_earlier_runs(
+                glue,
+                job,
+                duplicate,
+                [D0305, D0306],
+                timeout_s=60,
+                poll_s=15,
+                sleep=clock.sleep,
+                clock=clock,
+            )
     message = str(info.value)
-    assert f"{first} (STARTING)" in message and "2025-03-05" in message
+    assert f"{first} (STARTING)" in message and "2025-03-05, 2025-03-06" in message
     assert "Nothing was written" in message
     assert clock.now == 60
 
 
-# --- run_job: local Spark, S3 and Glue on moto -----------------------------------------------
+class PagedJobRuns:
+    """GetJobRuns over a 90-day history, newest first as Glue lists it, ``size`` runs a page;
+    counts the pages asked for."""
+
+    def __init__(self, runs: list[dict[str, Any]], size: int) -> None:
+        self.runs = runs
+        self.size = size
+        self.pages = 0
+
+    def get_job_runs(self, JobName: str, MaxResults: int, NextToken: str = "0") -> dict[str, Any]:
+        self.pages += 1
+        start = int(NextToken)
+        page: dict[str, Any] = {"JobRuns": self.runs[start : start + self.size]}
+        if start + self.size < len(self.runs):
+            page["NextToken"] = str(start + self.size)
+        return page
 
 
-@pytest.fixture
-def moto_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Fake credentials, and every boto3 client pointed at moto: nothing can reach AWS."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": moto_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return moto_endpoint
+def _history(mine_started: datetime) -> list[dict[str, Any]]:
+    """A run every 10 minutes for 90 days up to 10 minutes after ``mine_started``, all of
+    2025-03-05 and all still RUNNING (as a stale listing might show them)."""
+    runs = []
+    for i in range(90 * 144):
+        started = mine_started + timedelta(minutes=10) - i * timedelta(minutes=10)
+        arguments = {"--data_carteira": "2025-03-05"}
+        runs.append(
+            {
+                "Id": f"jr_{i:05d}",
+                "StartedOn": started,
+                "JobRunState": "RUNNING",
+                "Arguments": arguments,
+            }
+        )
+    return runs
+
+
+def test_the_wait_pages_job_runs_only_back_to_the_job_timeout() -> None:
+    mine_started = datetime.now(UTC) - timedelta(minutes=5)
+    glue = PagedJobRuns(_history(mine_started), size=3)
+    mine = glue.runs[1]["Id"]  # jr_00000 started 10 minutes after it
+
+    earlier = glue_job.earlier_active_runs(glue, "b3-refine", mine, [D0305])
+
+    # 60 minutes back from its start: the 6 runs before it; the first run older than that is
+    # on page 3, the last asked for (of 4320).
+    assert [r["Id"] for r in earlier] == [f"jr_{i:05d}" for i in range(2, 8)]
+    assert timedelta(minutes=60) == glue_job.JOB_TIMEOUT
+    assert glue.pages == 3
+
+    unknown = PagedJobRuns(_history(mine_started), size=3)
+    assert glue_job.earlier_active_runs(unknown, "b3-refine", "jr_local", [D0305]) == []
+    assert unknown.pages == 3  # not listed within the job timeout: not listed at all
+
+
+# --- run_job: local Spark, S3 and Glue on moto ---------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -255,114 +331,220 @@ def spark(request: pytest.FixtureRequest) -> SparkSession:
     return local_spark(request)
 
 
-class Lake:
-    """A bucket on moto plus a local folder mirroring it (what Spark reads and writes)."""
+def _to_account(account: str, request: Any, **_: Any) -> None:
+    request.headers["x-moto-account-id"] = account
 
-    def __init__(self, root: Path, s3: Any) -> None:
+
+class Lake:
+    """A fresh account's bucket on moto, as the job's S3 client, plus the local folder local
+    Spark reads and writes. Spark's new files are uploaded before every listing, and deleted
+    keys leave the folder too (Hadoop's ``.crc`` side files are not objects)."""
+
+    def __init__(self, endpoint: str, root: Path) -> None:
+        self.account = f"{secrets.randbelow(10**12):012d}"  # nothing exists there yet
+        self.bucket = unique_name("b3-lake")  # bucket names are global, even on moto
         self.root = root
-        self.s3 = s3
+        root.mkdir(parents=True)
+        self.s3 = self.client(endpoint, "s3")
+        self.glue = self.client(endpoint, "glue")
+        self.s3.create_bucket(
+            Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": FRESH_REGION}
+        )
+
+    def client(self, endpoint: str, service: str) -> Any:
+        client = boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=FRESH_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        client.meta.events.register("before-sign", functools.partial(_to_account, self.account))
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+    def get_paginator(self, name: str) -> Any:
+        self.sync()
+        return self.s3.get_paginator(name)
+
+    def delete_objects(self, Bucket: str, Delete: dict[str, Any]) -> Any:
+        for obj in Delete["Objects"]:
+            path = self.root / obj["Key"]
+            path.unlink(missing_ok=True)
+            path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
+        return self.s3.delete_objects(Bucket=Bucket, Delete=Delete)
+
+    def sync(self) -> None:
+        present = set(self.keys(""))
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and not path.name.endswith(".crc") and key not in present:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
+
+    def keys(self, prefix: str) -> list[str]:
+        """The bucket's keys as they are (no sync)."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def put_landing(self, table: Any) -> None:
         path = write_landing(self.root, table)
         key = path.relative_to(self.root).as_posix()
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes())
 
-    def keys(self, prefix: str) -> list[str]:
-        response = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-        return [o["Key"] for o in response.get("Contents", [])]
+    def run(self, spark: SparkSession, glue: Any = None, **args: str) -> dict[str, Any]:
+        return glue_job.run_job(
+            spark,
+            self,
+            glue or self.glue,
+            {"bucket": self.bucket, **args},
+            io_base_uri=f"file://{self.root}",
+            processado_em=PROCESSADO_EM,
+        )
 
-    @property
-    def io_base_uri(self) -> str:
-        return f"file://{self.root}"
+    def partitions(self, day: date) -> dict[str, str]:
+        """The date's partitions in the catalog: issuer -> location."""
+        response = self.glue.get_partitions(
+            DatabaseName="default", TableName=TABLE_NAME, Expression=f"datacarteira = '{day}'"
+        )
+        return {p["Values"][1]: p["StorageDescriptor"]["Location"] for p in response["Partitions"]}
+
+    def published(self, day: date) -> dict[str, dict[str, Any]]:
+        """What Athena reads for the date: the files at each partition's location, one row
+        per issuer (a doubled issuer would fail here), with the refined file schema."""
+        rows = {}
+        files = self.keys(refined_date_prefix(day))
+        for acao, location in self.partitions(day).items():
+            folder = location.removeprefix(f"s3://{self.bucket}/")
+            keys = [k for k in files if k.startswith(folder)]
+            assert len(keys) == 1, (acao, keys)
+            body = self.s3.get_object(Bucket=self.bucket, Key=keys[0])["Body"].read()
+            table = pq.read_table(io.BytesIO(body))
+            assert [(f.name, f.type) for f in table.schema] == [
+                (f.name, f.type) for f in REFINED_FILE_SCHEMA
+            ]
+            (rows[acao],) = table.to_pylist()
+        return rows
+
+    def assert_only_run(self, day: date, run_id: str, issuers: list[str]) -> None:
+        """The date's objects are one file per issuer under the run's folders, nothing else."""
+        keys = self.keys(refined_date_prefix(day))
+        assert len(keys) == len(issuers)
+        prefixes = sorted(k.rsplit("/", 1)[0] + "/" for k in keys)
+        assert prefixes == [refined_run_prefix(day, a, run_id) for a in sorted(issuers)]
+        assert all(k.endswith(".snappy.parquet") for k in keys)
+        assert self.partitions(day) == {
+            a: f"s3://{self.bucket}/{refined_run_prefix(day, a, run_id)}" for a in issuers
+        }
 
 
-def refined_rows(folder: Path) -> dict[str, dict[str, Any]]:
-    """One row per Acao folder; each folder holds exactly one Parquet file."""
-    rows = {}
-    for part in sorted(folder.glob("Acao=*")):
-        files = sorted(part.glob("*.parquet"))
-        assert len(files) == 1, files
-        table = pq.ParquetFile(files[0]).read()
-        assert [(f.name, f.type) for f in table.schema] == [
-            (f.name, f.type) for f in REFINED_FILE_SCHEMA
-        ]
-        rows[part.name.removeprefix("Acao=")] = table.to_pylist()[0]
-    return rows
+class KilledAfterTheWrite:
+    """A Glue client that fails the first change to a partition: a run dying between its
+    Spark write and the repoint."""
+
+    def __init__(self, glue: Any) -> None:
+        self.glue = glue
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("batch_") and name.endswith("_partition"):
+            raise RuntimeError("the run was killed before the repoint")
+        return getattr(self.glue, name)
+
+
+@pytest.fixture
+def lake(moto_endpoint: str, tmp_path: Path) -> Lake:
+    return Lake(moto_endpoint, tmp_path / "bucket")
 
 
 @pytest.mark.spark
-def test_run_job_refines_replaces_and_catalogs(
-    spark: SparkSession, moto_env: str, tmp_path: Path
+def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
+    spark: SparkSession, lake: Lake
 ) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_env)
-    glue = boto3.client("glue", endpoint_url=moto_env)
-    s3.create_bucket(Bucket=BUCKET)
-    glue.create_database(DatabaseInput={"Name": "default"})
-    lake = Lake(tmp_path / "bucket", s3)
-    lake.put_landing(landing_table(date(2025, 2, 27), drop={"PETR"}))
+    lake.put_landing(landing_table(D0227, drop={"PETR"}))
     lake.put_landing(landing_table(D0228, drop={"AZUL"}))
     lake.put_landing(landing_table(D0305))
-    lake.put_landing(landing_table(date(2025, 3, 6)))  # later dates do not count
-    s3.put_object(Bucket=BUCKET, Key="refined/DataCarteira=2025-03-05/Acao=ZZZZ/old.parquet")
-    args = {"data_carteira": "2025-03-05", "bucket": BUCKET}
+    lake.put_landing(landing_table(D0306))  # later dates do not count
+    old_layout = f"{refined_date_prefix(D0305)}Acao=ZZZZ/part-00000.parquet"
+    lake.s3.put_object(Bucket=lake.bucket, Key=old_layout)  # before run folders: goes too
+    assert lake.glue.get_databases()["DatabaseList"] == []  # a fresh account: no `default`
 
-    first = glue_job.run_job(
-        spark, s3, glue, args, io_base_uri=lake.io_base_uri, processado_em=PROCESSADO_EM
-    )
+    first = lake.run(spark, data_carteira="2025-03-05", JOB_RUN_ID="jr_first")
 
-    assert first["data_carteira_anterior"] == "2025-02-28"
-    assert first["rows"] == 84
-    assert first["table_created"] is True
-    assert first["objects_replaced"] == 1
-    assert len(first["partitions_created"]) == 84
-    json.dumps(first)
-    assert lake.keys("refined/") == []  # the stale object went; Spark wrote locally here
-    out = lake.root / "refined" / "DataCarteira=2025-03-05"
-    spark_rows = refined_rows(out)
-    assert sorted(spark_rows) == first["issuers"]
-    assert spark_rows["AZUL"]["variacao_participacao_pp"] is None
-    assert {r["dias_desde_carteira_anterior"] for r in spark_rows.values()} == {5}
-    # The Glue job and the local runner write the same rows in the same layout.
-    local = tmp_path / "local"
-    for d in (date(2025, 2, 27), D0228, D0305):
-        shutil.copytree(lake.root / f"landing/ibov/dt={d}", local / f"landing/ibov/dt={d}")
-    run_local_refine(local, D0305, PROCESSADO_EM)
-    assert refined_rows(local / "refined" / "DataCarteira=2025-03-05") == spark_rows
-    partitions = glue.get_partitions(DatabaseName="default", TableName="b3_etl_soma_acao")
-    locations = {
-        tuple(p["Values"]): p["StorageDescriptor"]["Location"] for p in partitions["Partitions"]
+    assert (first["database_created"], first["table_created"]) == (True, True)
+    assert first["table"] == "default.b3_etl_soma_acao" and first["failed"] == {}
+    (day,) = first["dates"]
+    assert day["data_carteira_anterior"] == "2025-02-28"
+    assert day["rows"] == day["partitions_created"] == 84
+    assert day["objects_removed"] == 1
+    rows = lake.published(D0305)
+    lake.assert_only_run(D0305, "jr_first", sorted(rows))
+    assert rows["AZUL"]["variacao_participacao_pp"] is None
+    assert {r["dias_desde_carteira_anterior"] for r in rows.values()} == {5}
+    assert {r["processado_em"] for r in rows.values()} == {PROCESSADO_EM}
+    assert lake.keys(refined_date_prefix(D0306)) == []
+
+    # B3 republished 05/03 without BBDC and PETR; the run dies between write and repoint.
+    lake.put_landing(landing_table(D0305, drop={"BBDC", "PETR"}))
+    with pytest.raises(RuntimeError, match="killed before the repoint"):
+        lake.run(spark, KilledAfterTheWrite(lake.glue), data_carteira="2025-03-05")
+    # Athena still reads the first run's files through its partitions, BBDC and PETR too,
+    # beside the 82 files the killed run wrote into folders of its own.
+    assert set(lake.partitions(D0305).values()) == {
+        f"s3://{lake.bucket}/{refined_run_prefix(D0305, a, 'jr_first')}" for a in rows
     }
-    assert len(locations) == 84
-    assert locations[("2025-03-05", "PETR")] == (
-        f"s3://{BUCKET}/refined/DataCarteira=2025-03-05/Acao=PETR/"
-    )
+    assert lake.published(D0305) == rows
+    assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82
 
-    # B3 republished 05/03 without BBDC: the rerun replaces the date everywhere.
-    lake.put_landing(landing_table(D0305, drop={"BBDC"}))
-    second = glue_job.run_job(spark, s3, glue, args, io_base_uri=lake.io_base_uri)
+    # The next run (a run id of its own) replaces the date and removes both older runs.
+    second = lake.run(spark, data_carteira="2025-03-05")
 
-    assert second["table_created"] is False
-    assert second["partitions_deleted"] == ["BBDC"]
-    assert second["partitions_created"] == []
-    assert not (out / "Acao=BBDC").exists()
-    assert sorted(refined_rows(out)) == second["issuers"]
-    partitions = glue.get_partitions(DatabaseName="default", TableName="b3_etl_soma_acao")
-    assert len(partitions["Partitions"]) == 83
-    assert ["2025-03-05", "BBDC"] not in [p["Values"] for p in partitions["Partitions"]]
+    assert (second["database_created"], second["table_created"]) == (False, False)
+    (day,) = second["dates"]
+    assert (day["partitions_deleted"], day["partitions_created"]) == (["BBDC", "PETR"], 0)
+    assert day["partitions_repointed"] == 82 and day["objects_removed"] == 84 + 82
+    assert sorted(lake.published(D0305)) == sorted(set(rows) - {"BBDC", "PETR"})
+    lake.assert_only_run(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
 
 
 @pytest.mark.spark
-def test_run_job_without_landing_file_touches_nothing(
-    spark: SparkSession, moto_env: str, tmp_path: Path
-) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_env)
-    glue = boto3.client("glue", endpoint_url=moto_env)
-    s3.create_bucket(Bucket="empty-lake")
-    s3.put_object(Bucket="empty-lake", Key="refined/DataCarteira=2025-03-05/Acao=PETR/x.parquet")
-    args = {"data_carteira": "2025-03-05", "bucket": "empty-lake"}
+def test_a_batch_refines_each_date_in_one_run(spark: SparkSession, lake: Lake) -> None:
+    for day, dropped in ((D0227, {"PETR"}), (D0228, {"AZUL"}), (D0305, set()), (D0306, set())):
+        lake.put_landing(landing_table(day, drop=dropped))
+    dates = "2025-02-27,2025-02-28,2025-03-05"
+
+    batch = lake.run(spark, data_carteiras=dates, JOB_RUN_ID="jr_b")
+
+    assert [d["data_carteira"] for d in batch["dates"]] == dates.split(",")
+    anteriores = [d["data_carteira_anterior"] for d in batch["dates"]]
+    assert anteriores == [None, "2025-02-27", "2025-02-28"]
+    assert [d["rows"] for d in batch["dates"]] == [83, 83, 84]
+    for day in (D0227, D0228, D0305):
+        lake.assert_only_run(day, "jr_b", sorted(lake.published(day)))
+    assert lake.published(D0228)["PETR"]["variacao_participacao_pp"] is None  # back that day
+    assert lake.keys(refined_date_prefix(D0306)) == []
+
+    # A date that cannot be refined (its landing file holds another day's rows) is left as it
+    # was and fails the run, naming it, without stopping the dates after it.
+    stray = write_landing(lake.root.parent / "stray", landing_table(D0228))
+    key = "landing/ibov/dt=2025-03-04/ibov.parquet"
+    (lake.root / key).parent.mkdir(parents=True)
+    shutil.copy(stray, lake.root / key)
+    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=stray.read_bytes())
+    with pytest.raises(RuntimeError, match=r"1 of 2 date\(s\) failed.*2025-03-04.*no rows"):
+        lake.run(spark, data_carteiras="2025-03-04,2025-03-05", JOB_RUN_ID="jr_c")
+    assert lake.keys(refined_date_prefix(D0304)) == []
+    assert lake.partitions(D0304) == {}
+    lake.assert_only_run(D0305, "jr_c", sorted(lake.published(D0305)))
+
+
+@pytest.mark.spark
+def test_run_job_without_landing_file_touches_nothing(spark: SparkSession, lake: Lake) -> None:
+    stale = "refined/DataCarteira=2025-03-05/Acao=PETR/x.parquet"
+    lake.s3.put_object(Bucket=lake.bucket, Key=stale)
 
     with pytest.raises(FileNotFoundError, match="landing/ibov/dt=2025-03-05/ibov.parquet"):
-        glue_job.run_job(spark, s3, glue, args, io_base_uri=f"file://{tmp_path}")
+        lake.run(spark, data_carteira="2025-03-05")
 
-    keys = s3.list_objects_v2(Bucket="empty-lake")["Contents"]
-    assert [k["Key"] for k in keys] == ["refined/DataCarteira=2025-03-05/Acao=PETR/x.parquet"]
+    assert lake.keys("") == [stale]

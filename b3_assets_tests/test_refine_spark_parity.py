@@ -2,6 +2,7 @@
 
 Spark's rows are written to Parquet and read back with pyarrow, so the comparison covers
 what lands in the lake (Decimal, date, str, UTC timestamps), not only what collect() shows.
+This is the one Spark-vs-DuckDB proof; test_glue_job.py tests how the job publishes rows.
 """
 
 from __future__ import annotations

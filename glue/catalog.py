@@ -1,21 +1,23 @@
-"""The refined table in the AWS Glue Data Catalog: create it once, replace a date's partitions.
+"""The refined table in the AWS Glue Data Catalog: create it once, repoint a date's partitions.
 
 boto3 only (the client is passed in). Partitions are registered explicitly, so Athena sees a
-refined date as soon as the job ends: no crawler, no ``MSCK REPAIR``. Glue lowercases column
-names (``datacarteira``, ``acao``) while the S3 folders are ``DataCarteira=…/Acao=…``, so every
-partition carries its own explicit location.
+refined date as soon as the job ends: no crawler, no ``MSCK REPAIR``. Every partition carries
+its own location, the run folder its file was written to (``…/Acao=X/run=<run id>/``, see
+glue/layout.py): a date is replaced by writing the new files beside the old ones and then
+repointing its partitions, so readers see one version or the other. Glue lowercases the
+partition keys (``datacarteira``, ``acao``); the folders keep their camel case.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
-from glue.layout import REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS, refined_issuer_prefix
+from glue.layout import REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ PARTITION_KEYS: tuple[tuple[str, str, str], ...] = tuple(
 )
 
 MAX_BATCH_CREATE = 100  # BatchCreatePartition limit
+MAX_BATCH_UPDATE = 100  # BatchUpdatePartition limit
 MAX_BATCH_DELETE = 25  # BatchDeletePartition limit
 
 T = TypeVar("T")
@@ -42,12 +45,12 @@ class CatalogError(RuntimeError):
 
 @dataclass(frozen=True)
 class PartitionChanges:
-    """What register_partitions did for one date (issuer roots)."""
+    """What register_partitions does for one date (issuer roots, sorted)."""
 
-    created: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
 
 
 def _columns(spec: Iterable[tuple[str, str, str]]) -> list[dict[str, str]]:
@@ -81,10 +84,31 @@ def table_input(table: str, location: str) -> dict[str, Any]:
     }
 
 
+def ensure_database(glue_client: Any, database: str) -> bool:
+    """Create the database unless it exists; True when this call created it.
+
+    A fresh account or region has no database at all, not even ``default``: the job must work
+    there without a console visit. IAM: glue:GetDatabase, CreateDatabase (catalog, database).
+    """
+    try:
+        glue_client.get_database(Name=database)
+        return False
+    except glue_client.exceptions.EntityNotFoundException:
+        pass
+    try:
+        glue_client.create_database(
+            DatabaseInput={"Name": database, "Description": "b3-pipeline refined tables"}
+        )
+    except glue_client.exceptions.AlreadyExistsException:
+        return False  # created concurrently: same outcome
+    log.info("created Glue database %s", database)
+    return True
+
+
 def ensure_table(glue_client: Any, database: str, table: str, location: str) -> bool:
     """Create the refined table unless it exists; True when this call created it.
 
-    An existing table (from CloudFormation, say) is left as it is. The database must exist.
+    An existing table (from CloudFormation, say) is left as it is.
     """
     try:
         glue_client.get_table(DatabaseName=database, Name=table)
@@ -95,110 +119,85 @@ def ensure_table(glue_client: Any, database: str, table: str, location: str) -> 
         glue_client.create_table(DatabaseName=database, TableInput=table_input(table, location))
     except glue_client.exceptions.AlreadyExistsException:
         return False  # created concurrently: same outcome
-    except glue_client.exceptions.EntityNotFoundException as exc:
-        raise CatalogError(
-            f"Glue database {database!r} does not exist; create it (infra/ does) before "
-            f"the table {table!r}: {exc}"
-        ) from exc
     log.info("created Glue table %s.%s at %s", database, table, location)
     return True
 
 
-def partition_location(location_root: str, data_carteira: date, acao: str) -> str:
-    """``s3://bucket/refined/DataCarteira=D/Acao=X/`` (camel case, as the job writes it)."""
-    return _folder(location_root) + refined_issuer_prefix(data_carteira, acao).split("/", 1)[1]
+def plan_partitions(existing: Mapping[str, str], wanted: Mapping[str, str]) -> PartitionChanges:
+    """Issuers to create, repoint and delete so a date's partitions (issuer -> location)
+    become exactly ``wanted``."""
+    same = {a for a in wanted if a in existing and _folder(existing[a]) == _folder(wanted[a])}
+    return PartitionChanges(
+        created=sorted(set(wanted) - set(existing)),
+        updated=sorted(set(wanted) & set(existing) - same),
+        deleted=sorted(set(existing) - set(wanted)),
+        unchanged=sorted(same),
+    )
 
 
 def register_partitions(
     glue_client: Any,
     database: str,
     table: str,
-    location_root: str,
     data_carteira: date,
-    issuers: Iterable[str],
+    locations: Mapping[str, str],
 ) -> PartitionChanges:
-    """Make the date's partitions exactly ``issuers``: drop the others, add the missing ones.
+    """Make the date's partitions exactly ``locations`` (issuer root -> S3 folder).
 
-    Idempotent: a rerun with the same issuers changes nothing. Existing partitions pointing
-    elsewhere are repointed. Partition storage copies the table's (format, SerDe, columns).
-    IAM: glue:GetTable, GetPartitions, BatchCreatePartition, BatchDeletePartition,
-    UpdatePartition on the catalog, database and table.
+    Call it once the files are in place: new issuers are created, existing ones repointed,
+    absent ones deleted, each kind in as few batch calls as Glue allows (one each for a
+    day of IBOV), so every partition switches from one complete folder to another.
+    Idempotent. Partition storage copies the table's (format, SerDe, columns). IAM:
+    glue:GetTable, GetPartitions, BatchCreatePartition, BatchUpdatePartition,
+    BatchDeletePartition on the catalog, database and table.
     """
     day = data_carteira.isoformat()
-    wanted = sorted(set(issuers))
     table_sd = glue_client.get_table(DatabaseName=database, Name=table)["Table"][
         "StorageDescriptor"
     ]
-    existing = {
-        p["Values"][1]: p
-        for p in _get_partitions(glue_client, database, table, f"datacarteira = '{day}'")
-        if len(p.get("Values", [])) == 2 and p["Values"][0] == day
-    }
+    changes = plan_partitions(_date_partitions(glue_client, database, table, day), locations)
 
     def partition_input(acao: str) -> dict[str, Any]:
         sd = copy.deepcopy(table_sd)
-        sd["Location"] = partition_location(location_root, data_carteira, acao)
+        sd["Location"] = _folder(locations[acao])
         return {"Values": [day, acao], "StorageDescriptor": sd}
 
-    to_delete = sorted(set(existing) - set(wanted))
-    to_create = [a for a in wanted if a not in existing]
-    to_update = [
-        a
-        for a in wanted
-        if a in existing
-        and existing[a].get("StorageDescriptor", {}).get("Location")
-        != partition_location(location_root, data_carteira, a)
-    ]
-    for chunk in _chunks(to_delete, MAX_BATCH_DELETE):
-        response = glue_client.batch_delete_partition(
-            DatabaseName=database,
-            TableName=table,
-            PartitionsToDelete=[{"Values": [day, a]} for a in chunk],
-        )
-        _raise_errors("delete", response.get("Errors", []), ignore="EntityNotFoundException")
-    for chunk in _chunks(to_create, MAX_BATCH_CREATE):
-        response = glue_client.batch_create_partition(
-            DatabaseName=database,
-            TableName=table,
-            PartitionInputList=[partition_input(a) for a in chunk],
-        )
-        _raise_errors("create", response.get("Errors", []), ignore="AlreadyExistsException")
-    for acao in to_update:  # rare (the bucket or prefix moved): one call each
-        glue_client.update_partition(
-            DatabaseName=database,
-            TableName=table,
-            PartitionValueList=[day, acao],
-            PartitionInput=partition_input(acao),
-        )
-    changes = PartitionChanges(
-        created=to_create,
-        deleted=to_delete,
-        updated=to_update,
-        unchanged=[a for a in wanted if a in existing and a not in to_update],
-    )
+    names = {"DatabaseName": database, "TableName": table}
+    for chunk in _chunks(changes.created, MAX_BATCH_CREATE):
+        inputs = [partition_input(a) for a in chunk]
+        _check("create", glue_client.batch_create_partition(**names, PartitionInputList=inputs))
+    for chunk in _chunks(changes.updated, MAX_BATCH_UPDATE):
+        entries = [
+            {"PartitionValueList": [day, a], "PartitionInput": partition_input(a)} for a in chunk
+        ]
+        _check("repoint", glue_client.batch_update_partition(**names, Entries=entries))
+    for chunk in _chunks(changes.deleted, MAX_BATCH_DELETE):
+        values = [{"Values": [day, a]} for a in chunk]
+        response = glue_client.batch_delete_partition(**names, PartitionsToDelete=values)
+        _check("delete", response, ignore="EntityNotFoundException")  # gone is the goal
+    counts = [len(changes.created), len(changes.updated), len(changes.deleted)]
     log.info(
-        "partitions of %s.%s for %s: %d created, %d deleted, %d repointed, %d unchanged",
-        database,
-        table,
-        day,
-        len(changes.created),
-        len(changes.deleted),
-        len(changes.updated),
-        len(changes.unchanged),
+        "partitions of %s.%s for %s: %s created, repointed, deleted", database, table, day, counts
     )
     return changes
 
 
-def _get_partitions(
-    glue_client: Any, database: str, table: str, expression: str
-) -> Iterator[dict[str, Any]]:
+def _date_partitions(glue_client: Any, database: str, table: str, day: str) -> dict[str, str]:
+    """The date's partitions now: issuer root -> location."""
+    found: dict[str, str] = {}
     paginator = glue_client.get_paginator("get_partitions")
+    expression = f"datacarteira = '{day}'"
     for page in paginator.paginate(DatabaseName=database, TableName=table, Expression=expression):
-        yield from page.get("Partitions", [])
+        for p in page.get("Partitions", []):
+            values = p.get("Values", [])
+            if len(values) == 2 and values[0] == day:
+                found[values[1]] = p.get("StorageDescriptor", {}).get("Location", "")
+    return found
 
 
-def _raise_errors(action: str, errors: list[dict[str, Any]], ignore: str | None) -> None:
+def _check(action: str, response: Mapping[str, Any], ignore: str | None = None) -> None:
     """Batch APIs report failures in the response instead of raising: surface them."""
+    errors = response.get("Errors", [])
     real = [e for e in errors if e.get("ErrorDetail", {}).get("ErrorCode") != ignore]
     if real:
         details = "; ".join(
@@ -210,9 +209,9 @@ def _raise_errors(action: str, errors: list[dict[str, Any]], ignore: str | None)
         raise CatalogError(f"Glue refused to {action} {len(real)} partition(s): {details}")
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start : start + size]
+        yield list(items[start : start + size])
 
 
 def _folder(uri: str) -> str:

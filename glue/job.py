@@ -1,33 +1,50 @@
-"""AWS Glue 5.0 job entry: refine one portfolio date into ``refined/DataCarteira=D/``.
+"""AWS Glue 5.0 job entry: refine portfolio dates into ``refined/`` and publish each atomically.
 
-Deployed as the job script, with the ``glue`` package (transform.py, refine.sql, catalog.py)
-shipped beside it through ``--extra-py-files``. The awsglue wrapper is thin: all the work is
-in :func:`run_job`, which takes the Spark session and boto3 clients, so tests run it on local
-Spark with the S3 and Glue calls going to a moto server.
+Deployed as the job script, with the ``glue`` package (layout.py, transform.py, refine.sql,
+catalog.py) shipped beside it through ``--extra-py-files``. The awsglue wrapper is thin: the
+work is in :func:`run_job`, which takes the Spark session and boto3 clients, so tests run it
+on local Spark with the S3 and Glue calls going to a moto server. Spark only reads and writes
+files (temp views, no metastore); the catalog is kept through boto3.
 
-Arguments (``--name value``): ``--data_carteira`` YYYY-MM-DD and ``--bucket`` are required;
-``--landing_prefix`` (``landing/ibov``), ``--refined_prefix`` (``refined``), ``--database``
-(``default``) and ``--table`` (``b3_etl_soma_acao``) are optional.
+Arguments (``--name value``): ``--bucket``; either ``--data_carteira YYYY-MM-DD`` (one date:
+the run the Lambda starts per landing file) or ``--data_carteiras D1,D2,…`` (ascending: a
+backfill in one run, so a year costs one job start, not 250); ``--database`` (default
+``default``, created when missing). Glue adds ``JOB_NAME`` and ``JOB_RUN_ID``. The layout,
+the table name and the prefixes are fixed (glue/layout.py).
+
+Publishing a date (:func:`publish_date`) writes ``refined/DataCarteira=D/Acao=X/run=<run id>/``
+beside the current version, repoints the date's catalog partitions there, and only then
+deletes the date's other folders. Readers that go through the catalog (Athena) see the old
+version or the new one; a run that fails before the repoint leaves the old one readable, and
+the next run of the date removes what it left.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from glue.catalog import ensure_table, register_partitions
+from glue.catalog import ensure_database, ensure_table, register_partitions
 from glue.layout import (
     LANDING_PREFIX,
+    PARTITION_COLUMNS,
     REFINED_PREFIX,
+    RUN_ID_PATTERN,
+    RUN_PARTITION,
     TABLE_NAME,
+    issuer_from_refined_key,
     landing_date_from_key,
     landing_key,
     refined_date_prefix,
+    refined_run_prefix,
 )
 from glue.transform import previous_landing_date, refine_spark
 
@@ -36,15 +53,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED_ARGS: tuple[str, ...] = ("data_carteira", "bucket")
+REQUIRED_ARGS: tuple[str, ...] = ("bucket",)
+#: Exactly one of these names the run's dates.
+DATE_ARGS: tuple[str, str] = ("data_carteira", "data_carteiras")
 #: Optional job arguments and their defaults (getResolvedOptions itself has no defaults).
 OPTIONAL_ARGS: dict[str, str] = {"database": "default"}
 DEFAULT_JOB_NAME = "b3-etl-soma-acao"
 #: Glue JobRunStates of a run that may still read landing or write refined.
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
-#: How long a run waits for an earlier run of its date (the stack's job Timeout is 60 min).
+#: The Glue job's Timeout (infra/template.yaml): Glue stops any run older than that, so a
+#: run that started this long before this one is no longer in flight. (With job run queuing
+#: on, this holds only if the time a run spends WAITING counts toward it.)
+JOB_TIMEOUT = timedelta(minutes=60)
+#: How long a run waits for an earlier run of its dates (within JOB_TIMEOUT).
 WAIT_FOR_EARLIER_RUNS_S = 40 * 60
 WAIT_POLL_S = 15.0
+GET_JOB_RUNS_PAGE = 200  # GetJobRuns' largest MaxResults
+DELETE_OBJECTS_MAX = 1000  # DeleteObjects' limit (and a listing page's size)
+
+DATE_COLUMN, ISSUER_COLUMN = PARTITION_COLUMNS
+
+
+# --- arguments -----------------------------------------------------------------------------
 
 
 def _given(argv: Sequence[str], name: str) -> bool:
@@ -60,82 +90,104 @@ def resolve_args(argv: Sequence[str]) -> dict[str, str]:
     """
     from awsglue.utils import getResolvedOptions
 
-    optional = [n for n in [*OPTIONAL_ARGS, "JOB_NAME"] if _given(argv[1:], n)]
-    resolved = getResolvedOptions(list(argv), [*REQUIRED_ARGS, *optional])
-    args = dict(OPTIONAL_ARGS)
-    args.update({n: resolved[n] for n in [*REQUIRED_ARGS, *optional]})
+    optional = [n for n in [*DATE_ARGS, *OPTIONAL_ARGS, "JOB_NAME"] if _given(argv[1:], n)]
+    names = [*REQUIRED_ARGS, *optional]
+    resolved = getResolvedOptions(list(argv), names)
+    args = {**OPTIONAL_ARGS, **{n: resolved[n] for n in names}}
     if resolved.get("JOB_RUN_ID"):  # reserved: awsglue always parses it, Glue always passes it
         args["JOB_RUN_ID"] = resolved["JOB_RUN_ID"]
-    try:
-        date.fromisoformat(args["data_carteira"])
-    except ValueError as exc:
-        raise ValueError(
-            f"--data_carteira must be a date YYYY-MM-DD, got {args['data_carteira']!r}"
-        ) from exc
     for name, value in args.items():
         if not value.strip("/"):
             raise ValueError(f"--{name} must not be empty")
+    job_dates(args)  # refuse bad dates before Spark starts
     return args
 
 
-def list_landing_dates(s3_client: Any, bucket: str) -> list[date]:
-    """Trading dates with a landing file in the bucket, ascending."""
-    dates: list[date] = []
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
-        for obj in page.get("Contents", []):
-            found = landing_date_from_key(obj["Key"])
-            if found is not None:
-                dates.append(found)
-    return sorted(set(dates))
+def job_dates(args: Mapping[str, str]) -> list[date]:
+    """The run's dates: ``data_carteira``, or ``data_carteiras`` (ascending, no repeats)."""
+    given = [n for n in DATE_ARGS if n in args]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --data_carteira D or --data_carteiras D1,D2,...")
+    name = given[0]
+    texts = [args[name]] if name == "data_carteira" else args[name].split(",")
+    if not all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", t.strip()) for t in texts):
+        raise ValueError(f"--{name} must be YYYY-MM-DD date(s), got {args[name]!r}")
+    try:
+        dates = [date.fromisoformat(t.strip()) for t in texts]
+    except ValueError as exc:
+        raise ValueError(f"--{name} holds an impossible date: {args[name]!r}") from exc
+    if any(a >= b for a, b in zip(dates, dates[1:], strict=False)):
+        raise ValueError(f"--{name} must be in ascending order without repeats: {args[name]!r}")
+    return dates
 
 
-def delete_prefix(s3_client: Any, bucket: str, prefix: str) -> int:
-    """Delete every object under ``prefix``; returns how many. Raises on any refused key."""
-    deleted = 0
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if not keys:
-            continue
-        response = s3_client.delete_objects(
-            Bucket=bucket, Delete={"Objects": keys, "Quiet": True}
-        )  # a listing page holds at most 1000 keys: DeleteObjects' limit
-        if response.get("Errors"):
-            raise RuntimeError(f"S3 refused to delete under s3://{bucket}/{prefix}: {response}")
-        deleted += len(keys)
-    return deleted
+def new_run_id() -> str:
+    """A unique run id for runs Glue did not start (tests, a manual spark-submit)."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
 
 
-def _run_order(run: Mapping[str, Any]) -> tuple[datetime, str]:
+# --- one run per date at a time ------------------------------------------------------------
+
+
+def _started(run: Mapping[str, Any]) -> datetime:
     started = run.get("StartedOn")
     if not isinstance(started, datetime):
-        started = datetime.max.replace(tzinfo=UTC)
-    elif started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return started, str(run.get("Id", ""))
+        return datetime.max.replace(tzinfo=UTC)  # unknown: as if it started last
+    return started if started.tzinfo is not None else started.replace(tzinfo=UTC)
+
+
+def _run_dates(run: Mapping[str, Any]) -> set[str]:
+    """The dates a job run was started for, from its ``--data_carteira(s)`` arguments."""
+    arguments = run.get("Arguments") or {}
+    texts = [
+        arguments.get("--data_carteira", ""),
+        *arguments.get("--data_carteiras", "").split(","),
+    ]
+    return {t.strip() for t in texts if t.strip()}
+
+
+def _recent_runs(glue_client: Any, job_name: str, run_id: str) -> Iterator[dict[str, Any]]:
+    """The job's runs that may still be in flight, paging GetJobRuns (newest first) only
+    until a page reaches back past this run's start minus JOB_TIMEOUT, not the 90 days Glue
+    keeps. Until this run is seen the bound is now minus JOB_TIMEOUT: it started after that,
+    so it is listed before any run that old (a run id Glue does not list stops there too)."""
+    horizon = datetime.now(UTC) - JOB_TIMEOUT
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"JobName": job_name, "MaxResults": GET_JOB_RUNS_PAGE}
+        if token:
+            kwargs["NextToken"] = token
+        response = glue_client.get_job_runs(**kwargs)
+        page = response.get("JobRuns", [])
+        for run in page:
+            if run.get("Id") == run_id:
+                horizon = _started(run) - JOB_TIMEOUT
+        yield from (r for r in page if _started(r) >= horizon)
+        token = response.get("NextToken")
+        if not token or any(_started(r) < horizon for r in page):
+            return
 
 
 def earlier_active_runs(
-    glue_client: Any, job_name: str, run_id: str, data_carteira: str
+    glue_client: Any, job_name: str, run_id: str, dates: Collection[date]
 ) -> list[dict[str, Any]]:
-    """Runs of ``job_name`` for the same date, still in flight, that started before ``run_id``.
+    """Runs of ``job_name`` sharing a date with this one, in flight, that started before it.
 
     Runs are ordered by (StartedOn, Id), so of two overlapping runs exactly one goes first. A
     run id Glue does not list (a local or test invocation) has nothing to wait for."""
-    runs: list[dict[str, Any]] = []
-    paginator = glue_client.get_paginator("get_job_runs")
-    for page in paginator.paginate(JobName=job_name):
-        runs.extend(page.get("JobRuns", []))
+    runs = list(_recent_runs(glue_client, job_name, run_id))
     mine = next((r for r in runs if r.get("Id") == run_id), None)
     if mine is None:
         return []
+    days = {d.isoformat() for d in dates}
+    before = (_started(mine), run_id)
     return [
-        r for r in runs
+        r
+        for r in runs
         if r.get("Id") != run_id
         and r.get("JobRunState") in ACTIVE_RUN_STATES
-        and (r.get("Arguments") or {}).get("--data_carteira") == data_carteira
-        and _run_order(r) < _run_order(mine)
+        and _run_dates(r) & days
+        and (_started(r), str(r.get("Id", ""))) < before
     ]
 
 
@@ -143,24 +195,24 @@ def wait_for_earlier_runs(
     glue_client: Any,
     job_name: str,
     run_id: str,
-    data_carteira: str,
+    dates: Collection[date],
     *,
     timeout_s: float = WAIT_FOR_EARLIER_RUNS_S,
     poll_s: float = WAIT_POLL_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[str]:
-    """Block until no earlier run of the same date is in flight; returns the ids waited for.
+    """Block until no earlier run of any of ``dates`` is in flight; returns the ids waited for.
 
-    Delivery of landing events is at-least-once and a backfill may start many runs, so two
-    runs of one date can overlap. Each deletes and rewrites ``DataCarteira=D/``; interleaved,
-    they could leave both runs' files behind (duplicate rows). Serializing them per date makes
-    the last run's output the whole of the date. Raises TimeoutError, having written nothing,
-    when an earlier run is still active after ``timeout_s``."""
+    Delivery of landing events is at-least-once and a backfill may overlap daily runs, so two
+    runs of one date can overlap. Each publishes the date and then deletes the date's other
+    folders; interleaved, one could delete the files the other just pointed the catalog at.
+    Serialized per date, the last run's output is the date. Raises TimeoutError, having
+    written nothing, when an earlier run is still active after ``timeout_s``."""
     deadline = clock() + timeout_s
     waited: list[str] = []
     while True:
-        earlier = earlier_active_runs(glue_client, job_name, run_id, data_carteira)
+        earlier = earlier_active_runs(glue_client, job_name, run_id, dates)
         if not earlier:
             return waited
         ids = [str(r["Id"]) for r in earlier]
@@ -168,12 +220,56 @@ def wait_for_earlier_runs(
         if clock() >= deadline:
             states = ", ".join(f"{r['Id']} ({r.get('JobRunState')})" for r in earlier)
             raise TimeoutError(
-                f"run {run_id} of {job_name} for {data_carteira} waited {timeout_s:.0f} s for "
-                f"earlier run(s) of the same date to finish: {states}. Nothing was written; "
-                "start this date again once they are done (or stop them in the Glue console)."
+                f"run {run_id} of {job_name} waited {timeout_s:.0f} s for earlier run(s) of "
+                f"the same date(s) ({', '.join(sorted(d.isoformat() for d in dates))}) to "
+                f"finish: {states}. Nothing was written; start it again once they are done "
+                "(or stop them in the Glue console)."
             )
-        log.info("run %s waits for earlier run(s) of %s: %s", run_id, data_carteira, ids)
+        log.info("run %s waits for earlier run(s) of its dates: %s", run_id, ids)
         sleep(poll_s)
+
+
+# --- the lake ------------------------------------------------------------------------------
+
+
+def list_landing_dates(s3_client: Any, bucket: str) -> list[date]:
+    """Trading dates with a landing file in the bucket, ascending."""
+    found = {
+        landing_date_from_key(key) for key in _keys(s3_client, bucket, f"{LANDING_PREFIX}/dt=")
+    }
+    return sorted(d for d in found if d is not None)
+
+
+def _keys(s3_client: Any, bucket: str, prefix: str) -> Iterator[str]:
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        yield from (obj["Key"] for obj in page.get("Contents", []))
+
+
+def delete_keys(s3_client: Any, bucket: str, keys: Sequence[str]) -> None:
+    """Delete ``keys`` (DeleteObjects, 1000 a call); raises on any key S3 refuses to delete."""
+    for start in range(0, len(keys), DELETE_OBJECTS_MAX):
+        objects = [{"Key": k} for k in keys[start : start + DELETE_OBJECTS_MAX]]
+        response = s3_client.delete_objects(
+            Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+        )
+        if response.get("Errors"):
+            raise RuntimeError(f"S3 refused to delete from s3://{bucket}: {response['Errors']}")
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every date of one run shares."""
+
+    bucket: str
+    database: str
+    run_id: str
+    io_base: str  # where Spark reads and writes: s3://<bucket>, or a test's folder
+    processado_em: datetime
+    landing_dates: tuple[date, ...]
 
 
 def run_job(
@@ -185,81 +281,140 @@ def run_job(
     io_base_uri: str | None = None,
     processado_em: datetime | None = None,
 ) -> dict[str, Any]:
-    """Refine ``args['data_carteira']``, replace its output and register its partitions.
+    """Refine and publish each of the run's dates; returns a JSON-friendly summary.
 
     S3 listing/deleting and the catalog go through the clients; Spark reads and writes under
-    ``io_base_uri`` (default ``s3://<bucket>``: the seam tests use with a local folder).
-    Returns a JSON-friendly summary.
+    ``io_base_uri`` (default ``s3://<bucket>``: the seam tests use with a local folder). In a
+    batch, a date that fails does not stop the others; the run fails at the end, naming it.
     """
-    bucket = args["bucket"]
-    database = args.get("database", "default")
-    table = TABLE_NAME
-    data_carteira = date.fromisoformat(args["data_carteira"])
-    processado_em = processado_em or datetime.now(UTC)
-    base = (io_base_uri or f"s3://{bucket}").rstrip("/")
-
-    dates = list_landing_dates(s3_client, bucket)
-    if data_carteira not in dates:
-        raise FileNotFoundError(
-            f"no landing file s3://{bucket}/{landing_key(data_carteira)}: "
-            "nothing to refine for that date"
-        )
-    anterior = previous_landing_date(dates, data_carteira)
-    refined = refine_spark(
-        spark,
-        f"{base}/{landing_key(data_carteira)}",
-        f"{base}/{landing_key(anterior)}" if anterior else None,
-        data_carteira,
-        anterior,
-        processado_em,
-    ).persist()
-    try:
-        issuers = [row["Acao"] for row in refined.select("Acao").collect()]
-        if not issuers:
-            raise ValueError(
-                f"landing file for {data_carteira.isoformat()} has no rows of that date; "
-                "the refined date was left untouched"
-            )
-        date_prefix = refined_date_prefix(data_carteira)
-        removed = delete_prefix(s3_client, bucket, date_prefix)
-        # Timestamps as Parquet TIMESTAMP_MICROS (UTC), like the local writer; not INT96.
-        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        (
-            refined.drop("DataCarteira")
-            .repartition("Acao")  # one task, hence one file, per issuer folder
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "static")
-            .option("compression", "snappy")
-            .partitionBy("Acao")
-            .parquet(f"{base}/{date_prefix}")
-        )
-    finally:
-        refined.unpersist()
-    location_root = f"s3://{bucket}/{REFINED_PREFIX}"
-    created = ensure_table(glue_client, database, table, location_root + "/")
-    changes = register_partitions(
-        glue_client, database, table, location_root, data_carteira, issuers
+    dates = job_dates(args)
+    run_id = args.get("JOB_RUN_ID") or new_run_id()
+    if not re.fullmatch(RUN_ID_PATTERN, run_id):  # a folder name: refuse before Spark writes
+        raise ValueError(f"run id {run_id!r} does not match {RUN_ID_PATTERN}")
+    run = Run(
+        bucket=args["bucket"],
+        database=args.get("database", "default"),
+        run_id=run_id,
+        io_base=(io_base_uri or f"s3://{args['bucket']}").rstrip("/"),
+        processado_em=processado_em or datetime.now(UTC),
+        landing_dates=tuple(list_landing_dates(s3_client, args["bucket"])),
     )
+    database_created = ensure_database(glue_client, run.database)
+    table_location = f"s3://{run.bucket}/{REFINED_PREFIX}/"
+    table_created = ensure_table(glue_client, run.database, TABLE_NAME, table_location)
     summary: dict[str, Any] = {
-        "data_carteira": data_carteira.isoformat(),
-        "data_carteira_anterior": anterior.isoformat() if anterior else None,
-        "rows": len(issuers),
-        "issuers": issuers,
-        "output": f"{base}/{date_prefix}",
-        "objects_replaced": removed,
-        "table": f"{database}.{table}",
-        "table_created": created,
-        "partitions_created": changes.created,
-        "partitions_deleted": changes.deleted,
-        "partitions_repointed": changes.updated,
-        "processado_em": processado_em.isoformat(),
+        "run_id": run.run_id,
+        "table": f"{run.database}.{TABLE_NAME}",
+        "database_created": database_created,
+        "table_created": table_created,
+        "processado_em": run.processado_em.isoformat(),
+        "dates": [],
+        "failed": {},
     }
-    log.info("refine done: %s", json.dumps(summary))
+    # Timestamps as Parquet TIMESTAMP_MICROS (UTC), like the local writer; not INT96.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    for day in dates:
+        try:
+            summary["dates"].append(publish_date(spark, s3_client, glue_client, run, day))
+        except Exception as exc:
+            if len(dates) == 1:
+                raise
+            log.exception("refining %s failed; the batch goes on", day.isoformat())
+            summary["failed"][day.isoformat()] = f"{type(exc).__name__}: {exc}"
+    log.info("run done: %s", json.dumps(summary))
+    if summary["failed"]:
+        raise RuntimeError(
+            f"{len(summary['failed'])} of {len(dates)} date(s) failed, each left as it was: "
+            f"{json.dumps(summary['failed'])}; published: "
+            f"{[d['data_carteira'] for d in summary['dates']]}"
+        )
     return summary
 
 
+def publish_date(
+    spark: SparkSession, s3_client: Any, glue_client: Any, run: Run, day: date
+) -> dict[str, Any]:
+    """Refine ``day`` into this run's folders, repoint its partitions there, then delete the
+    date's other objects (older runs, leftovers of killed ones). Returns the date's summary.
+
+    The issuers are read back from the listing after the write (no second Spark action), and
+    that listing is also what gets deleted once the catalog no longer points at it."""
+    if day not in run.landing_dates:
+        raise FileNotFoundError(
+            f"no landing file s3://{run.bucket}/{landing_key(day)}: nothing to refine for that date"
+        )
+    anterior = previous_landing_date(run.landing_dates, day)
+    write_refined(spark, run, day, anterior)
+    written, others = _split_by_run(
+        _keys(s3_client, run.bucket, refined_date_prefix(day)), run, day
+    )
+    if not written:
+        raise ValueError(
+            f"landing file for {day.isoformat()} has no rows of that date; "
+            "the refined date was left untouched"
+        )
+    doubled = {a: keys for a, keys in written.items() if len(keys) != 1}
+    if doubled:  # a run id used twice: publishing would double those issuers' rows
+        raise ValueError(f"run {run.run_id} wrote {day} more than once, not published: {doubled}")
+    locations = {a: f"s3://{run.bucket}/{refined_run_prefix(day, a, run.run_id)}" for a in written}
+    changes = register_partitions(glue_client, run.database, TABLE_NAME, day, locations)
+    delete_keys(s3_client, run.bucket, others)
+    log.info("published %s: %d issuers, %d old objects removed", day, len(written), len(others))
+    return {
+        "data_carteira": day.isoformat(),
+        "data_carteira_anterior": anterior.isoformat() if anterior else None,
+        "rows": len(written),
+        "output": f"s3://{run.bucket}/{refined_date_prefix(day)}",
+        "partitions_created": len(changes.created),
+        "partitions_repointed": len(changes.updated),
+        "partitions_deleted": changes.deleted,  # issuers gone since the previous version
+        "objects_removed": len(others),
+    }
+
+
+def _split_by_run(
+    keys: Iterable[str], run: Run, day: date
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The date's keys: this run's files by issuer, and everything else."""
+    written: dict[str, list[str]] = {}
+    others: list[str] = []
+    for key in keys:
+        acao = issuer_from_refined_key(key)
+        if acao is not None and key.startswith(refined_run_prefix(day, acao, run.run_id)):
+            written.setdefault(acao, []).append(key)
+        else:
+            others.append(key)
+    return dict(sorted(written.items())), others
+
+
+def write_refined(spark: SparkSession, run: Run, day: date, anterior: date | None) -> None:
+    """Refine ``day`` on Spark and write one file per issuer under this run's folders, beside
+    the version readers use now (a date with no rows writes nothing)."""
+    from pyspark.sql import functions as F
+
+    refined = refine_spark(
+        spark,
+        f"{run.io_base}/{landing_key(day)}",
+        f"{run.io_base}/{landing_key(anterior)}" if anterior else None,
+        day,
+        anterior,
+        run.processado_em,
+    )
+    (
+        refined.drop(DATE_COLUMN)
+        .withColumn(RUN_PARTITION, F.lit(run.run_id))
+        .repartition(ISSUER_COLUMN)  # one task, hence one file, per issuer folder
+        .write.mode("append")  # the date's current version stays until the repoint
+        .option("compression", "snappy")
+        .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")  # no _SUCCESS
+        .partitionBy(ISSUER_COLUMN, RUN_PARTITION)  # Acao=X/run=<run id>/
+        .parquet(f"{run.io_base}/{refined_date_prefix(day)}")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The Glue entry: resolve arguments, build GlueContext/Job, run, commit."""
+    """The Glue entry: resolve arguments, build GlueContext/Job, wait for overlapping runs of
+    the same dates, run, commit."""
     import boto3
     from awsglue.context import GlueContext
     from awsglue.job import Job
@@ -267,14 +422,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     args = resolve_args(list(sys.argv if argv is None else argv))
     glue_context = GlueContext(SparkContext.getOrCreate())
-    spark = glue_context.spark_session
     job = Job(glue_context)
     job_name = args.get("JOB_NAME", DEFAULT_JOB_NAME)
     job.init(job_name, dict(args))
     glue_client = boto3.client("glue")
     if "JOB_RUN_ID" in args:  # Glue passes it; one run per date at a time
-        wait_for_earlier_runs(glue_client, job_name, args["JOB_RUN_ID"], args["data_carteira"])
-    summary = run_job(spark, boto3.client("s3"), glue_client, args)
+        wait_for_earlier_runs(glue_client, job_name, args["JOB_RUN_ID"], job_dates(args))
+    summary = run_job(glue_context.spark_session, boto3.client("s3"), glue_client, args)
     job.commit()
     print(json.dumps(summary))  # lands in the job's CloudWatch output log
     return summary
