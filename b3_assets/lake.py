@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ObjectCreatedListener = Callable[[str, str], None]
 """Called with (bucket, key) after an object is written."""
@@ -37,7 +38,8 @@ class Lake(ABC):
     def read_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
+        """Write one object atomically; ``tags`` become S3 object tags (ignored locally)."""
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
@@ -85,7 +87,7 @@ class LocalLake(Lake):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise LakeError(f"{self.uri(key)} does not exist") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -141,8 +143,9 @@ class S3Lake(Lake):
         except self.client.exceptions.NoSuchKey as exc:
             raise LakeError(f"{self.uri(key)} does not exist") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+    def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
+        extra = {"Tagging": urlencode(tags)} if tags else {}
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

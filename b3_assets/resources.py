@@ -23,7 +23,7 @@ from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_trading_day
 from b3_assets.settings import Settings
-from glue.layout import landing_key
+from glue.layout import LANDING_BATCH_TAG, landing_key
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -99,9 +99,12 @@ class GlueJobResource(dg.ConfigurableResource):
     def console_url(self, run_id: str) -> str | None:
         return None
 
-    def catch_up(self) -> list[dict[str, Any]]:
-        """Refine what the landing events left stale; returns the failed runs' records."""
-        return []
+    def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
+        """What follows landing writes besides their events; returns failed runs' records.
+
+        ``batch``: the id the landing files of a backfill were tagged with (None: a single
+        date, which its landing event alone refines)."""
+        raise NotImplementedError
 
 
 class LocalGlueJob(GlueJobResource):
@@ -112,10 +115,16 @@ class LocalGlueJob(GlueJobResource):
     def client(self) -> LocalGlueRunner:
         return LocalGlueRunner(Path(self.data_dir).resolve(), is_trading_day)
 
-    def catch_up(self) -> list[dict[str, Any]]:
+    def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
+        """The events refined each date already; refine whatever is still stale (a gap
+        filled, a corrected earlier date, a refine that died) and refresh the catalog."""
         failed = self.client().catch_up(self.job_name)
         DuckDBCatalog(Path(self.data_dir)).refresh()
         return failed
+
+
+#: Dates per Glue run of a backfill: a few minutes of Spark, well inside the job's timeout.
+MAX_DATES_PER_RUN = 250
 
 
 class AwsGlueJob(GlueJobResource):
@@ -123,6 +132,27 @@ class AwsGlueJob(GlueJobResource):
 
     region: str
     endpoint_url: str | None = None
+    bucket: str
+    database: str
+
+    def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
+        """A backfill's landing files are tagged, so the Lambda starts nothing for them: one
+        Glue run per :data:`MAX_DATES_PER_RUN` dates refines them all (the sensor reports each
+        date). A single date is left to its landing event, as the design's daily path."""
+        if batch is None:
+            return []
+        glue, days = self.client(), sorted(dates)
+        for start in range(0, len(days), MAX_DATES_PER_RUN):
+            chunk = ",".join(d.isoformat() for d in days[start : start + MAX_DATES_PER_RUN])
+            glue.start_job_run(
+                JobName=self.job_name,
+                Arguments={
+                    "--data_carteiras": chunk,
+                    "--bucket": self.bucket,
+                    "--database": self.database,
+                },
+            )
+        return []
 
     def client(self) -> Any:
         return _aws_client("glue", self.region, self.endpoint_url)
@@ -178,17 +208,19 @@ class LandingIOManager(dg.ConfigurableIOManager):
                 f"landing output has dates {sorted(obj)}, the run asked for {sorted(expected)}"
             )
         lake = self.lake.get()
+        batch = context.run_id if len(obj) > 1 else None
         for key in sorted(obj):
             day = date.fromisoformat(key)
             if not is_trading_day(day):
                 raise ValueError(f"{key} is not a B3 session: no landing file is written for it")
-            lake.write_bytes(landing_key(day), landing_parquet(obj[key]))
+            tags = {LANDING_BATCH_TAG: batch} if batch else None
+            lake.write_bytes(landing_key(day), landing_parquet(obj[key]), tags)
         first, last = min(obj), max(obj)
         uri = lake.uri(landing_key(date.fromisoformat(first)))
         if first != last:
             uri += f" … {lake.uri(landing_key(date.fromisoformat(last)))}"
         context.add_output_metadata({"lake_uri": dg.MetadataValue.text(uri)})
-        failed = self.glue_job.catch_up()
+        failed = self.glue_job.after_landing([date.fromisoformat(k) for k in obj], batch)
         if failed:
             raise dg.Failure(
                 description="the landing files were written, but their refine failed:\n"
@@ -222,7 +254,12 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     catalog: CatalogResource
     if settings.env == "aws":
         lake = S3LakeResource(bucket=settings.bucket, **aws)
-        glue_job = AwsGlueJob(job_name=settings.glue_job_name, **aws)
+        glue_job = AwsGlueJob(
+            job_name=settings.glue_job_name,
+            bucket=settings.bucket,
+            database=settings.glue_database,
+            **aws,
+        )
         catalog = AthenaCatalogResource(
             database=settings.glue_database,
             workgroup=settings.athena_workgroup,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from b3_assets_tests.moto_server import MotoServer
+from b3_assets_tests.moto_server import MotoServer, use_moto
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "b3_samples"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -44,6 +44,19 @@ def moto() -> Iterator[MotoServer]:
 @pytest.fixture(scope="module")
 def moto_endpoint(moto: MotoServer) -> str:
     return moto.endpoint
+
+
+@pytest.fixture
+def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoServer:
+    """AWS settings pointing at moto only, the Lambda's cached clients dropped, and the
+    working directory a temporary one (so a stray local write (./data) would be seen)."""
+    from lambda_handler import handler as lh
+
+    use_moto(monkeypatch, moto.endpoint)
+    lh.glue_client.cache_clear()
+    lh.s3_client.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    return moto
 
 
 @pytest.fixture(scope="session")

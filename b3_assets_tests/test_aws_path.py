@@ -33,7 +33,6 @@ from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
 from b3_assets.local_aws import object_created_event
 from b3_assets.sensors import followup_requests
-from b3_assets.settings import Settings
 from b3_assets_tests.chain import (
     Platform,
     failure_message,
@@ -41,104 +40,17 @@ from b3_assets_tests.chain import (
     run_followups,
     sensor_tick,
 )
-from b3_assets_tests.moto_server import MotoServer, athena_result, unique_name, use_moto
+from b3_assets_tests.moto_server import MotoServer, athena_result
 from b3_assets_tests.replica import DEFAULT_DATE
-from b3_assets_tests.support.cfn import Stack
-from glue.local_job import run_local_refine
+from b3_assets_tests.support.aws import (
+    LambdaContext,
+    aws_settings,
+    create_stack_in,
+    play_glue_worker,
+)
 from lambda_handler import handler as lh
 
 DAY = DEFAULT_DATE.isoformat()
-
-
-# --------------------------------------------------------------------------- the stack, in moto
-
-
-def stack_for(settings: Settings) -> Stack:
-    """The template deployed with the test's unique names (infra/template.yaml, resolved)."""
-    return Stack(
-        parameters={
-            "ArtifactBucket": "b3-artifacts",
-            "ArtifactPrefix": "b3",
-            "LambdaCodeS3Key": "b3/lambda.zip",
-            "GlueScriptS3Key": "b3/job.py",
-            "GluePackageS3Key": "b3/glue.zip",
-        },
-        physical_ids={
-            "LakeBucket": settings.bucket,
-            "GlueJob": settings.glue_job_name,
-            "AthenaWorkGroup": settings.athena_workgroup,
-        },
-    )
-
-
-def create_stack_in(moto: MotoServer, settings: Settings) -> Stack:
-    """What the stack creates that this path touches: bucket, job (its real defaults), workgroup."""
-    stack = stack_for(settings)
-    job = stack.properties("GlueJob")
-    moto.client("s3").create_bucket(Bucket=settings.bucket)
-    moto.client("glue").create_job(
-        Name=settings.glue_job_name,
-        Role="arn:aws:iam::123456789012:role/b3-glue-job",
-        Command={k: job["Command"][k] for k in ("Name", "PythonVersion", "ScriptLocation")},
-        GlueVersion=job["GlueVersion"],
-        WorkerType=job["WorkerType"],
-        NumberOfWorkers=job["NumberOfWorkers"],
-        Timeout=job["Timeout"],
-        MaxRetries=job["MaxRetries"],
-        ExecutionProperty={"MaxConcurrentRuns": 300},
-        DefaultArguments=job["DefaultArguments"],
-    )
-    moto.client("athena").create_work_group(Name=settings.athena_workgroup)
-    return stack
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoServer:
-    use_moto(monkeypatch, moto.endpoint)
-    lh.glue_client.cache_clear()  # the Lambda's cached client: built anew, on moto
-    monkeypatch.chdir(tmp_path)  # so a stray local write (./data) would be seen
-    return moto
-
-
-def aws_settings(moto: MotoServer, base_url: str = "http://127.0.0.1:9") -> Settings:
-    return Settings(
-        env="aws",
-        bucket=unique_name("b3-lake"),
-        base_url=base_url,
-        fetch="api",
-        http_retries=1,
-        http_timeout_s=5.0,
-        glue_job_name=unique_name("b3-etl-soma-acao"),
-        athena_workgroup=unique_name("b3-pipeline"),
-        aws_endpoint_url=moto.endpoint,
-    )
-
-
-class LambdaContext:
-    aws_request_id = "req-e2e-1"
-    function_name = "b3-landing-trigger"
-
-
-def play_glue_worker(s3: Any, bucket: str, day: date, workdir: Path) -> list[tuple[str, str]]:
-    """What the Glue job writes for ``day`` (same transform, local runner), put in the bucket.
-
-    Returns the refined (Acao, participacao_total_pct) rows, as Athena would read them."""
-    key = landing_key(day)
-    (workdir / key).parent.mkdir(parents=True)
-    (workdir / key).write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    run_local_refine(workdir, day, datetime.now(UTC))
-    rows = []
-    for path in sorted((workdir / "refined").rglob("*.parquet")):
-        rel = path.relative_to(workdir).as_posix()
-        s3.put_object(Bucket=bucket, Key=rel, Body=path.read_bytes())
-        (value,) = pq.read_table(path, columns=["participacao_total_pct"], use_threads=False)[
-            0
-        ].to_pylist()
-        rows.append((rel.split("Acao=", 1)[1].split("/", 1)[0], str(value)))
-    return rows
 
 
 # --------------------------------------------------------------------------- the whole path

@@ -23,15 +23,20 @@ def describe(settings: Settings) -> dict:
     repo = defs.get_repository_def()
     return {
         "assets": assets,
-        "first_partition": graph.get(next(iter(graph.get_all_asset_keys()))).partitions_def
-        .get_first_partition_key(),
+        "first_partition": graph.get(
+            next(iter(graph.get_all_asset_keys()))
+        ).partitions_def.get_first_partition_key(),
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "schedules": {
             s.name: [s.cron_schedule, s.execution_timezone, s.job_name, str(s.default_status)]
             for s in repo.schedule_defs
         },
         "sensors": {
-            s.name: [s.minimum_interval_seconds, str(s.default_status), sorted(t.job_name for t in s.targets)]
+            s.name: [
+                s.minimum_interval_seconds,
+                str(s.default_status),
+                sorted(t.job_name for t in s.targets),
+            ]
             for s in repo.sensor_defs
         },
         "resources": {k: type(v).__name__ for k, v in sorted(defs.resources.items())},

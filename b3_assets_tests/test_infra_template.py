@@ -231,6 +231,7 @@ def test_no_wildcard_actions_and_star_only_for_glue_metrics(default: Stack) -> N
 def test_lambda_role_can_only_start_its_job(default: Stack) -> None:
     assert grants(default.policy_statements("LandingTriggerRole")) == {
         "glue:StartJobRun": {f"{GLUE}:job/b3-etl-soma-acao"},
+        "s3:GetObjectTagging": {s3("landing/ibov/*")},
         "logs:CreateLogStream": {
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/b3-landing-trigger:*"},
         "logs:PutLogEvents": {

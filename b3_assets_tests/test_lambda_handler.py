@@ -42,8 +42,10 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     lh.glue_client.cache_clear()
+    lh.s3_client.cache_clear()
     yield
     lh.glue_client.cache_clear()
+    lh.s3_client.cache_clear()
 
 
 @pytest.fixture
@@ -183,6 +185,7 @@ def test_the_local_event_builder_agrees_with_the_handler() -> None:
 
 def test_the_pattern_copy_equals_the_layout() -> None:
     assert lh.LANDING_KEY_PATTERN == layout.LANDING_KEY_PATTERN
+    assert lh.LANDING_BATCH_TAG == layout.LANDING_BATCH_TAG
 
 
 @pytest.mark.parametrize("database", [None, "b3_db"])
@@ -217,6 +220,7 @@ def test_the_entry_point_reads_the_environment(
     monkeypatch.setenv("GLUE_JOB_NAME", job)
     monkeypatch.setenv("B3_BUCKET", BUCKET)
     monkeypatch.setenv("GLUE_DATABASE", "b3_db")
+    _put_landing_object(moto_endpoint)
 
     out = lh.handler(_real_event(), None)
 
@@ -226,6 +230,26 @@ def test_the_entry_point_reads_the_environment(
                                 "--database": "b3_db"}
     assert lh.glue_client() is lh.glue_client()  # one client per container
     assert lh.glue_client().meta.config.retries["mode"] == "standard"
+
+
+def _put_landing_object(endpoint: str, tags: str | None = None) -> Any:
+    """The object the fixture's event announces, in moto's S3 (with ``tags``, URL-encoded)."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **FAKE_CREDS)
+    if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    extra = {"Tagging": tags} if tags else {}
+    s3.put_object(Bucket=BUCKET, Key=GOOD_KEY, Body=b"PAR1", **extra)
+    return s3
+
+
+def test_a_landing_file_of_a_backfill_starts_no_run(moto_endpoint: str, glue: Any) -> None:
+    job = _create_job(glue)
+    s3 = _put_landing_object(moto_endpoint, f"{lh.LANDING_BATCH_TAG}=run-42")
+    out = lh.handle(_real_event(), glue, lh.Config(job, BUCKET), s3)
+    assert out["status"] == "ignored" and "backfill run-42" in out["reason"]
+    assert glue.get_job_runs(JobName=job)["JobRuns"] == []
+    s3.delete_object_tagging(Bucket=BUCKET, Key=GOOD_KEY)
+    assert lh.handle(_real_event(), glue, lh.Config(job, BUCKET), s3)["status"] == "started"
 
 
 def test_a_glue_error_is_logged_and_raised(

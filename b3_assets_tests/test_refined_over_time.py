@@ -34,7 +34,7 @@ def land(data_dir: Path, *days: date) -> None:
     lake = resources["lake"].get()
     for day in days:
         lake.write_bytes(landing_key(day), landing_parquet(landing_table(day)))
-    assert resources["glue_job"].catch_up() == []
+    assert resources["glue_job"].after_landing([], None) == []
 
 
 def refined_rows(data_dir: Path) -> list[tuple]:
@@ -71,7 +71,7 @@ def test_a_landing_write_whose_refine_died_is_found_and_completed(tmp_path):
     # The process died after the landing rename, before its refine: no event was handled.
     write_landing(tmp_path, landing_table(D19))
     assert stale_dates(tmp_path) == [D19]
-    assert resources_for(Settings(data_dir=tmp_path))["glue_job"].catch_up() == []
+    assert resources_for(Settings(data_dir=tmp_path))["glue_job"].after_landing([], None) == []
     assert stale_dates(tmp_path) == []
     assert {r[-2] for r in refined_rows(tmp_path)} == {D18.isoformat(), D19.isoformat()}
 

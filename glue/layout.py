@@ -17,6 +17,10 @@ LANDING_FILE_NAME = "ibov.parquet"
 #: A landing file key: the only objects that start a Glue run (the EventBridge rule's shape).
 LANDING_KEY_PATTERN = r"landing/ibov/dt=(\d{4}-\d{2}-\d{2})/ibov\.parquet"
 
+#: S3 object tag on landing files written by a backfill: the Lambda leaves them to the one
+#: Glue run Dagster starts for the whole batch (``--data_carteiras``).
+LANDING_BATCH_TAG = "b3-pipeline-batch"
+
 RAW_PREFIX = "raw/ibov"
 REFINED_PREFIX = "refined"
 TABLE_NAME = "b3_etl_soma_acao"

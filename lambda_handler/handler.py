@@ -32,6 +32,9 @@ from botocore.config import Config as BotoConfig
 #: proves the two equal.
 LANDING_KEY_PATTERN = r"landing/ibov/dt=(\d{4}-\d{2}-\d{2})/ibov\.parquet"
 _LANDING_KEY = re.compile(LANDING_KEY_PATTERN)
+#: Copy of ``glue.layout.LANDING_BATCH_TAG``: a landing file of a backfill carries it, and
+#: Dagster starts one run for the whole batch instead of one per file.
+LANDING_BATCH_TAG = "b3-pipeline-batch"
 SOURCE = "aws.s3"
 DETAIL_TYPE = "Object Created"
 #: Throttling and transient errors are retried by botocore (with backoff), not by this code.
@@ -138,13 +141,30 @@ class GlueClient(Protocol):
     def start_job_run(self, *, JobName: str, Arguments: dict[str, str]) -> Mapping[str, Any]: ...
 
 
-def handle(event: Any, glue_client: GlueClient, config: Config) -> dict[str, Any]:
-    """Decide; for a landing file start exactly one job run. Errors are logged and raised."""
+def batch_of(s3_client: Any, bucket: str, key: str) -> str | None:
+    """The backfill a landing object belongs to (its :data:`LANDING_BATCH_TAG`), or None."""
+    tags = s3_client.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+    return next((t["Value"] for t in tags if t.get("Key") == LANDING_BATCH_TAG), None)
+
+
+def handle(
+    event: Any, glue_client: GlueClient, config: Config, s3_client: Any = None
+) -> dict[str, Any]:
+    """Decide; for a landing file start exactly one job run. Errors are logged and raised.
+
+    With ``s3_client``, a landing file tagged as part of a backfill is left to the batch's
+    own run (a year of backfill is one Glue run, not 250)."""
     decision = decide(event, config.bucket)
     fields = {"event_id": decision.event_id, "key": decision.key, "reason": decision.reason}
     if decision.data_carteira is None:
         logger.info("event ignored", extra=fields)
         return {"status": "ignored", "reason": decision.reason}
+    if s3_client is not None and decision.key is not None:
+        batch = batch_of(s3_client, config.bucket, decision.key)
+        if batch is not None:
+            reason = f"part of backfill {batch}: its one Glue run is started by Dagster"
+            logger.info("event ignored", extra={**fields, "reason": reason})
+            return {"status": "ignored", "reason": reason}
     arguments = job_arguments(decision.data_carteira, config)
     fields.update(job_name=config.job_name, data_carteira=decision.data_carteira)
     try:
@@ -168,7 +188,13 @@ def glue_client() -> Any:
     return boto3.client("glue", config=BotoConfig(retries=GLUE_RETRIES))
 
 
+@functools.cache
+def s3_client() -> Any:
+    """boto3's S3 client (for the batch tag), built once per Lambda container."""
+    return boto3.client("s3", config=BotoConfig(retries=GLUE_RETRIES))
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """The Lambda entry point (``handler.handler``): configuration from the environment."""
     config = Config.from_env()  # first: a broken environment fails before any AWS call
-    return handle(event, glue_client(), config)
+    return handle(event, glue_client(), config, s3_client())

@@ -18,8 +18,9 @@ from pathlib import PurePath
 from typing import Any
 
 from b3_assets.b3.errors import B3PayloadError, clip, listing
-from b3_assets.b3.model import Constituent, Portfolio
+from b3_assets.b3.model import Constituent, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.validate import MAX_CONSTITUENTS
+from b3_assets.sectors import normalize_label
 
 #: The IBOV is ~30 KB of JSON or ~5 KB of CSV: a payload over this is not the portfolio, and
 #: is refused before it costs memory (the API stops reading; the CSV is refused unparsed).
@@ -41,6 +42,8 @@ _FILE_DATE = re.compile(r"IBOVDia_(\d{2})-(\d{2})-(\d{2,4})")
 
 API_RESULT_KEYS = ("cod", "asset", "type", "theoricalQty", "part")
 API_HEADER_KEYS = ("date", "theoricalQty", "reductor")
+#: ``GetTheoricalPortfolio`` / ``GetQuartelyPreview``: the same rows, a header with no date.
+PERIOD_HEADER_KEYS = ("theoricalQty", "reductor")
 CSV_COLUMNS = ("Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)")
 
 
@@ -130,7 +133,7 @@ def _decode_pages(pages: Sequence[Mapping[str, Any] | bytes | str],
     return decoded
 
 
-def _api_constituent(i: int, row: Any, where: str, data_carteira: date) -> Constituent:
+def _api_constituent(i: int, row: Any, where: str, data_carteira: date | None) -> Constituent:
     # json.loads gives dicts: the exact type check spares the ABC check on every row.
     if type(row) is not dict and not isinstance(row, Mapping):
         raise B3PayloadError(where, f"result {i} is not an object", data_carteira)
@@ -140,36 +143,61 @@ def _api_constituent(i: int, row: Any, where: str, data_carteira: date) -> Const
             where, f"result {i} is missing {', '.join(missing)} "
             f"(it has {listing(sorted(str(k) for k in row))})", data_carteira)
     codigo = _text(row["cod"]).strip()
+    acum = _text(row.get("partAcum")).strip()
     return Constituent(
         codigo=codigo,
         acao=collapse_spaces(_text(row["asset"])),
         tipo=collapse_spaces(_text(row["type"])),
         qtde_teorica=parse_br_int(_text(row["theoricalQty"]), "quantity", where, codigo),
         participacao_pct=parse_br_decimal(_text(row["part"]), "part", where, codigo),
+        setor_b3=normalize_label(_text(row.get("segment"))),
+        part_acum=parse_br_decimal(acum, "partAcum", where, codigo) if acum else None,
     )
 
 
-def parse_api_pages(
-    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime
-) -> Portfolio:
-    """Every page of a ``GetPortfolioDay`` answer into one portfolio.
-
-    Pages may be given as decoded dicts or as the raw bytes B3 sent (the raw archive)."""
-    decoded = _decode_pages(pages, where)
+def _header(decoded: list[Mapping[str, Any]], where: str,
+            keys: tuple[str, ...]) -> Mapping[str, Any]:
     header = decoded[0].get("header")
     if not isinstance(header, Mapping):
         raise B3PayloadError(where, "the JSON has no 'header' object")
-    missing = [k for k in API_HEADER_KEYS if k not in header]
+    missing = [k for k in keys if k not in header]
     if missing:
         raise B3PayloadError(where, f"header is missing {', '.join(missing)}")
-    data_carteira = parse_b3_date(_text(header["date"]), where)
+    return header
+
+
+def _results(decoded: list[Mapping[str, Any]], where: str, day: date | None) -> list[Any]:
     results: list[Any] = []
     for number, page in enumerate(decoded, start=1):
         page_results = page.get("results")
         if not isinstance(page_results, list):
-            raise B3PayloadError(where, f"page {number} has no 'results' list", data_carteira)
+            raise B3PayloadError(where, f"page {number} has no 'results' list", day)
         results.extend(page_results)
-    _check_rows(len(results), where, data_carteira)
+    _check_rows(len(results), where, day)
+    return results
+
+
+def _is_by_sector(header: Mapping[str, Any], results: list[Any]) -> bool:
+    """B3's sector view (``segment`` 2): the header's ``partAcum`` is set (``100,000``) or a
+    row has a label; the code view (``segment`` 1) has neither."""
+    if _text(header.get("partAcum")).strip():
+        return True
+    return any(isinstance(r, Mapping) and _text(r.get("segment")).strip() for r in results)
+
+
+def parse_api_pages(
+    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime,
+    *, by_sector: bool | None = None,
+) -> Portfolio:
+    """Every page of a ``GetPortfolioDay`` answer into one portfolio.
+
+    Pages may be given as decoded dicts or as the raw bytes B3 sent (the raw archive).
+    ``by_sector``: whether this is B3's sector view (``segment`` 2, whose sector rules
+    validation then applies); None: judged from the answer itself."""
+    decoded = _decode_pages(pages, where)
+    header = _header(decoded, where, API_HEADER_KEYS)
+    data_carteira = parse_b3_date(_text(header["date"]), where)
+    results = _results(decoded, where, data_carteira)
     part = header.get("part")
     return Portfolio(
         data_carteira=data_carteira,
@@ -180,10 +208,34 @@ def parse_api_pages(
         participacao_total=parse_br_decimal(_text(part), "header part", where) if part else None,
         coletado_em=coletado_em,
         where=where,
+        by_sector=_is_by_sector(header, results) if by_sector is None else by_sector,
     )
 
 
-def _check_rows(rows: int, where: str, data_carteira: date) -> None:
+def parse_period_pages(
+    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime,
+    view: PeriodView, data_captura: date,
+) -> PeriodPortfolio:
+    """Every page of a ``GetTheoricalPortfolio`` or ``GetQuartelyPreview`` answer. B3's
+    header has no date: ``data_captura`` is the trading date of the capture."""
+    decoded = _decode_pages(pages, where)
+    header = _header(decoded, where, PERIOD_HEADER_KEYS)
+    results = _results(decoded, where, None)
+    part = header.get("part")
+    return PeriodPortfolio(
+        view=view,
+        data_captura=data_captura,
+        constituents=tuple(_api_constituent(i, row, where, None)
+                           for i, row in enumerate(results, start=1)),
+        qtde_teorica_total=parse_br_int(_text(header["theoricalQty"]), "header total", where),
+        redutor=parse_br_decimal(_text(header["reductor"]), "header reductor", where),
+        participacao_total=parse_br_decimal(_text(part), "header part", where) if part else None,
+        coletado_em=coletado_em,
+        where=where,
+    )
+
+
+def _check_rows(rows: int, where: str, data_carteira: date | None) -> None:
     if rows > MAX_ROWS:
         raise B3PayloadError(where, f"more than {MAX_ROWS:,} constituent rows (IBOV has about "
                              "90): not the IBOV portfolio", data_carteira)

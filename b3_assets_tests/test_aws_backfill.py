@@ -1,0 +1,90 @@
+"""A backfill on AWS starts O(1) Glue runs; the daily path stays one event, one run (moto)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from b3_assets.archive import RawArchive
+from b3_assets.assets import REFINED
+from b3_assets.collect import csv_payload
+from b3_assets.local_aws import object_created_event
+from b3_assets.resources import MAX_DATES_PER_RUN
+from b3_assets.sensors import RANGE_END, RANGE_START
+from b3_assets.sessions import trading_days
+from b3_assets_tests.chain import Platform, failure_message, sensor_tick
+from b3_assets_tests.moto_server import MotoServer
+from b3_assets_tests.replica.portfolios import write_csvs
+from b3_assets_tests.support.aws import LambdaContext, aws_settings, create_stack_in
+from glue.layout import LANDING_BATCH_TAG, landing_key
+from lambda_handler import handler as lh
+
+DAYS = trading_days(date(2025, 2, 3), date(2025, 3, 21))[:30]
+
+
+def test_a_30_date_backfill_starts_one_glue_run_and_the_sensor_reports_every_date(
+    aws: MotoServer, tmp_path, monkeypatch
+) -> None:
+    assert len(DAYS) == 30 and MAX_DATES_PER_RUN >= 30
+    settings = aws_settings(aws)
+    stack = create_stack_in(aws, settings)
+    platform = Platform(settings)
+    archive = RawArchive(platform.lake)
+    for path in write_csvs(tmp_path / "csv", DAYS):  # history imported, as users bootstrap it
+        payload = csv_payload(path)
+        archive.store(payload, payload.portfolio().data_carteira)
+    instance = dg.DagsterInstance.ephemeral()
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    result = job.execute_in_process(
+        instance=instance,
+        tags={RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()},
+        raise_on_error=False,
+    )
+    assert result.success, failure_message(result)
+    s3, glue = aws.client("s3"), aws.client("glue")
+    # Each landing file of the backfill carries the batch tag...
+    tags = s3.get_object_tagging(Bucket=settings.bucket, Key=landing_key(DAYS[0]))["TagSet"]
+    assert [t["Key"] for t in tags] == [LANDING_BATCH_TAG]
+    # ...so the Lambda, given each file's event, starts nothing,
+    env = stack.properties("LandingTriggerFunction")["Environment"]["Variables"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for day in DAYS:
+        out = lh.handler(object_created_event(settings.bucket, landing_key(day)), LambdaContext())
+        assert out["status"] == "ignored" and "backfill" in out["reason"]
+    # ...and Dagster started one run for the whole batch.
+    (run,) = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    assert run["Arguments"]["--data_carteiras"] == ",".join(d.isoformat() for d in DAYS)
+    assert run["Arguments"]["--bucket"] == settings.bucket
+    # The sensor reports every date of that one run, and asks for one follow-up run.
+    tick = sensor_tick(platform, instance)
+    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert sorted(m.partition for m in mats) == [d.isoformat() for d in DAYS]
+    assert {m.asset_key for m in mats} == {REFINED}
+    (request,) = tick.run_requests
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+        DAYS[0].isoformat(),
+        DAYS[-1].isoformat(),
+    )
+
+
+def test_the_daily_date_is_left_to_its_event(aws: MotoServer, tmp_path, monkeypatch) -> None:
+    settings = aws_settings(aws)
+    stack = create_stack_in(aws, settings)
+    platform = Platform(settings)
+    (path,) = write_csvs(tmp_path / "csv", [DAYS[0]])
+    payload = csv_payload(path)
+    RawArchive(platform.lake).store(payload, DAYS[0])
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    assert job.execute_in_process(partition_key=DAYS[0].isoformat()).success
+    glue, s3 = aws.client("glue"), aws.client("s3")
+    assert glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"] == []  # Dagster: none
+    key = landing_key(DAYS[0])
+    assert s3.get_object_tagging(Bucket=settings.bucket, Key=key)["TagSet"] == []
+    for name, value in stack.properties("LandingTriggerFunction")["Environment"][
+        "Variables"
+    ].items():
+        monkeypatch.setenv(name, value)
+    out = lh.handler(object_created_event(settings.bucket, key), LambdaContext())
+    assert out["status"] == "started" and out["data_carteira"] == DAYS[0].isoformat()
