@@ -36,3 +36,51 @@ def request_for(day: date) -> dg.RunRequest | dg.SkipReason:
 )
 def daily_ibov_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     return request_for(context.scheduled_execution_time.date())
+
+
+def retry_request_for(instance: dg.DagsterInstance, day: date) -> dg.RunRequest | dg.SkipReason:
+    """A second attempt at ``day`` when the 08:30 run failed and landing still lacks the date.
+
+    B3 is often briefly down in the early morning; an hour later it usually answers. A date
+    already landed, or never attempted (the daemon was down: see the gap audit), is left alone.
+    """
+    first = request_for(day)
+    if isinstance(first, dg.SkipReason):
+        return first
+    key = day.isoformat()
+    if key in instance.get_materialized_partitions(LANDING):
+        return dg.SkipReason(f"{key} is already landed: no second attempt needed.")
+    runs = instance.get_runs(
+        dg.RunsFilter(job_name=daily_ibov_job.name, tags={"dagster/partition": key}), limit=1
+    )
+    if not runs or runs[0].status != dg.DagsterRunStatus.FAILURE:
+        state = runs[0].status.value if runs else "no run"
+        return dg.SkipReason(f"the first attempt at {key} did not fail ({state}): nothing to do.")
+    return dg.RunRequest(run_key=f"{key}-second-attempt", partition_key=key)
+
+
+@dg.schedule(
+    name="daily_ibov_portfolio_second_attempt_0945",
+    job=daily_ibov_job,
+    cron_schedule="45 9 * * 1-5",
+    execution_timezone=B3_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="09:45 America/Sao_Paulo: the day's portfolio again, only when the 08:30 run "
+    "failed (B3 down for a while) and the date has not landed since.",
+)
+def second_attempt_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> dg.RunRequest | dg.SkipReason:
+    return retry_request_for(context.instance, context.scheduled_execution_time.date())
+
+
+#: Landing's freshness: the latest trading day's partition by 09:30 America/Sao_Paulo. On a
+#: holiday the latest partition is the previous session's, so holidays need nothing.
+landing_freshness_checks = dg.build_time_partition_freshness_checks(
+    assets=[LANDING], deadline_cron="30 9 * * 1-5", timezone=B3_TIMEZONE
+)
+freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=landing_freshness_checks,
+    name="landing_freshness",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
