@@ -16,7 +16,7 @@ test: setup
 	@scripts/browser.sh
 	@scripts/java.sh
 	.venv/bin/ruff check .
-	.venv/bin/pytest
+	.venv/bin/pytest -m "slow or not slow"
 
 bench: setup
 	.venv/bin/python -m bench.bench_fetch

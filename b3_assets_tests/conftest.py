@@ -14,6 +14,14 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "b3_sample
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spark tests belong to the slow tier (a JVM start each); the browser UI test and the
+    subprocess tests say so themselves with ``pytestmark = pytest.mark.slow``."""
+    for item in items:
+        if item.get_closest_marker("spark") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def skip_unless(condition: bool, reason: str) -> None:
     """Skip with ``reason`` on a laptop; in CI (``CI=true``) a missing tool or sample fails."""
     if condition:

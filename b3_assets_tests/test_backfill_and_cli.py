@@ -85,6 +85,7 @@ def _refined_dates(platform) -> list[str]:
     return [r[0] for r in rows]
 
 
+@pytest.mark.slow  # a `dagster asset materialize` subprocess
 def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples_dir, monkeypatch):
     files = sorted((samples_dir / "csv_utf8_no_title").glob("IBOVDia_*.csv"))
     assert len(files) == 32
@@ -107,6 +108,7 @@ def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples
     assert rows == [(date(2025, 2, 28), 5)]
 
 
+@pytest.mark.slow  # a `dagster asset materialize` subprocess
 def test_backfill_on_generated_history(tmp_path, monkeypatch, dagster_home):
     days = trading_days(date(2025, 2, 26), date(2025, 3, 7))  # across Carnival
     keys = [d.isoformat() for d in days]
@@ -124,6 +126,7 @@ def test_backfill_on_generated_history(tmp_path, monkeypatch, dagster_home):
         assert table.column("codigo").to_pylist() == sorted(r.cod for r in expected.rows)
 
 
+@pytest.mark.slow  # a `dagster asset materialize` subprocess
 def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
     tmp_path, monkeypatch, b3_replica
 ):

@@ -36,7 +36,7 @@ from b3_assets_tests.chain import failure_message, local_platform, sensor_tick
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.test_report import DAY1, DAY2, apply_tick, refine, start_replica
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "docs" / "screenshots"
