@@ -66,15 +66,20 @@ class RefineOutcome:
 # --- small file helpers ------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a hidden temporary file, fsync, rename: readers see old or new bytes."""
+def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write through a hidden temporary file, fsync, rename: readers see old or new bytes.
+
+    ``fsync=False`` for a run's issuer files: a killed process loses nothing the kernel has,
+    and they are invisible until the (fsynced) pointer names them; 85 fsyncs per date would
+    cost more than the refine."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -237,6 +242,7 @@ def _write_run(lake_root: Path, data_carteira: date, run_id: str, table: pa.Tabl
         write_atomic(
             lake_root / refined_run_prefix(data_carteira, acao, run_id) / PART_FILE_NAME,
             buf.getvalue(),
+            fsync=False,
         )
 
 
