@@ -1,7 +1,9 @@
 """The raw archive: what B3 sent for each portfolio date, verbatim, with a manifest.
 
 Layout: ``raw/ibov/dt=YYYY-MM-DD/<fetched-at>-<digest>/<files>`` and ``manifest.json``,
-written last, so a folder without a manifest is an interrupted write and is ignored.
+written last (B3's views of the period the same way under their own prefixes,
+``raw/ibov_teorica/`` and ``raw/ibov_previa/``, by trading date of capture), so a folder
+without a manifest is an interrupted write and is ignored.
 Storing a payload equal to one already archived is a no-op; a different payload for the same
 date is kept beside the others (history is never silently replaced) and reported, and the
 newest one is the one landing is built from."""
@@ -28,8 +30,8 @@ class ArchiveCorruptError(B3PermanentError):
         super().__init__(f"raw archive {where} is corrupt: {problem}")
 
 
-def raw_date_prefix(data_carteira: date) -> str:
-    return f"{RAW_PREFIX}/dt={data_carteira.isoformat()}"
+def raw_date_prefix(data_carteira: date, prefix: str = RAW_PREFIX) -> str:
+    return f"{prefix}/dt={data_carteira.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,19 @@ class StoreOutcome:
 
 
 class RawArchive:
-    def __init__(self, lake: Lake) -> None:
+    """The archive under ``prefix`` (``raw/ibov``: the day's portfolio; ``raw/ibov_teorica``,
+    ``raw/ibov_previa``: the period views). ``date_field``: the manifest's name for the
+    folder's date (``data_carteira``; ``data_captura`` for views B3 does not date)."""
+
+    def __init__(self, lake: Lake, prefix: str = RAW_PREFIX,
+                 date_field: str = "data_carteira") -> None:
         self.lake = lake
+        self.prefix = prefix.strip("/")
+        self.date_field = date_field
 
     def entries(self, data_carteira: date) -> list[ArchivedPayload]:
         """Every complete payload archived for the date, oldest first."""
-        prefix = raw_date_prefix(data_carteira)
+        prefix = raw_date_prefix(data_carteira, self.prefix)
         found = []
         for key in self.lake.list_keys(prefix + "/"):
             if key.endswith("/" + MANIFEST):
@@ -88,7 +97,7 @@ class RawArchive:
         """Portfolio dates with at least one folder in the archive."""
         return [
             date.fromisoformat(f.removeprefix("dt="))
-            for f in self.lake.list_folders(RAW_PREFIX)
+            for f in self.lake.list_folders(self.prefix)
             if f.startswith("dt=")
         ]
 
@@ -120,9 +129,9 @@ class RawArchive:
                 others = tuple(e for e in entries if e is not entry)
                 return StoreOutcome(entry, False, others)
         stamp = payload.fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
-        prefix = f"{raw_date_prefix(data_carteira)}/{stamp}-{payload.digest[:12]}"
+        prefix = f"{raw_date_prefix(data_carteira, self.prefix)}/{stamp}-{payload.digest[:12]}"
         manifest = {
-            "data_carteira": data_carteira.isoformat(),
+            self.date_field: data_carteira.isoformat(),
             "source": payload.source,
             "url": payload.url,
             "fetched_at": payload.fetched_at.isoformat(),

@@ -37,7 +37,10 @@ LANDING_COLUMNS = {
     "participacao_pct": "Participation in the index, % (decimal 7,3)",
     "qtde_teorica_total": "Header: total theoretical quantity",
     "redutor": "Header: the index reductor (decimal 24,8)",
-    "coletado_em": "When the payload was fetched (UTC)",
+    "coletado_em": "When the payload was fetched (UTC; an imported CSV: when it was imported)",
+    "setor_b3": "B3's sector label (segment 2), spaces collapsed; null for CSV imports",
+    "setor": "Economic sector from the project's mapping of B3's label (null: unknown label)",
+    "subsetor": "Subsector from the same mapping",
 }
 
 

@@ -19,6 +19,7 @@ from b3_assets.landing import landing_dates, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.quality import CheckOutcome, landing_checks, refined_checks
 from b3_assets.resources import CatalogResource, GlueJobResource, LakeResource
+from b3_assets.sectors import unknown_sector_labels
 from b3_assets.sessions import is_trading_day
 
 #: The landing rules (b3/validate.py, the same ones that refuse a bad payload at collection).
@@ -83,6 +84,35 @@ def landing_ibov_portfolio_checks(
         outcomes = landing_checks(read_landing(lake.get(), date.fromisoformat(key)))
         for name in LANDING_CHECKS:
             yield _evaluation(LANDING, name, key, outcomes[name])
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "sector_labels_known",
+            asset=LANDING,
+            partitions_def=trading_day_partitions,
+            description="Every B3 sector label is in the project's mapping (b3_assets/sectors.py)"
+            "; an unknown one lands with null setor/subsetor and is named here (WARN).",
+        )
+    ],
+    can_subset=True,
+)
+def sector_labels_known(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> Iterator[dg.AssetCheckEvaluation]:
+    for key in context.partition_keys:
+        unknown = unknown_sector_labels(read_landing(lake.get(), date.fromisoformat(key)))
+        yield dg.AssetCheckEvaluation(
+            asset_key=LANDING,
+            check_name="sector_labels_known",
+            passed=not unknown,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=_metadata(
+                {"data_carteira": key, "unknown_labels": "; ".join(unknown) or "none"}
+            ),
+            partition=key,
+        )
 
 
 def refined_rows_by_date(

@@ -1,6 +1,8 @@
-"""Collecting one portfolio date into the raw archive: the archive first, B3 when needed.
+"""Collecting one portfolio date into the raw archive: the archive first, B3 when needed;
+and likewise B3's views of the four-month period (theoretical portfolio, preview), which B3
+does not date: they are filed under the trading date of their capture.
 
-No Dagster here: the raw asset and ``b3-pipeline import-csv`` both call this."""
+No Dagster here: the raw assets and ``b3-pipeline import-csv`` call this."""
 
 from __future__ import annotations
 
@@ -8,13 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
 
 from b3_assets.archive import RawArchive, StoreOutcome
-from b3_assets.b3.errors import B3PayloadError
-from b3_assets.b3.model import Portfolio
+from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
+from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.parse import check_size
 from b3_assets.b3.payload import RawPayload
-from b3_assets.sessions import is_trading_day
+from b3_assets.lake import Lake
+from b3_assets.sessions import B3_TIMEZONE, b3_calendar, is_trading_day
+from glue.layout import period_raw_prefix
 
 Fetcher = Callable[[], RawPayload]
 
@@ -63,3 +70,54 @@ def import_csv(archive: RawArchive, path: Path) -> Collected:
         raise B3PayloadError(str(path), "no constituents")
     stored = archive.store(payload, portfolio.data_carteira)
     return Collected(portfolio, payload, stored, False)
+
+
+# --- the period views: theoretical portfolio and preview -------------------------------------
+
+def b3_session_now(now: datetime | None = None) -> date:
+    """The trading date B3 is on at ``now`` (default: now): today in São Paulo when it is a
+    session, else the next session (on weekends and holidays B3 already shows the next
+    session's data)."""
+    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(B3_TIMEZONE))
+    session = b3_calendar().date_to_session(pd.Timestamp(moment.date()), direction="next")
+    return session.date()
+
+
+def period_archive(lake: Lake, view: PeriodView) -> RawArchive:
+    """The raw archive of a period view: ``raw/ibov_teorica`` or ``raw/ibov_previa``."""
+    return RawArchive(lake, period_raw_prefix(view), date_field="data_captura")
+
+
+@dataclass(frozen=True)
+class CollectedPeriod:
+    portfolio: PeriodPortfolio
+    payload: RawPayload
+    stored: StoreOutcome | None
+    from_archive: bool
+
+
+def collect_period(
+    archive: RawArchive,
+    fetch: Fetcher,
+    view: PeriodView,
+    data_captura: date,
+    *,
+    current_session: date,
+    where: str,
+    refetch: bool = False,
+) -> CollectedPeriod:
+    """A period view as captured on the trading date ``data_captura``: from the archive (no
+    network) unless absent or ``refetch``; else fetched, which only the date B3 is on now
+    (``current_session``) can be, since B3 neither dates nor keeps these views. The payload is
+    parsed and validated before anything is written. ``where``: the address named in
+    errors."""
+    if not refetch:
+        archived = archive.latest(data_captura)
+        if archived is not None:
+            return CollectedPeriod(archived.period_portfolio(view, data_captura), archived,
+                                   None, True)
+    if data_captura != current_session:
+        raise B3CaptureDateError(where, PERIOD_VIEW_NAMES[view], data_captura, current_session)
+    payload = fetch()
+    portfolio = payload.period_portfolio(view, data_captura)
+    return CollectedPeriod(portfolio, payload, archive.store(payload, data_captura), False)

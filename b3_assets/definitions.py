@@ -2,9 +2,15 @@
 
 import dagster as dg
 
+from b3_assets.alerts import alert_sensors
 from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio, refined_b3_etl_soma_acao
 from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
-from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
+from b3_assets.checks import (
+    landing_ibov_portfolio_checks,
+    refined_b3_etl_soma_acao_checks,
+    sector_labels_known,
+)
+from b3_assets.period_assets import PERIOD_ASSETS
 from b3_assets.report_assets import report_ibov_composition
 from b3_assets.resources import resources_for
 from b3_assets.schedules import (
@@ -12,6 +18,8 @@ from b3_assets.schedules import (
     daily_ibov_schedule,
     freshness_sensor,
     landing_freshness_checks,
+    period_portfolios_job,
+    period_portfolios_schedule,
     second_attempt_schedule,
 )
 from b3_assets.sensors import glue_job_runs, refined_checks_job, refined_followup_job
@@ -26,15 +34,28 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             refined_b3_etl_soma_acao,
             report_ibov_composition,
             audit_landing_gaps,
+            *PERIOD_ASSETS,
         ],
         asset_checks=[
             landing_ibov_portfolio_checks,
+            sector_labels_known,
             refined_b3_etl_soma_acao_checks,
             *landing_freshness_checks,
         ],
-        jobs=[daily_ibov_job, refined_followup_job, refined_checks_job, audit_job],
-        schedules=[daily_ibov_schedule, second_attempt_schedule, audit_schedule],
-        sensors=[glue_job_runs, freshness_sensor],
+        jobs=[
+            daily_ibov_job,
+            period_portfolios_job,
+            refined_followup_job,
+            refined_checks_job,
+            audit_job,
+        ],
+        schedules=[
+            daily_ibov_schedule,
+            period_portfolios_schedule,
+            second_attempt_schedule,
+            audit_schedule,
+        ],
+        sensors=[glue_job_runs, freshness_sensor, *alert_sensors(settings)],
         resources=resources_for(settings),
         # One process per run, not per step: steps here are short, process start-up is not.
         executor=dg.in_process_executor,

@@ -8,7 +8,7 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from b3_assets.b3.model import LANDING_SCHEMA
+from b3_assets.b3.model import LANDING_SCHEMA, conform_landing
 from b3_assets.lake import Lake
 from glue.layout import LANDING_PREFIX, landing_key
 
@@ -35,7 +35,7 @@ def read_landing(lake: Lake, data_carteira: date) -> pa.Table:
     table = pq.read_table(
         io.BytesIO(lake.read_bytes(landing_key(data_carteira))), use_threads=False
     )
-    return table.cast(LANDING_SCHEMA)
+    return conform_landing(table)  # files older than setor_b3/setor/subsetor: nulls
 
 
 def landing_dates(lake: Lake) -> list[date]:

@@ -5,6 +5,7 @@ from datetime import date
 import dagster as dg
 
 from b3_assets.assets import LANDING, RAW
+from b3_assets.period_assets import LANDING_KEYS, RAW_KEYS
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day
 
 daily_ibov_job = dg.define_asset_job(
@@ -35,6 +36,29 @@ def request_for(day: date) -> dg.RunRequest | dg.SkipReason:
     "portfolio before the 10:00 open); B3 holidays are skipped.",
 )
 def daily_ibov_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    return request_for(context.scheduled_execution_time.date())
+
+
+period_portfolios_job = dg.define_asset_job(
+    "period_portfolios",
+    selection=dg.AssetSelection.assets(*RAW_KEYS.values(), *LANDING_KEYS.values()),
+    description="Capture the period's theoretical portfolio and the next period's preview as B3 "
+    "shows them today (separate from the day's portfolio: a failure here never blocks it).",
+)
+
+
+@dg.schedule(
+    name="period_portfolios_0835",
+    job=period_portfolios_job,
+    cron_schedule="35 8 * * 1-5",
+    execution_timezone=B3_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="08:35 America/Sao_Paulo on every B3 trading day: the period's views, which B3 "
+    "replaces without keeping history (a day not captured is lost).",
+)
+def period_portfolios_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> dg.RunRequest | dg.SkipReason:
     return request_for(context.scheduled_execution_time.date())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import socket
@@ -19,6 +20,8 @@ from b3_assets.b3 import api, parse
 from b3_assets.b3.api import (
     check_base_url,
     fetch_api,
+    fetch_period,
+    period_url,
     portfolio_query,
     portfolio_url,
     retry_policy,
@@ -47,9 +50,18 @@ REAL_TOKEN = (
 
 
 def test_query_token_is_byte_for_byte_the_pages() -> None:
-    assert portfolio_query(1) == REAL_TOKEN
-    assert portfolio_url("https://b3.example/", 1).endswith(
+    assert portfolio_query(1, segment="1") == REAL_TOKEN
+    assert portfolio_url("https://b3.example/", 1, segment="1").endswith(
         "/indexProxy/indexCall/GetPortfolioDay/" + REAL_TOKEN)
+    # b3-pipeline asks the sector view: the same token with "segment":"2".
+    by_sector = base64.b64encode(base64.b64decode(REAL_TOKEN).replace(
+        b'"segment":"1"', b'"segment":"2"')).decode()
+    assert portfolio_url("https://b3.example/", 1).endswith("/GetPortfolioDay/" + by_sector)
+    assert period_url("https://b3.example", "previa", 1).endswith(
+        "/indexProxy/indexCall/GetQuartelyPreview/" + base64.b64encode(
+            b'{"language":"pt-br","pageNumber":1,"pageSize":120,"index":"IBOV"}').decode())
+    with pytest.raises(ValueError, match="unknown period view 'semanal'"):
+        period_url("https://b3.example", "semanal", 1)
 
 
 def test_one_page_kept_verbatim(b3_replica) -> None:
@@ -59,9 +71,10 @@ def test_one_page_kept_verbatim(b3_replica) -> None:
     assert payload.files[0][1] == requests.get(payload.url, timeout=5).content
     portfolio = payload.portfolio(b3_replica.portfolio.data_carteira)
     assert portfolio.constituents == b3_replica.portfolio.constituents()
+    assert portfolio.by_sector and all(c.setor_b3 for c in portfolio.constituents)
     req = b3_replica.api_requests()[0]
     assert req.params == {"language": "pt-br", "pageNumber": 1, "pageSize": 120,
-                          "index": "IBOV", "segment": "1"}
+                          "index": "IBOV", "segment": "2"}
     assert "Chrome/" in req.headers["User-Agent"]
     assert req.headers["Accept"].startswith("application/json")
     assert not req.browser
@@ -399,3 +412,68 @@ def test_a_streamed_answer_over_the_size_cap_is_refused(monkeypatch) -> None:
     doc["results"] = [{"cod": "X" * 1000}] * 1000  # ~1 MB
     with pytest.raises(B3PayloadError, match="over the 200,000-byte cap"):
         fetch_api("http://b3.test", session=_StubSession([doc]), **FAST)
+
+
+# --- the period views: GetTheoricalPortfolio and GetQuartelyPreview -----------------------
+
+@pytest.mark.parametrize("view", ["teorica", "previa"])
+def test_a_period_view_round_trips(b3_replica, view: str) -> None:
+    payload = fetch_period(b3_replica.base_url, view, **FAST)
+    assert payload.source == "api" and payload.url == period_url(b3_replica.base_url, view, 1)
+    assert [name for name, _ in payload.files] == ["page-001.json"]
+    assert payload.files[0][1] == requests.get(payload.url, timeout=5).content
+    served = b3_replica.period(view)
+    got = payload.period_portfolio(view, date(2025, 3, 5))
+    assert got.constituents == served.constituents()
+    assert (got.qtde_teorica_total, got.redutor) == (served.total_qty, served.redutor)
+    assert got.data_captura == date(2025, 3, 5) and got.view == view
+    req = b3_replica.api_requests(kind=view)[0]  # then the test's own get
+    assert req.params == {"language": "pt-br", "pageNumber": 1, "pageSize": 120, "index": "IBOV"}
+    assert b3_replica.api_requests() == []  # GetPortfolioDay not asked
+
+
+def test_period_views_follow_pages_and_retry(b3_replica) -> None:
+    b3_replica.fault("short_pages", max_page_size=20, endpoint="GetTheoricalPortfolio")
+    b3_replica.fault("5xx", count=1, endpoint="GetTheoricalPortfolio")
+    payload = fetch_period(b3_replica.base_url, "teorica", **FAST)
+    n = len(b3_replica.period("teorica").rows)
+    assert len(payload.files) == -(-n // 20)
+    assert [r.status for r in b3_replica.api_requests(kind="teorica")][:2] == [503, 200]
+    assert payload.period_portfolio("teorica", date(2025, 3, 5)).constituents == (
+        b3_replica.period("teorica").constituents())
+    previa = fetch_period(b3_replica.base_url, "previa", **FAST)  # the faults named one view
+    assert len(previa.files) == 1
+
+
+@pytest.mark.parametrize("fault,error,text", [
+    ("403", B3BlockedError, "403"),
+    ("truncated", B3PayloadError, "not valid JSON"),
+    ("5xx", B3UnavailableError, "3 attempts"),
+])
+def test_period_view_faults(b3_replica, fault: str, error: type, text: str) -> None:
+    b3_replica.fault(fault)
+    with pytest.raises(error) as err:
+        fetch_period(b3_replica.base_url, "previa", **FAST)
+    assert period_url(b3_replica.base_url, "previa", 1) in str(err.value)
+    assert text in str(err.value)
+
+
+def test_an_empty_period_view_is_refused_naming_it(b3_replica) -> None:
+    b3_replica.fault("empty")
+    payload = fetch_period(b3_replica.base_url, "previa", **FAST)
+    with pytest.raises(B3PayloadError) as err:
+        payload.period_portfolio("previa", date(2025, 3, 5))
+    msg = str(err.value)
+    assert payload.url in msg and "GetQuartelyPreview" in msg and "2025-03-05" in msg
+    assert "the results are empty" in msg
+
+
+def test_period_pages_that_disagree_start_over() -> None:
+    def doc(page: int, qty: str) -> dict:
+        return {"page": {"pageNumber": page, "pageSize": 120, "totalRecords": 3,
+                         "totalPages": 2},
+                "header": {"theoricalQty": qty, "reductor": "1,0"}, "results": [{}] * (
+                    2 if page == 1 else 1)}
+    docs = [doc(1, "10"), doc(2, "11")] * (api.MAX_RESTARTS + 1)
+    with pytest.raises(B3UnavailableError, match="changed the portfolio mid-fetch, 3 times"):
+        fetch_period("http://b3.test", "teorica", session=_StubSession(docs), **FAST)

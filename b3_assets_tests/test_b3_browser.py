@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,11 @@ def test_keeps_the_json_the_page_fetched(b3_replica, chromium) -> None:
                                                timeout=5).content
     portfolio = payload.portfolio(b3_replica.portfolio.data_carteira)
     assert portfolio.constituents == b3_replica.portfolio.constituents()
-    asked = [(r.params["pageNumber"], r.params["pageSize"])
+    assert portfolio.by_sector and all(c.setor_b3 for c in portfolio.constituents)
+    asked = [(r.params["segment"], r.params["pageNumber"], r.params["pageSize"])
              for r in b3_replica.api_requests(browser=True)]
-    assert asked == [(1, 20), (1, 120)]  # the page's default, then the 120 the scraper chose
+    # The page's default, then by sector ("Setor de Atuação"), then the 120 the scraper chose.
+    assert asked == [("1", 1, 20), ("2", 1, 20), ("2", 1, 120)]
     assert elapsed < 15, f"browser fetch took {elapsed:.1f}s"
 
 
@@ -64,9 +67,11 @@ def test_reads_the_rendered_table_when_the_json_is_unusable(b3_replica, chromium
     doc = json.loads(payload.files[0][1])
     assert set(doc) == {"header", "results"}
     assert set(doc["header"]) == {"date", "theoricalQty", "reductor", "part"}
-    first = b3_replica.portfolio.rows[0]
+    first = next(r for r in b3_replica.portfolio.rows
+                 if r.cod == b3_replica.portfolio.constituents()[0].codigo)
     assert doc["results"][0]["cod"] == first.cod
     assert doc["results"][0]["type"] == first.type  # texts as shown, runs of spaces kept
+    assert doc["results"][0]["segment"] == first.sector  # the sector view's Setor column
     served = b3_replica.portfolio
     portfolio = payload.portfolio(served.data_carteira)
     assert portfolio.constituents == served.constituents()
@@ -138,10 +143,15 @@ def test_find_chromium_order(tmp_path: Path, monkeypatch) -> None:
     assert find_chromium(None) == "/pw/chrome"  # then Playwright's own
 
 
+ROW = ["Diversos", "AAAA3", "A", "ON", "1", "1,0", "1,0"]
+SECTOR_HEADERS = ["Setor", "Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)",
+                  "Part. (%)Acum."]
+
+
 def _view(rows, *, date="05/03/25", headers=None, foot=None, has_next=False):
     return {
         "date": date,
-        "headers": headers or ["Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)"],
+        "headers": headers or SECTOR_HEADERS,
         "rows": rows,
         "foot": foot if foot is not None else [
             ["Quantidade Teórica Total", "300", "100,000"], ["Redutor", "1,5", ""]],
@@ -150,33 +160,48 @@ def _view(rows, *, date="05/03/25", headers=None, foot=None, has_next=False):
 
 
 def test_rendered_table_becomes_an_api_shaped_document() -> None:
-    views = [_view([["AAAA3", "A", "ON      NM", "100", "40,000"]], has_next=True),
-             _view([["BBBB4", "B", "PN  EX N1", "200", "60,000"]])]
+    views = [_view([["Bens Indls/Transporte", "AAAA3", "A", "ON      NM", "100", "40,000",
+                     "40,000"]], has_next=True),
+             _view([["Cons N  Básico / Bebidas", "BBBB4", "B", "PN  EX N1", "200", "60,000",
+                     "60,000"]])]
     body = _rendered_json(views, "http://b3.test/page", "renamed keys")
     doc = json.loads(body)
     assert doc["header"] == {"date": "05/03/25", "theoricalQty": "300", "reductor": "1,5",
                              "part": "100,000"}
     assert [r["cod"] for r in doc["results"]] == ["AAAA3", "BBBB4"]
+    assert doc["results"][1]["segment"] == "Cons N  Básico / Bebidas"  # as shown
     from datetime import UTC, datetime
 
     portfolio = parse_api_pages([body], "http://b3.test/page", datetime.now(UTC))
     assert portfolio.qtde_teorica_total == 300 and portfolio.constituents[1].tipo == "PN EX N1"
+    assert portfolio.by_sector
+    assert portfolio.constituents[1].setor_b3 == "Cons N Básico / Bebidas"
+    assert portfolio.constituents[1].part_acum == Decimal("60.000")
+
+
+def test_a_rendered_table_without_sectors_is_refused() -> None:
+    """The page did not switch to "Setor de Atuação": the sectors would be missing."""
+    plain = ["Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)"]
+    with pytest.raises(B3PayloadError, match="no Setor column") as err:
+        _rendered_json([_view([ROW], headers=plain)],
+                       "http://b3.test/page", "x")
+    assert "Setor de Atuação" in str(err.value) and err.value.where == "http://b3.test/page"
 
 
 def test_rendered_table_problems_name_the_page() -> None:
     with pytest.raises(B3PayloadError, match="lacks Tipo") as err:
-        _rendered_json([_view([["A", "B", "C", "D"]],
-                              headers=["Código", "Ação", "Qtde. Teórica", "Part. (%)"])],
+        _rendered_json([_view([["S", "A", "B", "C", "D"]],
+                              headers=["Setor", "Código", "Ação", "Qtde. Teórica", "Part. (%)"])],
                        "http://b3.test/page", "x")
     assert err.value.where == "http://b3.test/page"
     with pytest.raises(B3PayloadError, match="no 'Carteira do Dia - dd/mm/yy' title"):
-        _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], date=None)],
+        _rendered_json([_view([ROW], date=None)],
                        "http://b3.test/page", "x")
     with pytest.raises(B3PayloadError, match=r"no portfolio rows and .*\(answered HTTP 500\)"):
         _rendered_json([_view([])], "http://b3.test/page", "answered HTTP 500")
     with pytest.raises(B3PayloadError, match="no portfolio rows on table page 2"):
-        _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], has_next=True), _view([])],
+        _rendered_json([_view([ROW], has_next=True), _view([])],
                        "http://b3.test/page", "answered HTTP 500")
     with pytest.raises(B3PayloadError, match="footer"):
-        _rendered_json([_view([["AAAA3", "A", "ON", "1", "1,0"]], foot=[])],
+        _rendered_json([_view([ROW], foot=[])],
                        "http://b3.test/page", "x")

@@ -146,7 +146,8 @@ def test_replica_json_of_each_sample_parses_like_its_csv(samples_dir: Path) -> N
 def test_generated_portfolio_passes_in_both_formats(good: ReplicaPortfolio) -> None:
     _validate_api(good)
     from_csv = validate_portfolio(parse_csv(csv_bytes(good), CSV_NAME, NOW))
-    assert from_csv.constituents == good.constituents()
+    assert from_csv.constituents == good.constituents("1")
+    assert not from_csv.by_sector and {c.setor_b3 for c in from_csv.constituents} == {None}
 
 
 def test_us_number_format_is_not_taken_for_pt_br(good: ReplicaPortfolio) -> None:
@@ -158,7 +159,10 @@ def test_us_number_format_is_not_taken_for_pt_br(good: ReplicaPortfolio) -> None
 def test_api_pages_are_concatenated(good: ReplicaPortfolio) -> None:
     pages = [json.dumps(api_page(good, page_number=n, page_size=20)).encode()
              for n in range(1, 6)]
-    assert parse_api_pages(pages, URL, NOW).constituents == good.constituents()
+    assert parse_api_pages(pages, URL, NOW).constituents == good.constituents("1")
+    by_sector = [json.dumps(api_page(good, page_number=n, page_size=20, segment="2")).encode()
+                 for n in range(1, 6)]
+    assert parse_api_pages(by_sector, URL, NOW).constituents == good.constituents("2")
 
 
 # --- the rejection rules ----------------------------------------------------------------

@@ -315,10 +315,12 @@ def test_glue_role_logs_only_to_its_own_log_groups(default: Stack) -> None:
 def test_dagster_policy_lets_dagster_run_the_pipeline_and_nothing_more(default: Stack) -> None:
     dag = default.policy_statements("DagsterPolicy")
     for key in ("raw/ibov/dt=2025-03-05/payload.json", landing_key(DAY),
-                "reports/dt=2025-03-05/petr.png", "athena-results/q.csv"):
+                "reports/dt=2025-03-05/petr.png", "athena-results/q.csv",
+                "raw/ibov_teorica/dt=2025-03-05/page-001.json",
+                "landing/ibov_previa/dt=2025-03-05/ibov_previa.parquet"):
         assert allows(dag, "s3:PutObject", s3(key)) and allows(dag, "s3:GetObject", s3(key))
     assert allows(dag, "s3:GetObject", s3(REFINED_KEY))
-    for key in (REFINED_KEY, "raw/other/x", "landing/ibov_teorica/dt=2025-03-05/x.parquet"):
+    for key in (REFINED_KEY, "raw/other/x", "landing/ibov_other/dt=2025-03-05/x.parquet"):
         assert not allows(dag, "s3:PutObject", s3(key)), key
     assert not [a for a in grants(dag) if "Delete" in a]
     for prefix in ("raw/ibov/dt=2025-03-05/", "landing/ibov/dt=", "refined/", "reports/"):

@@ -6,16 +6,19 @@ fail if a rule were replaced by ``True``."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from b3_assets.b3.payload import RawPayload
 from b3_assets.quality import landing_checks, refined_checks
 from b3_assets_tests.landing_factory import landing_portfolio, landing_table
+from b3_assets_tests.replica import generate_period, period_page
 from glue.layout import issuer_root
 
 DAY = date(2025, 3, 5)
@@ -128,6 +131,22 @@ def test_a_quantity_that_is_not_positive(landing: pa.Table) -> None:
     outcomes = landing_checks(table)
     assert _failed(outcomes) == {"quantities_positive"}
     assert outcomes["quantities_positive"][1]["not_positive"] == f"{codes[3]}=0"
+
+
+def test_the_landing_rules_run_on_the_period_views() -> None:
+    """landing/ibov_teorica and landing/ibov_previa carry the same columns the rules read."""
+    page = period_page(generate_period("previa", DAY), page_number=1, page_size=120)
+    payload = RawPayload("api", "http://b3.test/x", datetime(2025, 3, 5, tzinfo=UTC),
+                         (("page-001.json", json.dumps(page).encode()),))
+    table = payload.period_portfolio("previa", DAY).to_landing_table()
+    assert _failed(landing_checks(table)) == set()
+    assert _failed(landing_checks(table.slice(1))) == {"quantities_add_up_to_header_total",
+                                                        "participations_add_up_to_100"}
+
+
+def test_sector_columns_do_not_change_the_landing_rules(landing: pa.Table) -> None:
+    labels = ["Criptoativos / Tokens"] * landing.num_rows  # unknown: null setor, still valid
+    assert _failed(landing_checks(_with(landing, "setor_b3", labels))) == set()
 
 
 # --- refined ------------------------------------------------------------------------------

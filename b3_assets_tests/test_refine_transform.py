@@ -90,11 +90,19 @@ def expected_rows(
                 "dias_desde_carteira_anterior": (d - d_prev).days if d_prev else None,
                 "variacao_participacao_pp": part - prev if prev is not None else None,
                 "processado_em": processado_em,
+                "setor": _min_present(r.get("setor") for r in rows),
+                "subsetor": _min_present(r.get("subsetor") for r in rows),
                 "DataCarteira": d.isoformat(),
                 "Acao": acao,
             }
         )
     return out
+
+
+def _min_present(values: Any) -> str | None:
+    """SQL's min(): the least non-null value, None when all are null."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
 
 
 # --- real B3 portfolios --------------------------------------------------------------------
@@ -129,6 +137,8 @@ def test_real_portfolio_refined_by_hand(samples_dir: Path, tmp_path: Path) -> No
         "variacao_participacao_pp": (Decimal("4.438") + Decimal("8.021"))
         - (Decimal("4.387") + Decimal("8.039")),
         "processado_em": PROCESSADO_EM,
+        "setor": None,  # a CSV has no sectors
+        "subsetor": None,
     }
     assert rows["PETR"]["variacao_participacao_pp"] == Decimal("0.033")
     # ELET3 3,807 + ELET6 0,569 against 3,650 + 0,550.
@@ -219,6 +229,8 @@ def test_output_types_are_exact(tmp_path: Path) -> None:
         "int32",
         "decimal128(9, 3)",
         "timestamp[us, tz=UTC]",
+        "string",
+        "string",
         "string",
         "string",
     ]

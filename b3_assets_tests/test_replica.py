@@ -23,16 +23,20 @@ from b3_assets_tests.replica import (
     FAULT_MODES,
     Replica,
     csv_bytes,
+    generate_period,
     generate_portfolio,
     is_browser,
+    period_for,
     portfolio_for,
     sample_dates,
 )
 from b3_assets_tests.replica.__main__ import parse_fault
-from b3_assets_tests.replica.portfolios import fmt_dec, fmt_int
+from b3_assets_tests.replica.portfolios import fmt_dec, fmt_int, label_order, sector_totals
 
 API = "/indexProxy/indexCall/GetPortfolioDay/"
 CSV = "/indexProxy/indexCall/GetDownloadPortfolioDay/"
+PERIOD = {"teorica": "/indexProxy/indexCall/GetTheoricalPortfolio/",
+          "previa": "/indexProxy/indexCall/GetQuartelyPreview/"}
 NOW = datetime(2025, 3, 5, tzinfo=UTC)
 
 
@@ -47,6 +51,12 @@ def _get(replica, params: dict, **headers) -> requests.Response:
 def _query(page: int, size: int, **kw) -> dict:
     return {"language": kw.get("language", "pt-br"), "pageNumber": page, "pageSize": size,
             "index": "IBOV", "segment": kw.get("segment", "1")}
+
+
+def _get_period(replica, view: str, page: int = 1, size: int = 120,
+                language: str = "pt-br") -> requests.Response:
+    params = {"language": language, "pageNumber": page, "pageSize": size, "index": "IBOV"}
+    return requests.get(replica.base_url + PERIOD[view] + _b64(params), timeout=5)
 
 
 # --- generator ---------------------------------------------------------------------------
@@ -105,10 +115,17 @@ def test_api_shape_and_paging(b3_replica) -> None:
 
 
 def test_api_segment_and_language(b3_replica) -> None:
-    b3_replica.set_portfolio(generate_portfolio(date(2025, 3, 5)))
-    by_sector = _get(b3_replica, _query(1, 120, segment="2")).json()["results"]
+    p = b3_replica.set_portfolio(generate_portfolio(date(2025, 3, 5)))
+    doc = _get(b3_replica, _query(1, 120, segment="2")).json()
+    by_sector = doc["results"]
+    assert doc["header"]["partAcum"] == "100,000"
     assert all(r["segment"] and r["partAcum"] for r in by_sector)
-    assert [r["segment"] for r in by_sector] == sorted(r["segment"] for r in by_sector)
+    labels = [r["segment"] for r in by_sector]
+    assert labels == sorted(labels, key=label_order)  # grouped by label, B3's order
+    assert sorted(r["cod"] for r in by_sector) == sorted(r.cod for r in p.rows)
+    totals = sector_totals(p.rows)
+    assert all(r["partAcum"] == fmt_dec(totals[r["segment"]], 3) for r in by_sector)
+    assert _get(b3_replica, _query(1, 120)).json()["header"]["partAcum"] is None
     en = _get(b3_replica, _query(1, 120, language="en-us")).json()
     assert re.fullmatch(r"\d{1,3}(,\d{3})*", en["results"][0]["theoricalQty"])
     assert re.fullmatch(r"\d+\.\d{3}", en["results"][0]["part"])
@@ -133,7 +150,7 @@ def test_csv_download_of_a_generated_portfolio(b3_replica) -> None:
         b3_replica.base_url + CSV + _b64({"index": "IBOV", "language": "pt-br"}), timeout=5)
     parsed = parse_csv(base64.b64decode(resp.content), "download", NOW)
     assert parsed.data_carteira == date(2024, 6, 3)
-    assert parsed.constituents == p.constituents()
+    assert parsed.constituents == p.constituents("1")
 
 
 def test_page_has_the_real_dom(b3_replica) -> None:
@@ -249,3 +266,109 @@ def test_standalone_replica_serves(tmp_path: Path) -> None:
 def test_replica_as_a_context_manager() -> None:
     with Replica(generate_portfolio(date(2025, 1, 6))) as replica:
         assert requests.get(replica.page_url, timeout=5).status_code == 200
+
+
+# --- the sector view (segment 2) --------------------------------------------------------------
+
+def test_sector_view_quirks_like_b3s(b3_replica) -> None:
+    """Real labels, uneven spacing, one-word labels, grouped rows, partAcum per row."""
+    p = b3_replica.set_portfolio(generate_portfolio(date(2025, 3, 5)))
+    rows = _get(b3_replica, _query(1, 120, segment="2")).json()["results"]
+    labels = [r["segment"] for r in rows]
+    assert any("  " in label for label in labels)  # "Cons N  Básico / …", "Previd  Seguros"
+    assert any("/" in label and " / " not in label for label in labels)  # "Bens Indls/…"
+    assert {"Diversos", "Telecomunicação"} & set(labels)
+    seen: list[str] = []
+    for label in labels:  # each label's rows are contiguous
+        if not seen or seen[-1] != label:
+            assert label not in seen, label
+            seen.append(label)
+    assert sum(Decimal(r["part"].replace(",", ".")) for r in rows) == sum(r.part for r in p.rows)
+
+
+def test_the_recorded_sector_view_is_served_verbatim(b3_replica, samples_dir: Path) -> None:
+    """The replica's rendering of B3's 2025-04-07 segment 2 answer is B3's own results,
+    order and all (en-us, as recorded)."""
+    recorded = json.loads(
+        (samples_dir / "api_json" / "GetPortfolioDay_IBOV_segment2_en-us_2025-04-07.json")
+        .read_text(encoding="utf-8"))
+    b3_replica.set_portfolio(date(2025, 4, 7))
+    served = _get(b3_replica, _query(1, 9999, segment="2", language="en-us")).json()
+    assert served["results"] == recorded["results"]
+    assert served["header"] == recorded["header"]
+    assert served["page"] == recorded["page"]
+
+
+# --- the period views -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("view", ["teorica", "previa"])
+def test_period_view_shape(b3_replica, view: str) -> None:
+    period = b3_replica.period(view)
+    doc = _get_period(b3_replica, view).json()
+    assert set(doc) == {"page", "header", "results"}
+    assert set(doc["header"]) == {"part", "theoricalQty", "reductor"}  # no date
+    assert doc["header"]["theoricalQty"] == fmt_int(period.total_qty)
+    assert doc["header"]["reductor"] == fmt_dec(period.redutor, 8)
+    assert list(doc["results"][0]) == ["cod", "asset", "type", "theoricalQty", "part", "cont"]
+    assert [r["cod"] for r in doc["results"]] == [r.cod for r in period.rows]
+    assert doc["page"]["totalRecords"] == len(period.rows)
+    assert sum(r.qty for r in period.rows) == period.total_qty
+    assert b3_replica.api_requests(kind=view)[0].params["index"] == "IBOV"
+
+
+def test_generated_period_views() -> None:
+    teorica = generate_period("teorica", date(2025, 3, 5))
+    previa = generate_period("previa", date(2025, 3, 5))
+    assert (teorica.period_start, previa.period_start) == (date(2025, 1, 1), date(2025, 5, 1))
+    assert generate_period("previa", date(2025, 11, 3)).period_start == date(2026, 1, 1)
+    assert teorica.rows != previa.rows
+    for p in (teorica, previa):
+        assert [r.cod for r in p.rows] == sorted(r.cod for r in p.rows)
+        assert sum(r.part for r in p.rows) == Decimal("100.000")
+    assert period_for("teorica", date(2025, 3, 5), None).origin == "generated"
+
+
+def test_the_recorded_theoretical_portfolio_is_served_verbatim(b3_replica,
+                                                                samples_dir: Path) -> None:
+    recorded = json.loads(
+        (samples_dir / "api_json" / "GetTheoricalPortfolio_IBOV_en-us_2025-04-07.json")
+        .read_text(encoding="utf-8"))
+    assert b3_replica.period("teorica").origin.startswith("sample:")
+    assert _get_period(b3_replica, "teorica", size=9999, language="en-us").json() == recorded
+
+
+def test_faults_apply_to_the_period_views(b3_replica) -> None:
+    b3_replica.fault("5xx", count=1)
+    assert _get_period(b3_replica, "teorica").status_code == 503
+    b3_replica.fault("empty", count=1)
+    assert _get_period(b3_replica, "previa").json()["results"] == []
+    b3_replica.fault("short_pages", count=1, max_page_size=20)
+    assert _get_period(b3_replica, "teorica").json()["page"]["pageSize"] == 20
+    b3_replica.fault("renamed_keys", count=1)
+    assert "codigo" in _get_period(b3_replica, "previa").json()["results"][0]
+    b3_replica.fault("truncated", count=1)
+    with pytest.raises(ValueError):
+        _get_period(b3_replica, "teorica").json()
+    b3_replica.fault("other_date", count=1)  # no date to change: left alone, not spent
+    assert _get_period(b3_replica, "teorica").status_code == 200
+    assert _get(b3_replica, _query(1, 120)).json()["header"]["date"] == "06/03/25"
+
+
+def test_a_fault_can_target_one_endpoint(b3_replica) -> None:
+    b3_replica.fault("5xx", endpoint="GetQuartelyPreview")
+    assert _get_period(b3_replica, "previa").status_code == 503
+    assert _get_period(b3_replica, "teorica").status_code == 200
+    assert _get(b3_replica, _query(1, 120)).status_code == 200
+    assert [r.kind for r in b3_replica.requests] == ["previa", "teorica", "api"]
+    with pytest.raises(ValueError, match="unknown endpoint 'GetEverything'"):
+        b3_replica.fault("5xx", endpoint="GetEverything")
+    assert parse_fault("5xx,endpoint=GetTheoricalPortfolio") == (
+        "5xx", None, {"endpoint": "GetTheoricalPortfolio"})
+
+
+def test_reset_restores_the_period_views(b3_replica) -> None:
+    default = b3_replica.period("previa")
+    b3_replica.set_period(generate_period("previa", date(2026, 1, 5)))
+    assert b3_replica.period("previa") != default
+    b3_replica.reset()
+    assert b3_replica.period("previa") == default

@@ -272,8 +272,10 @@ def read_published(lake_root: Path, data_carteira: date) -> pa.Table | None:
         rows = pq.read_table(path / PART_FILE_NAME, partitioning=None, use_threads=False)
         n = rows.num_rows
         rows = rows.append_column("DataCarteira", pa.array([data_carteira.isoformat()] * n))
-        tables.append(rows.append_column("Acao", pa.array([acao] * n)))
-    return pa.concat_tables(tables).cast(REFINED_SCHEMA) if tables else None
+        tables.append(
+            conform_refined_columns(rows.append_column("Acao", pa.array([acao] * n)))
+        )
+    return pa.concat_tables(tables) if tables else None
 
 
 # --- the serving copy --------------------------------------------------------------------
@@ -282,7 +284,15 @@ def read_published(lake_root: Path, data_carteira: date) -> pa.Table | None:
 def _read_serving(path: Path) -> pa.Table:
     if not path.is_file():
         return REFINED_SCHEMA.empty_table()
-    return pq.read_table(path, use_threads=False).cast(REFINED_SCHEMA)
+    return conform_refined_columns(pq.read_table(path, use_threads=False))
+
+
+def conform_refined_columns(table: pa.Table) -> pa.Table:
+    """Rows written before a column existed (setor, subsetor) get it as nulls, in order."""
+    for field in REFINED_SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+    return table.select(REFINED_SCHEMA.names).cast(REFINED_SCHEMA)
 
 
 def _write_serving(path: Path, table: pa.Table) -> None:

@@ -5,7 +5,8 @@
 -- share, with explicit casts so both give the same types.
 --
 -- Inputs (temp views registered by the caller, never values pasted into this text):
---   carteira_atual     landing rows of the date being refined
+--   carteira_atual     landing rows of the date being refined (setor/subsetor null in files
+--                      written before landing had them: the caller adds the columns)
 --   carteira_anterior  landing rows of the previous landing date (empty if there is none)
 --   execucao           one row: data_carteira DATE, data_carteira_anterior DATE,
 --                      processado_em TIMESTAMP
@@ -17,7 +18,9 @@ WITH atual AS (
     c.codigo,
     c.acao,
     c.qtde_teorica,
-    c.participacao_pct
+    c.participacao_pct,
+    c.setor,
+    c.subsetor
   FROM carteira_atual AS c
   JOIN execucao AS e
     ON c.data_carteira = e.data_carteira
@@ -29,7 +32,9 @@ por_emissor AS (
     array_join(array_sort(collect_list(codigo)), ',') AS tickers,
     CAST(count(*) AS INT) AS qtd_classes,
     CAST(sum(qtde_teorica) AS BIGINT) AS qtd_teorica_total,
-    CAST(sum(participacao_pct) AS DECIMAL(9, 3)) AS participacao_total_pct
+    CAST(sum(participacao_pct) AS DECIMAL(9, 3)) AS participacao_total_pct,
+    min(setor) AS setor,
+    min(subsetor) AS subsetor
   FROM atual
   GROUP BY acao_raiz
 ),
@@ -53,6 +58,8 @@ SELECT
   CAST(p.participacao_total_pct - a.participacao_total_pct AS DECIMAL(9, 3))
     AS variacao_participacao_pp,
   e.processado_em,
+  p.setor,
+  p.subsetor,
   date_format(e.data_carteira, 'yyyy-MM-dd') AS DataCarteira,
   p.acao_raiz AS Acao
 FROM por_emissor AS p

@@ -114,6 +114,18 @@ def execucao_table(
     )
 
 
+#: Landing columns added after files were first written: absent in old files, read as null.
+LATE_LANDING_COLUMNS = ("setor_b3", "setor", "subsetor")
+
+
+def with_late_columns(table: pa.Table) -> pa.Table:
+    """A landing table with the late columns present (null where an old file lacks them)."""
+    for name in LATE_LANDING_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
 def _relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     to_table = getattr(relation, "to_arrow_table", None)  # duckdb >= 1.4; older: .arrow()
     return to_table() if to_table is not None else relation.arrow()
@@ -129,9 +141,9 @@ def refine_duckdb(
     """Refine one date on DuckDB; returns rows sorted by Acao with exactly REFINED_SCHEMA."""
     _check_inputs(previous_parquet, data_carteira_anterior, processado_em)
     # partitioning=None: the file alone, without a `dt` column guessed from its folder.
-    current = pq.read_table(current_parquet, partitioning=None)
+    current = with_late_columns(pq.read_table(current_parquet, partitioning=None))
     previous = (
-        pq.read_table(previous_parquet, partitioning=None)
+        with_late_columns(pq.read_table(previous_parquet, partitioning=None))
         if previous_parquet is not None
         else current.schema.empty_table()
     )
@@ -180,8 +192,12 @@ def refine_spark(
     from pyspark.sql import functions as F
 
     _check_inputs(previous_path, data_carteira_anterior, processado_em)
-    current = spark.read.parquet(current_path)
-    previous = spark.read.parquet(previous_path) if previous_path is not None else current.limit(0)
+    current = _spark_with_late_columns(spark.read.parquet(current_path))
+    previous = (
+        _spark_with_late_columns(spark.read.parquet(previous_path))
+        if previous_path is not None
+        else current.limit(0)
+    )
     # Typed literals on the JVM side: no Python worker, and no values pasted into SQL text.
     execucao = spark.range(1).select(
         F.lit(data_carteira).cast("date").alias("data_carteira"),
@@ -192,3 +208,13 @@ def refine_spark(
     previous.createOrReplaceTempView("carteira_anterior")
     execucao.createOrReplaceTempView("execucao")
     return spark.sql(spark_sql())
+
+
+def _spark_with_late_columns(frame: DataFrame) -> DataFrame:
+    """Spark's twin of :func:`with_late_columns`: null strings for columns an old file lacks."""
+    from pyspark.sql import functions as F
+
+    for name in LATE_LANDING_COLUMNS:
+        if name not in frame.columns:
+            frame = frame.withColumn(name, F.lit(None).cast("string"))
+    return frame

@@ -1,4 +1,7 @@
-"""The portfolio straight from B3's JSON API (``GetPortfolioDay``), every page kept verbatim.
+"""The portfolio straight from B3's JSON API, every page kept verbatim: the day's portfolio
+(``GetPortfolioDay`` with ``segment`` 2, B3's sector view: the same constituents as the code
+view plus each one's "Setor / Subsetor"), and B3's views of the four-month period
+(``GetTheoricalPortfolio``, ``GetQuartelyPreview``: :func:`fetch_period`).
 
 B3 is a public site that sometimes answers slowly, rate-limits or fails for a moment: 429 and
 5xx answers, read timeouts and dropped connections are retried by urllib3's ``Retry`` (see
@@ -55,6 +58,14 @@ log = logging.getLogger(__name__)
 
 B3_SITE = "https://sistemaswebb3-listados.b3.com.br"
 API_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
+#: B3's "Consulta por": 1 = Código, 2 = Setor de Atuação (the same rows plus the sector label
+#: and partAcum). b3-pipeline asks 2.
+SEGMENT = "2"
+#: The period views: same parameters as GetPortfolioDay minus ``segment``, no date in them.
+PERIOD_ENDPOINTS: dict[str, str] = {
+    "teorica": "GetTheoricalPortfolio",
+    "previa": "GetQuartelyPreview",
+}
 PAGE_PATH = "/indexPage/day/IBOV?language=pt-br"
 PAGE_SIZE = 120
 #: A real IBOV has ~90 rows; more pages than this means the paging info is nonsense.
@@ -79,18 +90,40 @@ _FIX_ADDRESS = (f"Check B3_BASE_URL (B3's is {B3_SITE}) and this machine's netwo
                 "not retried, as waiting does not fix it.")
 
 
-def portfolio_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
-                    index: str = "IBOV", segment: str = "1") -> str:
-    """The base64 path segment exactly as B3's page builds it:
-    ``btoa(JSON.stringify({language, pageNumber, pageSize, index, segment}))``."""
-    params = {"language": language, "pageNumber": page_number, "pageSize": page_size,
-              "index": index, "segment": segment}
+def _token(params: Mapping[str, Any]) -> str:
     return base64.b64encode(json.dumps(params, separators=(",", ":")).encode()).decode()
 
 
-def portfolio_url(base_url: str, page_number: int, page_size: int = PAGE_SIZE) -> str:
+def portfolio_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
+                    index: str = "IBOV", segment: str = SEGMENT) -> str:
+    """The base64 path segment exactly as B3's page builds it:
+    ``btoa(JSON.stringify({language, pageNumber, pageSize, index, segment}))``."""
+    return _token({"language": language, "pageNumber": page_number, "pageSize": page_size,
+                   "index": index, "segment": segment})
+
+
+def portfolio_url(base_url: str, page_number: int, page_size: int = PAGE_SIZE,
+                  segment: str = SEGMENT) -> str:
     """``{base}/indexProxy/indexCall/GetPortfolioDay/{base64(json)}`` for one page."""
-    return f"{base_url.rstrip('/')}{API_PATH}{portfolio_query(page_number, page_size)}"
+    return (f"{base_url.rstrip('/')}{API_PATH}"
+            f"{portfolio_query(page_number, page_size, segment=segment)}")
+
+
+def period_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
+                 index: str = "IBOV") -> str:
+    """``btoa(JSON.stringify({language, pageNumber, pageSize, index}))``: the period views'
+    parameters (GetPortfolioDay's minus ``segment``)."""
+    return _token({"language": language, "pageNumber": page_number, "pageSize": page_size,
+                   "index": index})
+
+
+def period_url(base_url: str, view: str, page_number: int, page_size: int = PAGE_SIZE) -> str:
+    """``{base}/indexProxy/indexCall/GetTheoricalPortfolio/{base64(json)}`` (``teorica``) or
+    ``…/GetQuartelyPreview/…`` (``previa``) for one page."""
+    if view not in PERIOD_ENDPOINTS:
+        raise ValueError(f"unknown period view {view!r}: one of {', '.join(PERIOD_ENDPOINTS)}")
+    return (f"{base_url.rstrip('/')}/indexProxy/indexCall/{PERIOD_ENDPOINTS[view]}/"
+            f"{period_query(page_number, page_size)}")
 
 
 def check_base_url(base_url: str) -> str:
@@ -327,11 +360,21 @@ def _header_date(doc: Mapping[str, Any]) -> Any:
     return header.get("date") if isinstance(header, Mapping) else None
 
 
+def _header_totals(doc: Mapping[str, Any]) -> Any:
+    """What identifies a period view's answer (it has no date): its header's totals."""
+    header = doc.get("header")
+    if not isinstance(header, Mapping):
+        return None
+    return header.get("theoricalQty"), header.get("reductor")
+
+
 def _all_pages(
-    base: str, get: Callable[[str], bytes]
+    url_for: Callable[[int], str], get: Callable[[str], bytes],
+    identity: Callable[[Mapping[str, Any]], Any],
 ) -> tuple[list[tuple[str, bytes]], list[Mapping[str, Any]]]:
-    """One pass over every page: (file name, bytes) and the decoded pages, checked to agree."""
-    first_url = portfolio_url(base, 1)
+    """One pass over every page: (file name, bytes) and the decoded pages, checked to be of
+    one answer (the same ``identity``: the header date, or a period view's header)."""
+    first_url = url_for(1)
     first = get(first_url)
     doc = _decode(first_url, first)
     files, docs = [("page-001.json", first)], [doc]
@@ -339,16 +382,16 @@ def _all_pages(
     if total_pages is not None and total_pages > MAX_PAGES:
         raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
                              f"{MAX_PAGES} pages of {PAGE_SIZE}: not the IBOV portfolio")
-    date0 = _header_date(doc)
+    id0 = identity(doc)
     rows = len(doc["results"]) if isinstance(doc.get("results"), list) else None
     for number in range(2, (total_pages or 1) + 1):
-        url = portfolio_url(base, number)
+        url = url_for(number)
         body = get(url)
         page = _decode(url, body)
-        if _header_date(page) != date0:
+        if identity(page) != id0:
             raise _PortfolioChanged(f"B3 API {url}: page {number} is for "
-                                    f"{clip(repr(_header_date(page)))} but page 1 for "
-                                    f"{clip(repr(date0))}: B3 changed the portfolio mid-fetch")
+                                    f"{clip(repr(identity(page)))} but page 1 for "
+                                    f"{clip(repr(id0))}: B3 changed the portfolio mid-fetch")
         if rows is not None and isinstance(page.get("results"), list):
             rows += len(page["results"])
         files.append((f"page-{number:03d}.json", body))
@@ -359,7 +402,8 @@ def _all_pages(
     return files, docs
 
 
-def _fetch(base: str, session: requests.Session, *, timeout_s: float, retries: int
+def _fetch(session: requests.Session, url_for: Callable[[int], str],
+           identity: Callable[[Mapping[str, Any]], Any], *, timeout_s: float, retries: int
            ) -> RawPayload:
     """Every page, starting over when B3 switches portfolios mid-fetch."""
     received = 0
@@ -373,14 +417,14 @@ def _fetch(base: str, session: requests.Session, *, timeout_s: float, retries: i
     for restart in range(MAX_RESTARTS + 1):
         fetched_at = datetime.now(UTC)
         try:
-            files, docs = _all_pages(base, get)
+            files, docs = _all_pages(url_for, get, identity)
             break
         except _PortfolioChanged as exc:
             if restart == MAX_RESTARTS:
                 raise B3UnavailableError(f"{exc}, {MAX_RESTARTS + 1} times in a row; try again "
                                          "in a few minutes") from exc
             log.warning("%s; starting over from page 1", exc)
-    first_url = portfolio_url(base, 1)
+    first_url = url_for(1)
     log.info("B3 API: %d page(s) from %s", len(files), first_url)
     return RawPayload(source="api", url=first_url, fetched_at=fetched_at, files=tuple(files),
                       decoded_pages=tuple(docs))
@@ -405,20 +449,53 @@ def fetch_api(
     :func:`retry_policy` is made and closed. The whole fetch ends within ``deadline_s``
     (default :func:`default_deadline`) or raises :class:`B3UnavailableError`."""
     base = check_base_url(base_url)
+    return _fetch_all(base, lambda n: portfolio_url(base, n), _header_date, timeout_s=timeout_s,
+                      retries=retries, backoff_s=backoff_s, session=session,
+                      max_wait_s=max_wait_s, deadline_s=deadline_s)
+
+
+def fetch_period(
+    base_url: str,
+    view: str,
+    *,
+    timeout_s: float = 20.0,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    session: requests.Session | None = None,
+    max_wait_s: float = MAX_WAIT_S,
+    deadline_s: float | None = None,
+) -> RawPayload:
+    """Every page of B3's current theoretical portfolio of the period (``view`` ``teorica``,
+    ``GetTheoricalPortfolio``) or preview of the next one (``previa``,
+    ``GetQuartelyPreview``), bytes as B3 sent them; the same paging, retries, errors and
+    deadlines as :func:`fetch_api`. B3 puts no date in these: the caller knows the trading
+    date of the capture."""
+    base = check_base_url(base_url)
+    period_url(base, view, 1)  # an unknown view fails here, before any network
+    return _fetch_all(base, lambda n: period_url(base, view, n), _header_totals,
+                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+
+
+def _fetch_all(
+    base: str, url_for: Callable[[int], str], identity: Callable[[Mapping[str, Any]], Any], *,
+    timeout_s: float, retries: int, backoff_s: float, session: requests.Session | None,
+    max_wait_s: float, deadline_s: float | None,
+) -> RawPayload:
     budget = deadline_s if deadline_s is not None else default_deadline(timeout_s, retries)
 
     def work() -> RawPayload:
         s = session or new_session(base, retries=retries, backoff_s=backoff_s,
                                    max_wait_s=max_wait_s)
         try:
-            return _fetch(base, s, timeout_s=timeout_s, retries=retries)
+            return _fetch(s, url_for, identity, timeout_s=timeout_s, retries=retries)
         finally:
             if session is None:
                 s.close()
 
     def too_late() -> B3Error:
         return B3UnavailableError(
-            f"B3 API {portfolio_url(base, 1)} did not finish within {budget:g}s, the deadline "
+            f"B3 API {url_for(1)} did not finish within {budget:g}s, the deadline "
             "of the whole fetch (every page, retry and wait): B3 is too slow or failing; try "
             "again later.")
 

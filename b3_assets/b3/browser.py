@@ -1,8 +1,9 @@
 """The portfolio through a real (headless) Chromium, for when B3 refuses plain HTTP clients.
 
-It opens the Carteira do Dia page as a person would (accept the cookie banner, pick 120 rows
-a page, page through if B3 still paginates) and keeps the ``GetPortfolioDay`` JSON the page
-itself fetched, verbatim. If that JSON is missing or unusable (say B3 renamed its keys and
+It opens the Carteira do Dia page as a person would (accept the cookie banner, consult by
+"Setor de Atuação" in ``select#segment`` so every row carries its sector, pick 120 rows a page,
+page through if B3 still paginates) and keeps the ``GetPortfolioDay`` JSON the page itself
+fetched, verbatim. If that JSON is missing or unusable (say B3 renamed its keys and
 updated its own page), it reads the table the page rendered and stores it as one JSON file in
 the API's shape, so the same parser serves both. One browser launch, no fixed sleeps: every
 wait is on a response or on the page's state.
@@ -10,7 +11,6 @@ wait is on a response or on the page's state.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -31,8 +31,9 @@ from b3_assets.b3.errors import (
     B3UnreachableError,
     BrowserMissingError,
 )
-from b3_assets.b3.parse import parse_api_pages
+from b3_assets.b3.parse import api_request_params, parse_api_pages
 from b3_assets.b3.payload import RawPayload
+from b3_assets.b3.validate import sector_rules
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ UNREACHABLE_ERRORS = ("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED",
                       "ERR_INTERNET_DISCONNECTED")
 COLUMNS = {"cod": "Código", "asset": "Ação", "type": "Tipo", "theoricalQty": "Qtde. Teórica",
            "part": "Part. (%)"}
+#: ``select#segment``'s "Setor de Atuação": the value the API gets as ``segment``.
+SECTOR_SEGMENT = "2"
 
 # Reads the page as shown: the portfolio table, its footer, the title date and pagination.
 _READ_PAGE_JS = r"""
@@ -94,6 +97,15 @@ _ACCEPT_COOKIES_JS = """
   if (!b || !b.getClientRects().length) return false;
   b.click();
   return true;
+}
+"""
+# The value of select#segment's "Setor de Atuação" option (null: no such select or option).
+_SECTOR_OPTION_JS = r"""
+() => {
+  const s = document.querySelector('select#segment');
+  if (!s) return null;
+  const o = [...s.options].find(o => o.value === '2' || /setor/i.test(o.textContent));
+  return o ? {value: o.value, selected: s.value === o.value} : null;
 }
 """
 # Lets the page's own code run to the end of what a response triggered (parse, render).
@@ -145,15 +157,7 @@ class _Capture:
     body: bytes
     page_number: int | None
     page_size: int | None
-
-
-def _request_params(url: str) -> dict[str, Any]:
-    token = url.rsplit("/", 1)[-1].split("?", 1)[0]
-    try:
-        value = json.loads(base64.b64decode(token + "=" * (-len(token) % 4)))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    segment: str | None = None
 
 
 class _Stage:
@@ -310,9 +314,10 @@ class _Driver:
             except Exception:  # no body (aborted): an unusable answer
                 body = b""
         page.evaluate(_SETTLE_JS)
-        params = _request_params(response.url)
-        return _Capture(response.url, response.status, body,
-                        params.get("pageNumber"), params.get("pageSize"))
+        params = api_request_params(response.url)
+        segment = params.get("segment")
+        return _Capture(response.url, response.status, body, params.get("pageNumber"),
+                        params.get("pageSize"), None if segment is None else str(segment))
 
 
 def _open_page(page: Any, page_url: str) -> None:
@@ -347,6 +352,14 @@ def _scrape(browser: Any, page_url: str, timeout_s: float, started: float,
     # A banner that shows up late would swallow the clicks: accept it whenever it is seen.
     page.add_locator_handler(page.locator("#onetrust-accept-btn-handler"),
                              lambda loc: loc.click())
+
+    stage.name = "consulting by sector (Setor de Atuação)"
+    option = page.evaluate(_SECTOR_OPTION_JS)
+    if option is None:
+        log.warning("B3 browser: the page has no 'Setor de Atuação' in select#segment")
+    elif not option["selected"]:
+        segment = page.locator("select#segment")
+        first = driver.step(lambda: segment.select_option(option["value"]))
 
     stage.name = "choosing 120 rows a page"
     select = page.locator("select#selectPage")
@@ -392,9 +405,12 @@ def _json_files(captures: list[_Capture], page_url: str, fetched_at: datetime
             return None, f"{c.url} answered HTTP {c.status}"
         if c.page_number not in (None, i):
             return None, f"answer {i} was for page {c.page_number}"
+        if c.segment not in (None, SECTOR_SEGMENT):
+            return None, (f"answer {i} was for segment {c.segment}, not the sector view "
+                          f"(segment {SECTOR_SEGMENT})")
     bodies = [c.body for c in captures]
     try:
-        portfolio = parse_api_pages(bodies, captures[0].url, fetched_at)
+        portfolio = parse_api_pages(bodies, captures[0].url, fetched_at, by_sector=True)
         total = json.loads(bodies[0]).get("page", {}).get("totalRecords")
     except B3PayloadError as exc:
         return None, str(exc)
@@ -403,11 +419,15 @@ def _json_files(captures: list[_Capture], page_url: str, fetched_at: datetime
     if isinstance(total, int) and total != len(portfolio.constituents):
         return None, (f"captured {len(portfolio.constituents)} rows but page.totalRecords "
                       f"is {total}")
+    labels = sector_rules(portfolio)["every_row_has_a_sector"]
+    if not labels.passed:
+        return None, f"{captures[0].url}: {labels.problem}"
     return tuple((f"page-{i:03d}.json", b) for i, b in enumerate(bodies, start=1)), ""
 
 
 def _rendered_json(views: list[Mapping[str, Any]], page_url: str, reason: str) -> bytes:
-    """The table as the page showed it, as one API-shaped JSON document (texts as shown)."""
+    """The table as the page showed it, as one API-shaped JSON document (texts as shown),
+    with the sector view's ``segment`` (Setor) and, when shown, ``partAcum`` columns."""
     first = views[0]
     for number, view in enumerate(views, start=1):
         if not view["rows"]:
@@ -423,6 +443,16 @@ def _rendered_json(views: list[Mapping[str, Any]], page_url: str, reason: str) -
         raise B3PayloadError(page_url, f"the rendered table lacks {', '.join(missing)} "
                              f"(it has {', '.join(headers)})")
     idx = {key: headers.index(label) for key, label in COLUMNS.items()}
+    sector = [i for i, h in enumerate(headers) if h.casefold().startswith(("setor", "sector"))]
+    if not sector:
+        raise B3PayloadError(page_url, f"the rendered table has no Setor column (it has "
+                             f"{', '.join(headers)}): the page did not show B3's sector view "
+                             "('Setor de Atuação' in select#segment), so the sectors are "
+                             "missing")
+    idx["segment"] = sector[0]
+    acum = [i for i, h in enumerate(headers) if "acum" in h.casefold()]
+    if acum:
+        idx["partAcum"] = acum[0]
     results = [
         {key: row[i] for key, i in idx.items()}
         for view in views for row in view["rows"] if len(row) >= len(headers)

@@ -86,5 +86,22 @@ class B3DateMismatchError(B3PermanentError):
         )
 
 
+class B3CaptureDateError(B3PermanentError):
+    """A view B3 publishes without a date (the period's theoretical portfolio, the preview)
+    can only be captured for the trading date B3 is on now."""
+
+    def __init__(self, where: str, what: str, asked: date, current: date) -> None:
+        self.where = where
+        self.asked = asked
+        self.current = current
+        super().__init__(
+            f"{what} at {where} is only B3's current one, as of the trading date "
+            f"{current.isoformat()}: it cannot be captured for {asked.isoformat()} now (B3 "
+            f"keeps no history and puts no date in it). Nothing was written. Materialize "
+            f"{current.isoformat()} instead; {asked.isoformat()} can only be rebuilt from its "
+            "raw archive, if it was captured that day."
+        )
+
+
 class BrowserMissingError(B3PermanentError):
     """No Chromium executable was found for the browser fetch."""

@@ -8,6 +8,8 @@ and every error message quotes a clipped excerpt, never the whole input.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 import re
@@ -105,6 +107,17 @@ def date_from_filename(name: str) -> date | None:
         return date(year + 2000 if year < 100 else year, month, day)
     except ValueError:
         return None
+
+
+def api_request_params(url: str) -> dict[str, Any]:
+    """The parameters of one of B3's API URLs (its last path segment is ``base64(json)``);
+    empty when the URL carries none."""
+    token = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    try:
+        value = json.loads(base64.b64decode(token + "=" * (-len(token) % 4), validate=False))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str:

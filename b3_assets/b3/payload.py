@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
 from b3_assets.b3.errors import B3DateMismatchError, B3PayloadError
-from b3_assets.b3.model import Portfolio
-from b3_assets.b3.parse import date_from_filename, parse_api_pages, parse_csv
-from b3_assets.b3.validate import validate_portfolio
+from b3_assets.b3.model import PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.b3.parse import (
+    api_request_params,
+    date_from_filename,
+    parse_api_pages,
+    parse_csv,
+    parse_period_pages,
+)
+from b3_assets.b3.validate import validate_period, validate_portfolio
 
 Source = Literal["api", "browser", "csv"]
 
@@ -44,16 +50,34 @@ class RawPayload:
             h.update(hashlib.sha256(data).digest())
         return h.hexdigest()
 
+    def _pages(self) -> Sequence[Mapping[str, Any] | bytes]:
+        pages = [d for n, d in self.files if n.lower().endswith(".json")]
+        if self.decoded_pages is not None and len(self.decoded_pages) == len(pages):
+            return self.decoded_pages
+        return pages
+
+    @property
+    def asked_by_sector(self) -> bool:
+        """The fetch asked B3's sector view (``GetPortfolioDay`` with ``segment`` 2, in the
+        URL kept in the manifest): then the sector rules apply even if B3 left the labels
+        out. Payloads archived before the sector view asked ``segment`` 1."""
+        return str(api_request_params(self.url).get("segment", "")) == "2"
+
     def parse(self) -> Portfolio:
         """The portfolio in the payload, parsed but not validated."""
         csvs = [(n, d) for n, d in self.files if n.lower().endswith(".csv")]
         if csvs:
             name, data = csvs[0]
             return parse_csv(data, self.url, self.fetched_at, date_from_filename(name))
-        pages = [d for n, d in self.files if n.lower().endswith(".json")]
-        if self.decoded_pages is not None and len(self.decoded_pages) == len(pages):
-            return parse_api_pages(self.decoded_pages, self.url, self.fetched_at)
-        return parse_api_pages(pages, self.url, self.fetched_at)
+        return parse_api_pages(self._pages(), self.url, self.fetched_at,
+                               by_sector=True if self.asked_by_sector else None)
+
+    def period_portfolio(self, view: PeriodView, data_captura: date) -> PeriodPortfolio:
+        """The validated theoretical portfolio (``teorica``) or preview (``previa``) in the
+        payload, as captured on the trading date ``data_captura``."""
+        portfolio = parse_period_pages(self._pages(), self.url, self.fetched_at, view,
+                                       data_captura)
+        return validate_period(portfolio)
 
     def portfolio(self, expected_date: date | None = None, *,
                   is_session: Callable[[date], bool] | None = None) -> Portfolio:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from b3_assets.b3.errors import B3PayloadError, listing
-from b3_assets.b3.model import Portfolio
+from b3_assets.b3.errors import B3PayloadError, clip, listing
+from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, Portfolio
 
 MIN_CONSTITUENTS = 50
 #: IBOV has ~85 classes; far more means B3 (or a file) sent something else.
@@ -133,6 +133,46 @@ def participations_add_up_to_100(participations: Sequence[Decimal]) -> Outcome:
                    f"participations add up to {part_sum}, not to 100 ± {PARTICIPATION_TOLERANCE}")
 
 
+def every_row_has_a_sector(codes: Sequence[str], labels: Sequence[str | None]) -> Outcome:
+    """B3's sector view labels every constituent ("Setor / Subsetor")."""
+    bad = sorted(c for c, label in zip(codes, labels, strict=True) if not label)
+    return _outcome(bad, "without_sector", "constituents without a sector label in B3's "
+                    "sector view (segment 2)")
+
+
+def sector_totals_match(labels: Sequence[str | None], participations: Sequence[Decimal],
+                        part_acums: Sequence[Decimal | None]) -> Outcome:
+    """Every row of a label carries the same ``partAcum``, the sum of those rows' ``part``
+    (within the ± 0.01 of the 100 % rule). Labels whose rows carry no ``partAcum`` at all (a
+    table read off the page without that column) are not judged."""
+    groups: dict[str, tuple[list[Decimal], set[Decimal | None]]] = {}
+    for label, part, acum in zip(labels, participations, part_acums, strict=True):
+        if label:
+            parts, acums = groups.setdefault(label, ([], set()))
+            parts.append(part)
+            acums.add(acum)
+    bad = []
+    for label, (parts, acums) in sorted(groups.items()):
+        total = sum(parts, Decimal(0))
+        if acums == {None}:
+            continue
+        if len(acums) > 1:
+            shown = ", ".join(sorted("none" if a is None else f"{a:f}" for a in acums))
+            bad.append(f"{label!r}: its {len(parts)} rows disagree on partAcum ({shown})")
+        else:
+            (acum,) = acums
+            if acum is not None and abs(acum - total) > PARTICIPATION_TOLERANCE:
+                bad.append(f"{label!r}: partAcum {acum:f} but its {len(parts)} rows' part add "
+                           f"up to {total:f}")
+    # Each item names a label (up to ~50 characters) and two numbers: clipped at 200, not 80.
+    shown = "; ".join(clip(item, 200) for item in bad[:10])
+    if len(bad) > 10:
+        shown += f" … and {len(bad) - 10:,} more"
+    return Outcome(not bad, {"subsectors": shown or "none", "count": len(bad)},
+                   f"subsector totals (partAcum) that do not match their rows: {shown}"
+                   if bad else "")
+
+
 def redutor_positive(redutores: Sequence[Decimal]) -> Outcome:
     """The index divisor: zero or negative makes the index meaningless."""
     bad = [f"{r:f}" for r in redutores if not r > 0]
@@ -162,7 +202,7 @@ class Columns:
     redutores: Sequence[Decimal] = field(default=())
 
     @classmethod
-    def of(cls, portfolio: Portfolio) -> Columns:
+    def of(cls, portfolio: Portfolio | PeriodPortfolio) -> Columns:
         rows = portfolio.constituents
         return cls([c.codigo for c in rows], [c.qtde_teorica for c in rows],
                    [c.participacao_pct for c in rows], (portfolio.qtde_teorica_total,),
@@ -189,11 +229,25 @@ def column_rules(cols: Columns) -> dict[str, Outcome]:
     }
 
 
-def portfolio_problems(portfolio: Portfolio) -> list[str]:
+def sector_rules(portfolio: Portfolio) -> dict[str, Outcome]:
+    """The sector view's own rules (payloads of ``segment`` 2 only: a CSV has no sectors)."""
+    rows = portfolio.constituents
+    labels = [c.setor_b3 for c in rows]
+    return {
+        "every_row_has_a_sector": every_row_has_a_sector([c.codigo for c in rows], labels),
+        "sector_totals_match": sector_totals_match(
+            labels, [c.participacao_pct for c in rows], [c.part_acum for c in rows]),
+    }
+
+
+def portfolio_problems(portfolio: Portfolio | PeriodPortfolio) -> list[str]:
     """Every reason to reject ``portfolio``; empty when it is sound."""
     if not portfolio.constituents:
         return ["the results are empty"]
-    return [o.problem for o in column_rules(Columns.of(portfolio)).values() if not o.passed]
+    outcomes = list(column_rules(Columns.of(portfolio)).values())
+    if isinstance(portfolio, Portfolio) and portfolio.by_sector:
+        outcomes += sector_rules(portfolio).values()
+    return [o.problem for o in outcomes if not o.passed]
 
 
 def validate_portfolio(portfolio: Portfolio) -> Portfolio:
@@ -201,4 +255,17 @@ def validate_portfolio(portfolio: Portfolio) -> Portfolio:
     problems = portfolio_problems(portfolio)
     if problems:
         raise B3PayloadError(portfolio.where, "; ".join(problems), portfolio.data_carteira)
+    return portfolio
+
+
+def validate_period(portfolio: PeriodPortfolio) -> PeriodPortfolio:
+    """A period view (theoretical portfolio, preview) passes the same rules as the day's
+    portfolio; else :class:`B3PayloadError` naming the view, the capture date and every
+    problem."""
+    problems = portfolio_problems(portfolio)
+    if problems:
+        raise B3PayloadError(
+            portfolio.where,
+            f"{PERIOD_VIEW_NAMES[portfolio.view]} captured on "
+            f"{portfolio.data_captura.isoformat()}: " + "; ".join(problems))
     return portfolio

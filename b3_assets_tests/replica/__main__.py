@@ -3,7 +3,8 @@
     python -m b3_assets_tests.replica --port 8765 [--date 2025-03-05] [--fault 5xx:2]
 
 ``--fault MODE[:COUNT][,key=value...]`` may repeat, e.g. ``--fault latency,ms=300``,
-``--fault 403`` (non-browser clients only), ``--fault short_pages,max_page_size=20``.
+``--fault 403`` (non-browser clients only), ``--fault short_pages,max_page_size=20``,
+``--fault 5xx,endpoint=GetQuartelyPreview`` (one endpoint only).
 Then ``B3_BASE_URL=http://127.0.0.1:8765`` points b3-pipeline at it.
 """
 
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"B3 replica serving {portfolio.origin} ({portfolio.data_carteira}, "
           f"{len(portfolio.rows)} rows) at {replica.base_url}", flush=True)
     print(f"page: {replica.page_url}", flush=True)
+    for view in ("teorica", "previa"):
+        period = replica.period(view)
+        print(f"{view}: {period.origin} (period from {period.period_start}, "
+              f"{len(period.rows)} rows)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):

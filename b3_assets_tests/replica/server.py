@@ -1,6 +1,7 @@
 """A local stand-in for ``sistemaswebb3-listados.b3.com.br``: the Carteira do Dia page, its
-JSON API and the CSV download, with the faults the real site shows (or may show) switchable
-per test, so every fetch path can be proven without the network.
+JSON API (``GetPortfolioDay`` by code or by sector, ``GetTheoricalPortfolio``,
+``GetQuartelyPreview``) and the CSV download, with the faults the real site shows (or may show)
+switchable per test, so every fetch path can be proven without the network.
 
 Which client is a browser: a page's ``fetch()`` in Chromium sends Fetch Metadata headers
 (``Sec-Fetch-Mode: cors``…) that HTTP libraries such as requests never send, whatever
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,18 +26,33 @@ from urllib.parse import unquote, urlsplit
 
 from b3_assets_tests.replica.portfolios import (
     DEFAULT_DATE,
+    ReplicaPeriod,
     ReplicaPortfolio,
     api_page,
     csv_bytes,
+    period_for,
+    period_page,
     portfolio_for,
 )
 
 PAGE_PATH = "/indexPage/day/IBOV"
 API_PREFIX = "/indexProxy/indexCall/GetPortfolioDay/"
 CSV_PREFIX = "/indexProxy/indexCall/GetDownloadPortfolioDay/"
+TEORICA_PREFIX = "/indexProxy/indexCall/GetTheoricalPortfolio/"
+PREVIA_PREFIX = "/indexProxy/indexCall/GetQuartelyPreview/"
+#: Request kind of each data endpoint (``Request.kind``) and B3's name of it (``Fault.endpoint``).
+KINDS: dict[str, tuple[str, str]] = {
+    API_PREFIX: ("api", "GetPortfolioDay"),
+    CSV_PREFIX: ("csv", "GetDownloadPortfolioDay"),
+    TEORICA_PREFIX: ("teorica", "GetTheoricalPortfolio"),
+    PREVIA_PREFIX: ("previa", "GetQuartelyPreview"),
+}
+ENDPOINTS = tuple(name for _, name in KINDS.values())
 PAGE_HTML = (Path(__file__).with_name("page.html")).read_bytes()
 
-#: Fault modes and what they do to the JSON API (and, for transport faults, the CSV download).
+#: Fault modes and what they do to the JSON API endpoints (and, for transport faults, the CSV
+#: download). Every fault hits every endpoint unless ``endpoint=`` names one (``ENDPOINTS``);
+#: ``other_date`` leaves the period views alone (they carry no date).
 FAULT_MODES: dict[str, str] = {
     "latency": "delay the answer by `ms` milliseconds, then answer normally",
     "5xx": "answer HTTP `status` (503) with an HTML error page",
@@ -82,10 +99,14 @@ class Fault:
     serve_date: date | None = None
     rename: dict[str, str] = field(default_factory=lambda: {"cod": "codigo"})
     max_page_size: int = 20
+    #: Only this endpoint (``GetPortfolioDay``, ``GetTheoricalPortfolio``, ...); None: all.
+    endpoint: str | None = None
     hits: int = 0
 
-    def applies(self, browser: bool) -> bool:
+    def applies(self, browser: bool, endpoint: str | None = None) -> bool:
         if self.count is not None and self.hits >= self.count:
+            return False
+        if self.endpoint is not None and endpoint is not None and endpoint != self.endpoint:
             return False
         if self.target == "non-browser":
             return not browser
@@ -98,7 +119,7 @@ class Fault:
 class Request:
     """One request the replica saw: enough for tests to assert who asked what."""
 
-    kind: str  # "page" | "api" | "csv" | "other"
+    kind: str  # "page" | "api" (GetPortfolioDay) | "teorica" | "previa" | "csv" | "other"
     path: str
     params: dict[str, Any] | None
     browser: bool
@@ -141,6 +162,11 @@ class Replica:
         self.samples_dir = samples_dir
         self._default = portfolio or portfolio_for(DEFAULT_DATE, samples_dir)
         self._portfolio = self._default
+        self._default_periods = {
+            view: period_for(view, self._default.data_carteira, samples_dir)
+            for view in ("teorica", "previa")
+        }
+        self._periods = dict(self._default_periods)
         self._faults: list[Fault] = []
         self._requests: list[Request] = []
         self._lock = threading.Lock()
@@ -189,11 +215,26 @@ class Replica:
             self._portfolio = portfolio
         return portfolio
 
+    def period(self, view: str) -> ReplicaPeriod:
+        """What ``GetTheoricalPortfolio`` (``teorica``) or ``GetQuartelyPreview`` (``previa``)
+        serves now."""
+        with self._lock:
+            return self._periods[view]
+
+    def set_period(self, period: ReplicaPeriod) -> ReplicaPeriod:
+        """Serve ``period`` for its view."""
+        with self._lock:
+            self._periods[period.view] = period
+        return period
+
     def fault(self, mode: str, *, count: int | None = None, target: str | None = None,
               **options: Any) -> Fault:
         """Add a fault (see FAULT_MODES); several may be active at once."""
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault {mode!r}; one of {', '.join(FAULT_MODES)}")
+        if options.get("endpoint") not in (None, *ENDPOINTS):
+            raise ValueError(f"unknown endpoint {options['endpoint']!r}; one of "
+                             f"{', '.join(ENDPOINTS)}")
         f = Fault(mode, count=count, target=target or _DEFAULT_TARGET.get(mode, "all"),
                   **options)
         with self._lock:
@@ -206,6 +247,7 @@ class Replica:
             self._faults = []
             self._requests = []
             self._portfolio = self._default
+            self._periods = dict(self._default_periods)
             self._release.set()
             self._release = threading.Event()
             self._generation += 1
@@ -215,23 +257,28 @@ class Replica:
         with self._lock:
             return list(self._requests)
 
-    def api_requests(self, *, browser: bool | None = None) -> list[Request]:
-        """The JSON API requests seen, optionally only the browser's or only the others'."""
+    def api_requests(self, *, browser: bool | None = None, kind: str = "api") -> list[Request]:
+        """The ``GetPortfolioDay`` requests seen (``kind``: ``teorica``, ``previa`` for the
+        period views), optionally only the browser's or only the others'."""
         return [r for r in self.requests
-                if r.kind == "api" and (browser is None or r.browser == browser)]
+                if r.kind == kind and (browser is None or r.browser == browser)]
 
     # --- used by the handler ---
-    def _take_faults(self, kind: str, browser: bool
-                     ) -> tuple[ReplicaPortfolio, list[Fault], threading.Event, int]:
+    def _take_faults(self, kind: str, endpoint: str, browser: bool
+                     ) -> tuple[ReplicaPortfolio, ReplicaPeriod | None, list[Fault],
+                                threading.Event, int]:
         with self._lock:
             active = []
             for f in self._faults:
                 if kind == "csv" and f.mode not in _TRANSPORT | {"other_date"}:
                     continue
-                if f.applies(browser):
+                if kind in ("teorica", "previa") and f.mode == "other_date":
+                    continue
+                if f.applies(browser, endpoint):
                     f.hits += 1
                     active.append(f)
-            return self._portfolio, active, self._release, self._generation
+            period = self._periods.get(kind)
+            return self._portfolio, period, active, self._release, self._generation
 
     def _log(self, request: Request, generation: int | None = None) -> None:
         """Record ``request``, unless it began before the last reset (a released hang)."""
@@ -249,6 +296,13 @@ class _Server(ThreadingHTTPServer):
                  replica: Replica) -> None:
         super().__init__(address, handler)
         self.replica = replica
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (an abandoned keep-alive connection after a retry or a
+        deadline) is what the faults are for, not a replica error worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -300,14 +354,16 @@ class _Handler(BaseHTTPRequestHandler):
                          if k.lower() in {"user-agent", "accept", "referer", "sec-fetch-mode",
                                           "sec-fetch-site", "accept-language"}}
         self._kind, self._params, self._faults = "other", None, ()
+        self._endpoint = ""
         self._drip: tuple[float, threading.Event] | None = None
         self._generation: int | None = None
         if path.rstrip("/") == PAGE_PATH:
             self._kind = "page"
             self._send(200, PAGE_HTML, "text/html; charset=utf-8")
             return
-        if path.startswith(API_PREFIX) or path.startswith(CSV_PREFIX):
-            self._kind = "api" if path.startswith(API_PREFIX) else "csv"
+        prefix = next((p for p in KINDS if path.startswith(p)), None)
+        if prefix is not None:
+            self._kind, self._endpoint = KINDS[prefix]
             try:
                 self._params = decode_param(path.rsplit("/", 1)[1])
             except ValueError as exc:
@@ -323,8 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
                    "text/html; charset=utf-8")
 
     def _serve_data(self) -> None:
-        portfolio, faults, release, self._generation = self.replica._take_faults(
-            self._kind, self._browser)
+        portfolio, period, faults, release, self._generation = self.replica._take_faults(
+            self._kind, self._endpoint, self._browser)
         self._faults = tuple(f.mode for f in faults)
         for f in faults:
             if f.mode == "latency":
@@ -360,20 +416,22 @@ class _Handler(BaseHTTPRequestHandler):
             body = base64.b64encode(csv_bytes(portfolio))
             self._send(200, body, "application/json; charset=utf-8")
             return
-        self._send_api(portfolio, self._params or {}, by_mode)
+        self._send_api(portfolio, period, self._params or {}, by_mode)
 
-    def _send_api(self, portfolio: ReplicaPortfolio, params: dict[str, Any],
-                  by_mode: dict[str, Fault]) -> None:
+    def _send_api(self, portfolio: ReplicaPortfolio, period: ReplicaPeriod | None,
+                  params: dict[str, Any], by_mode: dict[str, Fault]) -> None:
         page_size = _int(params.get("pageSize"), 20)
         if "short_pages" in by_mode:
             page_size = min(page_size, by_mode["short_pages"].max_page_size)
-        doc: dict[str, Any] = api_page(
-            portfolio,
-            page_number=_int(params.get("pageNumber"), 1),
-            page_size=page_size,
-            language="en-us" if str(params.get("language", "")).lower() == "en-us" else "pt-br",
-            segment=str(params.get("segment", "1")),
-        )
+        language = "en-us" if str(params.get("language", "")).lower() == "en-us" else "pt-br"
+        page_number = _int(params.get("pageNumber"), 1)
+        doc: dict[str, Any]
+        if period is not None:
+            doc = period_page(period, page_number=page_number, page_size=page_size,
+                              language=language)
+        else:
+            doc = api_page(portfolio, page_number=page_number, page_size=page_size,
+                           language=language, segment=str(params.get("segment", "1")))
         if "empty" in by_mode:
             doc["results"] = []
             doc["page"] = {**doc["page"], "totalRecords": 0, "totalPages": 0}

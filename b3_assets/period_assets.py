@@ -1,0 +1,213 @@
+"""B3's views of the four-month period, captured every trading day (DESIGN.md "More of what B3
+publishes"): raw/ibov_teorica -> landing/ibov_teorica (``GetTheoricalPortfolio``, the period's
+theoretical portfolio) and raw/ibov_previa -> landing/ibov_previa (``GetQuartelyPreview``, the
+preview of the next period).
+
+Same habits as the day's portfolio (b3_assets/assets.py): partitioned by trading date,
+archive-first (the raw asset fetches only when the date is not archived, or with ``refetch``),
+landing built from the archive alone. Unlike it, B3 puts no date in these views and keeps no
+history of them, so a date can be fetched only while B3 is on it (:func:`current_session`).
+They are separate assets, neither upstream nor downstream of landing/ibov_portfolio: their
+failure fails only themselves, and their landing files never start the Glue job (glue/layout.py
+``LANDING_KEY_PATTERN`` matches ``landing/ibov/`` only). The JSON API only: there is no browser
+fallback for them.
+"""
+
+import io
+from datetime import date
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from b3_assets.archive import RawArchive
+from b3_assets.assets import B3_RETRY, GROUP, OWNERS
+from b3_assets.b3.api import fetch_period, period_url
+from b3_assets.b3.errors import B3PermanentError
+from b3_assets.b3.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
+from b3_assets.b3.payload import RawPayload
+from b3_assets.collect import b3_session_now, collect_period, period_archive
+from b3_assets.lake import Lake
+from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.resources import B3Site, LakeResource
+from glue.layout import period_landing_key, period_landing_prefix, period_raw_prefix
+
+VIEWS: tuple[PeriodView, PeriodView] = ("teorica", "previa")
+RAW_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["raw", f"ibov_{v}"]) for v in VIEWS}
+LANDING_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["landing", f"ibov_{v}"]) for v in VIEWS}
+TITLES = {"teorica": "theoretical portfolio of the period", "previa": "preview of the next period"}
+
+#: The landing contract of both views (DESIGN.md), shown on the assets' pages.
+PERIOD_LANDING_COLUMNS = {
+    "data_captura": "Trading date of the capture (B3 puts no date in these views)",
+    "indice": "IBOV",
+    "codigo": "Ticker, e.g. PETR4",
+    "acao": "Company name as B3 lists it",
+    "tipo": "Share type, runs of spaces collapsed (ON NM, PN EX N1)",
+    "qtde_teorica": "Theoretical quantity (int64)",
+    "participacao_pct": "Participation in the index, % (decimal 7,3)",
+    "qtde_teorica_total": "Header: total theoretical quantity",
+    "redutor": "Header: the index reductor (decimal 24,8)",
+    "coletado_em": "When the payload was fetched (UTC)",
+}
+
+
+def current_session() -> date:
+    """The trading date B3 is on now: the only date a period view can be fetched for."""
+    return b3_session_now()
+
+
+def fetch_view(b3: B3Site, view: PeriodView) -> RawPayload:
+    """The view as B3 serves it now, with the B3 site's address, timeout and retries."""
+    return fetch_period(b3.base_url, view, timeout_s=b3.timeout_s, retries=b3.retries)
+
+
+def period_parquet(table: pa.Table) -> bytes:
+    """Deterministic Parquet bytes of a period view's landing table."""
+    if not table.schema.equals(PERIOD_LANDING_SCHEMA, check_metadata=False):
+        raise ValueError(f"period landing table does not have the period landing schema:\n"
+                         f"{table.schema}")
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(None), buf, compression="zstd",
+                   store_schema=False, write_statistics=True, row_group_size=1 << 20)
+    return buf.getvalue()
+
+
+def read_period_landing(lake: Lake, view: PeriodView, data_captura: date) -> pa.Table:
+    """``landing/ibov_<view>/dt=…/ibov_<view>.parquet`` with exactly PERIOD_LANDING_SCHEMA."""
+    data = lake.read_bytes(period_landing_key(view, data_captura))
+    return pq.read_table(io.BytesIO(data), use_threads=False).cast(PERIOD_LANDING_SCHEMA)
+
+
+def period_landing_dates(lake: Lake, view: PeriodView) -> list[date]:
+    return [date.fromisoformat(f.removeprefix("dt="))
+            for f in lake.list_folders(period_landing_prefix(view)) if f.startswith("dt=")]
+
+
+class PeriodRawConfig(dg.Config):
+    refetch: bool = False
+    """Fetch from B3 even when the date is archived (only the date B3 is on can be fetched;
+    a different payload is kept beside the archived one)."""
+
+
+def _schema() -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        dg.TableColumn(f.name, str(f.type), description=PERIOD_LANDING_COLUMNS.get(f.name))
+        for f in PERIOD_LANDING_SCHEMA
+    ])
+
+
+def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
+    prefix = period_raw_prefix(view)
+
+    @dg.asset(
+        key=RAW_KEYS[view],
+        partitions_def=trading_day_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=B3_RETRY,
+        group_name=GROUP,
+        owners=OWNERS,
+        tags={"layer": "raw"},
+        kinds={"python"},
+        description=f"**Raw** IBOV {TITLES[view]}: what B3 sent "
+        f"({PERIOD_VIEW_NAMES[view]}) on the trading date, byte for byte, with a manifest "
+        f"({prefix}/dt=…/). B3 neither dates nor keeps it: only the date B3 is on can be "
+        "fetched; other dates are rebuilt from the archive.",
+    )
+    def _raw(context: dg.AssetExecutionContext, config: PeriodRawConfig, lake: LakeResource,
+             b3: B3Site) -> dg.MaterializeResult:
+        the_lake = lake.get()
+        archive = period_archive(the_lake, view)
+        now = current_session()
+        fetched, reused, problems = [], [], []
+        for day in partition_dates(context):
+            try:
+                got = collect_period(archive, lambda: fetch_view(b3, view), view, day,
+                                     current_session=now, where=period_url(b3.base_url, view, 1),
+                                     refetch=config.refetch)
+            except B3PermanentError as exc:
+                problems.append(f"partition {day.isoformat()}: {exc}")  # retrying cannot help
+                continue
+            (reused if got.from_archive else fetched).append(day.isoformat())
+            if got.stored is not None and got.stored.new and got.stored.others:
+                context.log.warning(
+                    f"B3 served a different {TITLES[view]} on {day} than the one archived; both "
+                    f"are kept ({', '.join(e.prefix for e in got.stored.others)} and "
+                    f"{got.stored.archived.prefix}); landing uses the newest.")
+            context.log.info(f"{day}: {len(got.portfolio.constituents)} constituents "
+                             f"({'archive' if got.from_archive else got.payload.source})")
+        if problems:
+            raise dg.Failure(description="\n".join(problems), allow_retries=False,
+                             metadata={"written_dates": ", ".join(fetched) or "none"})
+        return dg.MaterializeResult(metadata={
+            "fetched_from_b3": len(fetched),
+            "reused_from_archive": len(reused),
+            "lake_uri": dg.MetadataValue.url(the_lake.uri(prefix + "/")),
+        })
+
+    return _raw
+
+
+def _landing_asset(view: PeriodView) -> dg.AssetsDefinition:
+    raw_key = RAW_KEYS[view]
+
+    @dg.asset(
+        key=LANDING_KEYS[view],
+        deps=[raw_key],
+        partitions_def=trading_day_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP,
+        owners=OWNERS,
+        tags={"layer": "landing"},
+        kinds={"parquet"},
+        description=f"**Landing** IBOV {TITLES[view]}: typed Parquet, one file per trading date "
+        f"of capture ({period_landing_prefix(view)}/dt=…/ibov_{view}.parquet), built from the "
+        "raw archive alone. Does not start the Glue job.",
+        metadata={"dagster/column_schema": _schema()},
+    )
+    def _landing(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        the_lake = lake.get()
+        archive: RawArchive = period_archive(the_lake, view)
+        written: list[str] = []
+        rows = 0
+        problems = []
+        for day in partition_dates(context):
+            try:
+                payload = archive.latest(day)
+                if payload is None:
+                    problems.append(
+                        f"partition {day.isoformat()}: not in the raw archive "
+                        f"{the_lake.uri(archive.prefix + '/')}: materialize "
+                        f"{raw_key.to_user_string()} for it first (possible only on that "
+                        "trading date: B3 keeps no history of this view)")
+                    continue
+                table = payload.period_portfolio(view, day).to_landing_table()
+            except B3PermanentError as exc:  # a payload or archive that cannot be trusted
+                problems.append(f"partition {day.isoformat()}: {exc}")
+                continue
+            key = period_landing_key(view, day)
+            the_lake.write_bytes(key, period_parquet(table))
+            written.append(the_lake.uri(key))
+            rows += table.num_rows
+        if problems:  # the dates that could land did; the run names the others
+            raise dg.Failure(description="\n".join(problems), allow_retries=False,
+                             metadata={"written": ", ".join(written) or "none"})
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows,
+            "dates": len(written),
+            "lake_uri": dg.MetadataValue.text(
+                written[0] if len(written) == 1 else f"{written[0]} … {written[-1]}"),
+        })
+
+    return _landing
+
+
+raw_ibov_teorica = _raw_asset("teorica")
+landing_ibov_teorica = _landing_asset("teorica")
+raw_ibov_previa = _raw_asset("previa")
+landing_ibov_previa = _landing_asset("previa")
+
+#: The four assets, for ``Definitions(assets=[…, *PERIOD_ASSETS])``.
+PERIOD_ASSETS: list[dg.AssetsDefinition] = [
+    raw_ibov_teorica, landing_ibov_teorica, raw_ibov_previa, landing_ibov_previa,
+]
