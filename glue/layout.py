@@ -22,6 +22,14 @@ LANDING_KEY_PATTERN = r"landing/ibov/dt=(\d{4}-\d{2}-\d{2})/ibov\.parquet"
 LANDING_BATCH_TAG = "b3-pipeline-batch"
 
 RAW_PREFIX = "raw/ibov"
+#: B3's views of the four-month period (DESIGN.md "More of what B3 publishes"), by trading date
+#: of capture: raw like raw/ibov, landing files that never start a Glue run (they do not match
+#: LANDING_KEY_PATTERN).
+PERIOD_VIEWS: tuple[str, str] = ("teorica", "previa")
+RAW_TEORICA_PREFIX = "raw/ibov_teorica"
+RAW_PREVIA_PREFIX = "raw/ibov_previa"
+LANDING_TEORICA_PREFIX = "landing/ibov_teorica"
+LANDING_PREVIA_PREFIX = "landing/ibov_previa"
 REFINED_PREFIX = "refined"
 TABLE_NAME = "b3_etl_soma_acao"
 #: Partition columns: folder names in the lake (``DataCarteira=…/Acao=…``), not stored in files.
@@ -48,6 +56,10 @@ REFINED_COLUMNS: tuple[Column, ...] = (
     Column("dias_desde_carteira_anterior", "int", "Days since data_carteira_anterior"),
     Column("variacao_participacao_pp", "decimal(9,3)", "Participation change in p.p. since then"),
     Column("processado_em", "timestamp", "When the job ran (UTC)"),
+    Column(
+        "setor", "string", "The issuer's economic sector (min over its classes; null if unknown)"
+    ),
+    Column("subsetor", "string", "The issuer's subsector (min over its classes; null if unknown)"),
     Column("DataCarteira", "string", "Portfolio date YYYY-MM-DD (folder DataCarteira=)"),
     Column("Acao", "string", "Issuer root, e.g. PETR (folder Acao=)"),
 )
@@ -76,6 +88,21 @@ def issuer_root(codigo: str) -> str:
 def landing_key(data_carteira: date) -> str:
     """``landing/ibov/dt=YYYY-MM-DD/ibov.parquet``: the landing file of one trading date."""
     return f"{LANDING_PREFIX}/dt={data_carteira.isoformat()}/{LANDING_FILE_NAME}"
+
+
+def period_raw_prefix(view: str) -> str:
+    """``raw/ibov_teorica`` or ``raw/ibov_previa``: the raw archive of a period view."""
+    return {"teorica": RAW_TEORICA_PREFIX, "previa": RAW_PREVIA_PREFIX}[view]
+
+
+def period_landing_prefix(view: str) -> str:
+    """``landing/ibov_teorica`` or ``landing/ibov_previa``."""
+    return {"teorica": LANDING_TEORICA_PREFIX, "previa": LANDING_PREVIA_PREFIX}[view]
+
+
+def period_landing_key(view: str, data_captura: date) -> str:
+    """``landing/ibov_teorica/dt=YYYY-MM-DD/ibov_teorica.parquet`` (``previa`` likewise)."""
+    return f"{period_landing_prefix(view)}/dt={data_captura.isoformat()}/ibov_{view}.parquet"
 
 
 def landing_date_from_key(key: str) -> date | None:
@@ -141,3 +168,91 @@ def refined_current_key(data_carteira: date) -> str:
 def serving_year_key(year: int) -> str:
     """``serving/b3_etl_soma_acao/ano=YYYY.parquet``: every refined row of one year."""
     return f"{SERVING_PREFIX}/ano={year:04d}.parquet"
+
+
+#: On S3 the serving copy is a Glue table of its own (glue/serving.py), partitioned by year:
+#: Athena reads an issuer's history or the whole table from one object per year.
+SERVING_TABLE_NAME = "b3_etl_soma_acao_historico"
+#: Its partition key (a string ``YYYY``), named like the local file's ``ano=YYYY``.
+SERVING_PARTITION = "ano"
+#: Per-year locks of the S3 serving copy: outside the table's location, never read by Athena.
+SERVING_LOCKS_PREFIX = "serving/_locks/b3_etl_soma_acao"
+
+
+def serving_year_prefix(year: int) -> str:
+    """``serving/b3_etl_soma_acao/ano=YYYY/``: every version of a year's file on S3."""
+    return f"{SERVING_PREFIX}/ano={year:04d}/"
+
+
+def serving_version_key(year: int, version: str) -> str:
+    """``serving/b3_etl_soma_acao/ano=YYYY/run=<version>/ano=YYYY.parquet``: one version of a
+    year's file on S3, alone in its folder (a partition's location is a folder, and S3 has no
+    rename: a new version is written beside the old one and the partition repointed)."""
+    if not re.fullmatch(RUN_ID_PATTERN, version):
+        raise ValueError(f"serving version {version!r} is not a folder name ({RUN_ID_PATTERN})")
+    return f"{serving_year_prefix(year)}{RUN_PARTITION}={version}/ano={year:04d}.parquet"
+
+
+def serving_lock_key(year: int) -> str:
+    """``serving/_locks/b3_etl_soma_acao/ano=YYYY.lock``: held while a run patches the year."""
+    return f"{SERVING_LOCKS_PREFIX}/ano={year:04d}.lock"
+
+
+# --- marts (DESIGN.md "Marts") -----------------------------------------------------------
+
+#: Tables derived from landing alone (not from refined), one Parquet file per year under
+#: ``marts/<name>/``, so a history query reads a few files; each date's rows are replaced in
+#: its year's file by one atomic write (b3_assets/marts.py).
+MARTS_PREFIX = "marts"
+MART_MOVIMENTOS = "ibov_movimentos"
+MART_INDICADORES = "ibov_indicadores"
+MART_SETORES = "ibov_setores"
+MART_NAMES: tuple[str, str, str] = (MART_MOVIMENTOS, MART_INDICADORES, MART_SETORES)
+
+#: Each mart's columns, in order, with Glue/Hive types (the same names in DuckDB and Athena).
+MART_COLUMNS: dict[str, tuple[Column, ...]] = {
+    MART_MOVIMENTOS: (
+        Column("data_carteira", "date", "Portfolio date"),
+        Column("data_carteira_anterior", "date", "Previous landing date (a B3 session)"),
+        Column("codigo", "string", "Ticker that entered or left, e.g. PETR4"),
+        Column("acao", "string", "Company name as B3 lists it"),
+        Column("movimento", "string", "'entrada' (in on data_carteira) or 'saida' (out)"),
+        Column(
+            "participacao_pct",
+            "decimal(7,3)",
+            "Weight, %: on data_carteira for an entry, on data_carteira_anterior for an exit",
+        ),
+    ),
+    MART_INDICADORES: (
+        Column("data_carteira", "date", "Portfolio date"),
+        Column("data_carteira_anterior", "date", "Previous landing date (null if none)"),
+        Column("qtd_acoes", "int", "Number of tickers"),
+        Column("qtd_emissores", "int", "Number of issuers (4-letter ticker roots)"),
+        Column("hhi", "decimal(9,6)", "Herfindahl-Hirschman index: sum of squared ticker weights"),
+        Column("n_efetivo", "decimal(9,3)", "Effective number of tickers: 1 / hhi"),
+        Column("top10_pct", "decimal(7,3)", "Weight of the 10 heaviest tickers, %"),
+        Column(
+            "giro_pct",
+            "decimal(7,3)",
+            "One-way turnover since data_carteira_anterior, % (null if no previous date)",
+        ),
+    ),
+    MART_SETORES: (
+        Column("data_carteira", "date", "Portfolio date"),
+        Column("setor", "string", "Economic sector of B3's classification (null: unknown)"),
+        Column("qtd_acoes", "int", "Number of tickers in the sector"),
+        Column("participacao_pct", "decimal(7,3)", "Sum of the sector's weights, %"),
+    ),
+}
+
+
+def mart_prefix(name: str) -> str:
+    """``marts/<name>``: the folder (or S3 prefix) of a mart, its catalog table's location."""
+    if name not in MART_COLUMNS:
+        raise KeyError(f"no mart {name!r}; the marts are {', '.join(MART_NAMES)}")
+    return f"{MARTS_PREFIX}/{name}"
+
+
+def mart_year_key(name: str, year: int) -> str:
+    """``marts/<name>/ano=YYYY.parquet``: every row of one mart for one year."""
+    return f"{mart_prefix(name)}/ano={year:04d}.parquet"
