@@ -24,9 +24,7 @@ def describe(settings: Settings) -> dict:
     repo = defs.get_repository_def()
     return {
         "assets": assets,
-        "first_partition": graph.get(
-            next(iter(graph.get_all_asset_keys()))
-        ).partitions_def.get_first_partition_key(),
+        "first_partition": graph.get(LANDING).partitions_def.get_first_partition_key(),
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "schedules": {
             s.name: [s.cron_schedule, s.execution_timezone, s.job_name, str(s.default_status)]
