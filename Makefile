@@ -1,5 +1,5 @@
 # The two quick-start commands: `make dev` (Dagster UI on the local lake) and `make test`.
-.PHONY: setup dev test lint bench screenshots
+.PHONY: setup dev test lint bench screenshots container-smoke
 
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
@@ -15,6 +15,7 @@ dev: setup
 test: setup
 	@scripts/browser.sh
 	@scripts/java.sh
+	@scripts/postgres.sh
 	.venv/bin/ruff check .
 	.venv/bin/pytest -m "slow or not slow"
 
@@ -24,3 +25,6 @@ bench: setup
 
 screenshots: setup
 	.venv/bin/python scripts/ui_screenshots.py
+
+container-smoke: setup
+	scripts/container_smoke.sh

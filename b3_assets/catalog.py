@@ -1,4 +1,5 @@
-"""Query engines over the refined table ``b3_etl_soma_acao``: DuckDB locally, Athena on AWS.
+"""Query engines over the refined table ``b3_etl_soma_acao`` and the marts (``ibov_movimentos``,
+``ibov_indicadores``, ``ibov_setores``): DuckDB locally, Athena on AWS.
 
 Both take the same SQL with ``?`` placeholders bound by the engine (never values pasted into
 SQL text), so the queries in ``sql/`` run unchanged on either."""
@@ -8,17 +9,27 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import duckdb
 from botocore.exceptions import ClientError
 
-from glue.layout import REFINED_COLUMNS, SERVING_PREFIX, TABLE_NAME, duckdb_type
+from glue.layout import (
+    MART_COLUMNS,
+    MART_NAMES,
+    REFINED_COLUMNS,
+    SERVING_PREFIX,
+    TABLE_NAME,
+    Column,
+    duckdb_type,
+    mart_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +55,14 @@ class QueryEngine(ABC):
     @abstractmethod
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult: ...
 
+    def publish_marts(self, locations: Mapping[str, str]) -> None:
+        """Make the marts' tables current in this catalog (mart name -> lake URI of its
+        folder, ``…/marts/<name>/``), after their files were written."""
+        raise NotImplementedError(f"the {self.name} catalog has no marts")
 
-def _empty_view_select() -> str:
-    cols = ", ".join(
-        f'CAST(NULL AS {duckdb_type(c.glue_type)}) AS "{c.name}"' for c in REFINED_COLUMNS
-    )
+
+def _empty_view_select(columns: Sequence[Column] = REFINED_COLUMNS) -> str:
+    cols = ", ".join(f'CAST(NULL AS {duckdb_type(c.glue_type)}) AS "{c.name}"' for c in columns)
     return f"SELECT {cols} WHERE false"
 
 
@@ -67,8 +81,39 @@ def refined_view_sql(data_dir: Path) -> str:
     return f"CREATE OR REPLACE VIEW {TABLE_NAME} AS {select}"
 
 
+def mart_view_sql(data_dir: Path, name: str) -> str:
+    """The view of a mart (``ibov_movimentos``…) over its year files ``marts/<name>/ano=*``.
+
+    Like the refined view: the glob is read at every query, and each year file is replaced by
+    one rename, so a reader sees each date's rows from one run."""
+    columns = MART_COLUMNS[name]
+    folder = Path(data_dir).resolve() / mart_prefix(name)
+    if not any(folder.glob("ano=*.parquet")):
+        select = _empty_view_select(columns)
+    else:
+        literal = (folder / "ano=*.parquet").as_posix().replace("'", "''")
+        names = ", ".join(f'"{c.name}"' for c in columns)
+        select = f"SELECT {names} FROM read_parquet('{literal}', hive_partitioning = false)"
+    return f"CREATE OR REPLACE VIEW {name} AS {select}"
+
+
+def catalog_views_sql(data_dir: Path) -> dict[str, str]:
+    """Every view of the local catalog (view name -> its CREATE statement): the refined table
+    and the marts."""
+    views = {TABLE_NAME: refined_view_sql(data_dir)}
+    views.update({name: mart_view_sql(data_dir, name) for name in MART_NAMES})
+    return views
+
+
+def view_columns(view: str) -> list[str]:
+    """The columns a view of the local catalog must have, in order (glue/layout.py)."""
+    columns = REFINED_COLUMNS if view == TABLE_NAME else MART_COLUMNS[view]
+    return [c.name for c in columns]
+
+
 class DuckDBCatalog(QueryEngine):
-    """``B3_DATA_DIR/catalog.duckdb`` with the view ``b3_etl_soma_acao`` for any DuckDB client.
+    """``B3_DATA_DIR/catalog.duckdb`` with the view ``b3_etl_soma_acao`` and the marts' views
+    (``ibov_movimentos``, ``ibov_indicadores``, ``ibov_setores``) for any DuckDB client.
 
     The project's own queries never open that file: each gets an in-memory connection with
     the same view, so a user's DuckDB shell holding the file never blocks a run."""
@@ -84,15 +129,25 @@ class DuckDBCatalog(QueryEngine):
 
         The view names the lake's absolute path, so a moved or copied lake gets its view
         rewritten here; a file DuckDB cannot open is moved aside (with a warning) and rebuilt."""
-        sql = refined_view_sql(self.data_dir)
+        views = catalog_views_sql(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             with duckdb.connect(str(self.path)) as con:
-                current = con.execute(
-                    "SELECT sql FROM duckdb_views() WHERE view_name = ?", [TABLE_NAME]
-                ).fetchone()
-                if current is None or _view_source(current[0]) != _view_source(sql):
-                    con.execute(sql)
+                for view, sql in views.items():
+                    current = con.execute(
+                        "SELECT sql FROM duckdb_views() WHERE view_name = ?", [view]
+                    ).fetchone()
+                    columns = con.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                        "ORDER BY column_index",
+                        [view],
+                    ).fetchall()
+                    if (
+                        current is None
+                        or _view_source(current[0]) != _view_source(sql)
+                        or [c[0] for c in columns] != view_columns(view)  # columns added
+                    ):
+                        con.execute(sql)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 return  # a user's DuckDB client holds the file; our queries do not need it
@@ -105,7 +160,12 @@ class DuckDBCatalog(QueryEngine):
         self.path.replace(aside)
         log.warning("%s could not be opened (%s); moved to %s and rebuilt", self.path, exc, aside)
         with duckdb.connect(str(self.path)) as con:
-            con.execute(refined_view_sql(self.data_dir))
+            for sql in catalog_views_sql(self.data_dir).values():
+                con.execute(sql)
+
+    def publish_marts(self, locations: Mapping[str, str]) -> None:
+        """The marts' views in ``catalog.duckdb`` (they read ``B3_DATA_DIR/marts/``)."""
+        self.refresh()
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
         if not self.data_dir.is_dir():
@@ -114,7 +174,8 @@ class DuckDBCatalog(QueryEngine):
                 "(or materialize a date first)"
             )
         with duckdb.connect() as con:
-            con.execute(refined_view_sql(self.data_dir))
+            for view_sql in catalog_views_sql(self.data_dir).values():
+                con.execute(view_sql)
             try:
                 cur = con.execute(sql, list(params))
             except duckdb.Error as exc:
@@ -169,12 +230,39 @@ class AthenaCatalog(QueryEngine):
         workgroup: str,
         output_location: str | None = None,
         timeout_s: float = 120.0,
+        glue_client: Any = None,
     ) -> None:
         self.client = client
         self.database = database
         self.workgroup = workgroup
         self.output_location = output_location
         self.timeout_s = timeout_s
+        self.glue_client = glue_client
+
+    def glue(self) -> Any:
+        """The Glue client of this catalog: the one given, or one in the Athena client's region
+        (and at its endpoint when that is not AWS's own, e.g. moto or LocalStack)."""
+        if self.glue_client is None:
+            import boto3
+
+            meta = self.client.meta
+            host = urlparse(meta.endpoint_url or "").hostname or ""
+            aws_host = host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
+            self.glue_client = boto3.client(
+                "glue",
+                region_name=meta.region_name,
+                endpoint_url=None if aws_host else meta.endpoint_url,
+            )
+        return self.glue_client
+
+    def publish_marts(self, locations: Mapping[str, str]) -> None:
+        """Create or update each mart's Glue table (unpartitioned Parquet over its S3 folder),
+        so Athena reads the year files as soon as they are written. IAM: glue:GetDatabase,
+        CreateDatabase, GetTable, CreateTable, UpdateTable on the catalog, database and tables."""
+        from glue.catalog import ensure_mart_table
+
+        for name, location in locations.items():
+            ensure_mart_table(self.glue(), self.database, name, location)
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
         kwargs: dict[str, Any] = {

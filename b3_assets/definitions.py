@@ -10,8 +10,9 @@ from b3_assets.checks import (
     refined_b3_etl_soma_acao_checks,
     sector_labels_known,
 )
+from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
-from b3_assets.report_assets import report_ibov_composition
+from b3_assets.report_assets import report_ibov_composition, report_ibov_marts
 from b3_assets.resources import resources_for
 from b3_assets.schedules import (
     daily_ibov_job,
@@ -35,11 +36,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             report_ibov_composition,
             audit_landing_gaps,
             *PERIOD_ASSETS,
+            ibov_marts,
+            report_ibov_marts,
         ],
         asset_checks=[
             landing_ibov_portfolio_checks,
             sector_labels_known,
             refined_b3_etl_soma_acao_checks,
+            ibov_marts_checks,
             *landing_freshness_checks,
         ],
         jobs=[
@@ -48,6 +52,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             refined_followup_job,
             refined_checks_job,
             audit_job,
+            marts_job,
         ],
         schedules=[
             daily_ibov_schedule,

@@ -6,7 +6,7 @@ The same code reads AWS Glue's ``GetJobRuns`` and the local runner's records
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -126,11 +126,16 @@ class GlueJobWatcher:
                 return finished_run(run)
         return None
 
-    def poll(self, cursor: WatchCursor, limit: int) -> tuple[list[FinishedRun], WatchCursor]:
+    def poll(
+        self,
+        cursor: WatchCursor,
+        limit: int,
+        defer: Callable[[FinishedRun], bool] = lambda _run: False,
+    ) -> tuple[list[FinishedRun], WatchCursor]:
         """At most ``limit`` runs finished since the cursor, oldest first, and the next cursor.
 
-        The cursor moves exactly past what is returned: runs left for later ticks keep the
-        horizon far enough back to be listed again."""
+        The cursor moves exactly past what is returned: runs left for later ticks (beyond
+        ``limit``, or ``defer``-red) keep the horizon far enough back to be listed again."""
         seen = set(cursor.reported)
         fresh: list[FinishedRun] = []
         pending_starts: list[datetime] = []
@@ -138,7 +143,11 @@ class GlueJobWatcher:
             if run["JobRunState"] not in TERMINAL_STATES:
                 pending_starts.append(_as_utc(run["StartedOn"]))
             elif run["Id"] not in seen:
-                fresh.append(finished_run(run))
+                finished = finished_run(run)
+                if defer(finished):
+                    pending_starts.append(finished.started_on)
+                else:
+                    fresh.append(finished)
         fresh.sort(key=lambda r: (r.completed_on or r.started_on, r.run_id))
         taken, left = fresh[:limit], fresh[limit:]
         reported = (list(cursor.reported) + [r.run_id for r in taken])[-self.MEMORY :]

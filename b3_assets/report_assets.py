@@ -12,6 +12,7 @@ import dagster as dg
 
 from b3_assets.assets import GROUP, OWNERS, REFINED
 from b3_assets.lake import Lake
+from b3_assets.marts import MART_KEYS
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.resources import CatalogResource, LakeResource
 
@@ -88,3 +89,55 @@ def _store(context: dg.AssetExecutionContext, lake: Lake, key: str, report: Any)
         "entered": ", ".join(report.entered) or "none",
         "left": ", ".join(report.left) or "none",
     }
+
+
+REPORT_MARTS = dg.AssetKey(["report", "ibov_marts"])
+
+
+@dg.asset(
+    key=REPORT_MARTS,
+    deps=list(MART_KEYS.values()),
+    partitions_def=trading_day_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+    group_name=GROUP,
+    owners=OWNERS,
+    tags={"layer": "report"},
+    kinds={"python"},
+    description="From the marts: the day's sector weights, the entries and exits since the "
+    "previous portfolio (exits included: refined has no row for an issuer that left), and the "
+    "concentration trend (HHI, effective N, top 10) over all dates; under reports/dt=…/.",
+)
+def report_ibov_marts(
+    context: dg.AssetExecutionContext, catalog: CatalogResource, lake: LakeResource
+) -> Iterator[dg.AssetMaterialization]:
+    from b3_assets.report import ReportError
+    from b3_assets.report_marts import marts_report
+
+    engine, the_lake = catalog.engine(), lake.get()
+    problems = []
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        try:
+            report = marts_report(engine, day)
+        except ReportError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        pngs = {
+            "sectors": report.sectors_png,
+            "movements": report.movements_png,
+            "concentration": report.concentration_png,
+        }
+        metadata: dict[str, Any] = {
+            "date": key,
+            "entered": ", ".join(report.entered) or "none",
+            "left": ", ".join(report.left) or "none",
+        }
+        for name, png in pngs.items():
+            lake_key = report_key(day, f"{name}.png")
+            the_lake.write_bytes(lake_key, png)
+            metadata[name] = inline_png(name, png)
+            metadata[f"{name}_uri"] = dg.MetadataValue.url(the_lake.uri(lake_key))
+        yield dg.AssetMaterialization(asset_key=REPORT_MARTS, partition=key, metadata=metadata)
+    if problems:
+        raise dg.Failure(description="\n".join(problems), allow_retries=False)

@@ -5,14 +5,22 @@ from datetime import date
 import dagster as dg
 
 from b3_assets.assets import LANDING, RAW
+from b3_assets.marts import MART_KEYS
 from b3_assets.period_assets import LANDING_KEYS, RAW_KEYS
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day
 
+#: Landing's freshness: the latest trading day's partition by 09:30 America/Sao_Paulo. On a
+#: holiday the latest partition is the previous session's, so holidays need nothing.
+landing_freshness_checks = dg.build_time_partition_freshness_checks(
+    assets=[LANDING], deadline_cron="30 9 * * 1-5", timezone=B3_TIMEZONE
+)
 daily_ibov_job = dg.define_asset_job(
     "daily_ibov_portfolio",
-    selection=dg.AssetSelection.assets(RAW, LANDING),
+    # Freshness is the freshness sensor's to evaluate, not the collecting run's.
+    selection=dg.AssetSelection.assets(RAW, LANDING, *MART_KEYS.values())
+    - dg.AssetSelection.checks(*landing_freshness_checks),
     description="Collect the day's portfolio from B3 and land it (the landing write starts "
-    "the Glue job).",
+    "the Glue job), then the marts computed from landing.",
 )
 
 
@@ -98,11 +106,6 @@ def second_attempt_schedule(
     return retry_request_for(context.instance, context.scheduled_execution_time.date())
 
 
-#: Landing's freshness: the latest trading day's partition by 09:30 America/Sao_Paulo. On a
-#: holiday the latest partition is the previous session's, so holidays need nothing.
-landing_freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=[LANDING], deadline_cron="30 9 * * 1-5", timezone=B3_TIMEZONE
-)
 freshness_sensor = dg.build_sensor_for_freshness_checks(
     freshness_checks=landing_freshness_checks,
     name="landing_freshness",

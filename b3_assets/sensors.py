@@ -14,7 +14,7 @@ import dagster as dg
 from b3_assets.assets import REFINED
 from b3_assets.checks import run_metadata
 from b3_assets.glue_runs import FinishedRun, WatchCursor
-from b3_assets.report_assets import REPORT
+from b3_assets.report_assets import REPORT, REPORT_MARTS
 from b3_assets.resources import GlueJobResource, LakeResource
 from b3_assets.sessions import trading_days
 from b3_assets.settings import Settings
@@ -26,8 +26,10 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 refined_followup_job = dg.define_asset_job(
     "refined_followup",
-    selection=dg.AssetSelection.checks_for_assets(REFINED) | dg.AssetSelection.assets(REPORT),
-    description="After Glue refined dates: the refined checks and the report of those dates.",
+    selection=dg.AssetSelection.checks_for_assets(REFINED)
+    | dg.AssetSelection.assets(REPORT, REPORT_MARTS),
+    description="After Glue refined dates: the refined checks and the reports of those dates "
+    "(the marts were computed from landing by the collecting run).",
 )
 refined_checks_job = dg.define_asset_job(
     "refined_checks",
@@ -100,6 +102,32 @@ def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
     )
 
 
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
+    """Dates a collecting run still in progress is landing (its partition or range).
+
+    Locally the refine runs inside the landing step: a Glue run can finish before Dagster
+    records the landing materialization that caused it. Recording refined only once that run
+    is over keeps every refined materialization newer than its landing write."""
+    busy: set[date] = set()
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=100):
+        if run.job_name in {refined_followup_job.name, refined_checks_job.name}:
+            continue
+        tags = run.tags
+        first = tags.get(RANGE_START) or tags.get("dagster/partition")
+        last = tags.get(RANGE_END) or first
+        if first and last:
+            busy.update(trading_days(date.fromisoformat(first), date.fromisoformat(last)))
+    return busy
+
+
 @dg.sensor(
     name="glue_job_runs",
     minimum_interval_seconds=Settings.from_env().sensor_interval_s,
@@ -112,7 +140,12 @@ def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
 def glue_job_runs(
     context: dg.SensorEvaluationContext, glue_job: GlueJobResource, lake: LakeResource
 ) -> dg.SensorResult:
-    runs, cursor = glue_job.watcher().poll(WatchCursor.from_json(context.cursor), MAX_RUNS_PER_TICK)
+    busy = dates_being_landed(context.instance)
+    runs, cursor = glue_job.watcher().poll(
+        WatchCursor.from_json(context.cursor),
+        MAX_RUNS_PER_TICK,
+        defer=lambda run: bool(busy.intersection(run.dates)),
+    )
     runs = [r for r in runs if r.dates]
     for run in runs:
         if not run.succeeded:

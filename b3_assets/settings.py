@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -60,6 +60,20 @@ def _base_url(text: str) -> str:
     return url
 
 
+def _webhook(text: str) -> str | None:
+    """B3_ALERT_WEBHOOK: empty is off. The value is never echoed (such URLs hold a secret)."""
+    url = text.strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingsError(
+            "B3_ALERT_WEBHOOK is not an http(s) URL (e.g. a Slack incoming webhook "
+            "https://hooks.slack.com/services/...); unset it to turn alerts off."
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """The environment variables of README's configuration table, with their defaults."""
@@ -79,6 +93,7 @@ class Settings:
     http_timeout_s: float = 20.0
     http_retries: int = 4
     sensor_interval_s: int = 30
+    alert_webhook: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,4 +126,5 @@ class Settings:
             sensor_interval_s=_number(
                 "B3_SENSOR_INTERVAL", e.get("B3_SENSOR_INTERVAL", "30"), int, 1, 3600
             ),
+            alert_webhook=_webhook(e.get("B3_ALERT_WEBHOOK", "")),
         )

@@ -1,5 +1,7 @@
 """Day 2 on a real Dagster deployment: the daemon ticks the sensor while dates are refined,
-re-run alone and backfilled again over refined dates (issue: the Glue -> Dagster loop)."""
+re-run alone and backfilled again over refined dates (issue: the Glue -> Dagster loop).
+The same scenario runs on both instance storages: SQLite files (``make dev``) and PostgreSQL
+(the container deployment, deploy/dagster.yaml)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from b3_assets.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.report_assets import REPORT
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
+from b3_assets_tests.support import postgres
 from b3_assets_tests.support.deployment import (
     cli,
     deployment_env,
@@ -24,6 +27,10 @@ from b3_assets_tests.support.deployment import (
     wait_for,
     write_instance_yaml,
 )
+
+# The storage fixtures, parametrized over sqlite and postgres (support/postgres.py).
+instance_storage = postgres.instance_storage
+postgres_server = postgres.postgres_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -52,9 +59,9 @@ def _settled(instance: dg.DagsterInstance, days: list[str], landing_writes: dict
     return check
 
 
-def test_refine_rerun_and_overlapping_backfill_with_the_daemon(tmp_path):
+def test_refine_rerun_and_overlapping_backfill_with_the_daemon(tmp_path, instance_storage):
     home, lake = tmp_path / "dagster_home", tmp_path / "lake"
-    write_instance_yaml(home)
+    write_instance_yaml(home, instance_storage)
     env = deployment_env(home, lake)
     csvs = write_csvs(tmp_path / "csv", [date.fromisoformat(d) for d in DAYS])
     imported = cli(env, "b3-pipeline", "import-csv", *map(str, csvs))

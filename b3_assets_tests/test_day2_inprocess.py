@@ -127,3 +127,21 @@ def test_a_corrupt_archive_fails_at_once_naming_the_manifest(tmp_path, b3_replic
     assert time.perf_counter() - t0 < 30  # no step retries for what cannot heal
     message = failure_message(result)
     assert "is corrupt" in message and str(manifest) in message
+
+
+def test_a_glue_run_is_recorded_only_after_the_landing_run_that_caused_it(tmp_path, b3_replica):
+    """Locally the refine finishes inside the landing step: while that run is in progress the
+    sensor waits, so refined is never recorded before the landing write it follows."""
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(platform, DAY, instance=instance).success
+    in_flight = instance.create_run_for_job(
+        platform.defs.resolve_job_def("daily_ibov_portfolio"),
+        tags={"dagster/partition": DAY},
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    waiting = sensor_tick(platform, instance)
+    assert waiting.skip_message and not waiting.asset_events
+    instance.report_run_failed(instance.get_run_by_id(in_flight.run_id))
+    recorded = sensor_tick(platform, instance, waiting.cursor)
+    assert [e.partition for e in recorded.asset_events] == [DAY]

@@ -18,6 +18,7 @@ from glue.catalog import (
     ensure_database,
     ensure_table,
     register_partitions,
+    table_input,
 )
 from glue.layout import refined_run_prefix
 
@@ -66,6 +67,15 @@ def roots(n: int) -> list[str]:
     return [f"X{letters[i // 26 % 26]}{letters[i % 26]}Z" for i in range(n)]
 
 
+def test_a_table_created_before_the_sector_columns_gets_them(glue: Any) -> None:
+    old = table_input(TABLE, ROOT + "/")
+    old["StorageDescriptor"]["Columns"] = old["StorageDescriptor"]["Columns"][:9]
+    glue.create_table(DatabaseName=DATABASE, TableInput=old)
+    assert ensure_table(glue, DATABASE, TABLE, ROOT + "/") is False
+    columns = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]["StorageDescriptor"]
+    assert [c["Name"] for c in columns["Columns"]][-2:] == ["setor", "subsetor"]
+
+
 def test_table_created_once_with_the_contract(glue: Any) -> None:
     assert ensure_table(glue, DATABASE, TABLE, ROOT + "/") is True
     assert ensure_table(glue, DATABASE, TABLE, ROOT + "/") is False
@@ -82,6 +92,8 @@ def test_table_created_once_with_the_contract(glue: Any) -> None:
         ("dias_desde_carteira_anterior", "int"),
         ("variacao_participacao_pp", "decimal(9,3)"),
         ("processado_em", "timestamp"),
+        ("setor", "string"),
+        ("subsetor", "string"),
     ]
     assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [
         ("datacarteira", "string"),
@@ -121,7 +133,7 @@ def test_partitions_repointed_per_date_in_batches(glue: Any) -> None:
         DatabaseName=DATABASE, TableName=TABLE, PartitionValues=["2025-03-05", many[0]]
     )["Partition"]["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
-    assert len(sd["Columns"]) == 9
+    assert len(sd["Columns"]) == 11
 
     # The same run again: nothing changes.
     again = register_partitions(glue, DATABASE, TABLE, D0305, at(D0305, "r1", many))

@@ -26,6 +26,7 @@ import pytest
 from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.landing_factory import landing_table, write_landing
 from b3_assets_tests.moto_server import MotoServer, unique_name
+from b3_assets_tests.test_glue_serving import historico_rows
 from b3_assets_tests.test_refine_spark_parity import local_spark
 from glue import job as glue_job
 from glue.layout import TABLE_NAME, refined_date_prefix, refined_run_prefix
@@ -484,6 +485,10 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert {r["dias_desde_carteira_anterior"] for r in rows.values()} == {5}
     assert {r["processado_em"] for r in rows.values()} == {PROCESSADO_EM}
     assert lake.keys(refined_date_prefix(D0306)) == []
+    # The run ends with the year's serving copy patched: one object, the date's rows.
+    (served,) = first["serving"]
+    assert (served["year"], served["patched"], served["rows"]) == (2025, ["2025-03-05"], 84)
+    assert served_by_issuer(lake, 2025) == rows
 
     # B3 republished 05/03 without BBDC and PETR; the run dies between write and repoint.
     lake.put_landing(landing_table(D0305, drop={"BBDC", "PETR"}))
@@ -506,6 +511,16 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert day["partitions_repointed"] == 82 and day["objects_removed"] == 84 + 82
     assert sorted(lake.published(D0305)) == sorted(set(rows) - {"BBDC", "PETR"})
     lake.assert_only_run(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
+    (served,) = second["serving"]
+    assert (served["patched"], served["objects_removed"]) == (["2025-03-05"], 1)
+    assert served_by_issuer(lake, 2025) == lake.published(D0305)
+
+
+def served_by_issuer(lake: Lake, year: int) -> dict[str, dict[str, Any]]:
+    """The serving copy (b3_etl_soma_acao_historico, one object) as Lake.published reads
+    refined: issuer -> row without the partition columns."""
+    table = historico_rows(lake.s3, lake.glue, lake.bucket, "default", year)
+    return {r.pop("Acao"): r for r in table.drop_columns(["DataCarteira"]).to_pylist()}
 
 
 @pytest.mark.spark

@@ -332,8 +332,16 @@ def test_dagster_policy_lets_dagster_run_the_pipeline_and_nothing_more(default: 
         assert allows(dag, action, job) and not allows(dag, action, f"{GLUE}:job/other")
     for action in ("glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"):
         assert allows(dag, action, f"{GLUE}:table/default/{TABLE_NAME}")
+    # Catalog writes: only the marts' tables (Dagster computes them); never the refined table.
+    for action in ("glue:CreateTable", "glue:UpdateTable"):
+        assert allows(dag, action, f"{GLUE}:table/default/ibov_indicadores"), action
+        assert not allows(dag, action, f"{GLUE}:table/default/{TABLE_NAME}"), action
     assert not [a for a in grants(dag) if a.startswith("glue:") and re.match(
-        r"glue:(Create|Update|Delete|Batch(Create|Update|Delete))", a)]
+        r"glue:(Delete|Batch(Create|Update|Delete)|UpdatePartition|CreatePartition)", a)]
+    for key in ("marts/ibov_indicadores/ano=2025.parquet",):
+        assert allows(dag, "s3:PutObject", s3(key)) and allows(dag, "s3:GetObject", s3(key))
+    assert allows(dag, "s3:GetObject", s3("serving/b3_etl_soma_acao/ano=2025/run=x/a.parquet"))
+    assert not allows(dag, "s3:PutObject", s3("serving/b3_etl_soma_acao/ano=2025/run=x/a.parquet"))
     workgroup = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/b3-pipeline"
     for action in ("athena:StartQueryExecution", "athena:GetQueryExecution",
                    "athena:GetQueryResults", "athena:StopQueryExecution"):

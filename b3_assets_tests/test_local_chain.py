@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_assets.archive import RawArchive
-from b3_assets.assets import REFINED
+from b3_assets.assets import LANDING, REFINED
 from b3_assets.b3.browser import find_chromium
 from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.checks import REFINED_CHECKS
+from b3_assets.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.report_assets import REPORT
@@ -68,7 +68,9 @@ def test_chain_via_api(tmp_path, b3_replica):
     assert entry.manifest["source"] == "api"
     assert entry.manifest["url"].startswith(b3_replica.base_url)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 and all(c.passed for c in checks)
+    landing = {c.check_name for c in checks if c.asset_key == LANDING}
+    assert landing == {*LANDING_CHECKS, "sector_labels_known"}
+    assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     assert (tmp_path / "catalog.duckdb").is_file()
 
 

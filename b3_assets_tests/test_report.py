@@ -197,7 +197,9 @@ def _run_report(chain: Chain, first: str, last: str | None = None) -> dg.Execute
 
 
 def _report_files(chain: Chain, day: str) -> list[str]:
-    return chain.platform.lake.list_keys(f"reports/dt={day}/")
+    """The composition report's PNGs of a date (the marts' charts live beside them)."""
+    keys = chain.platform.lake.list_keys(f"reports/dt={day}/")
+    return [k for k in keys if k.rsplit("/", 1)[1] in {"top15.png", "changes.png"}]
 
 
 def test_report_of_a_date_that_was_not_refined_fails_with_a_clear_message(chain):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
-from glue.layout import REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS
+from glue.layout import MART_COLUMNS, MART_NAMES, REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +108,20 @@ def ensure_database(glue_client: Any, database: str) -> bool:
 def ensure_table(glue_client: Any, database: str, table: str, location: str) -> bool:
     """Create the refined table unless it exists; True when this call created it.
 
-    An existing table (from CloudFormation, say) is left as it is.
-    """
+    An existing table whose columns differ from the contract (a table created before setor
+    and subsetor existed) gets the contract's columns, so Athena shows new columns at once;
+    old files read them as null (Parquet matches columns by name)."""
     try:
-        glue_client.get_table(DatabaseName=database, Name=table)
-        return False
+        current = glue_client.get_table(DatabaseName=database, Name=table)["Table"]
     except glue_client.exceptions.EntityNotFoundException:
-        pass
+        current = None
+    if current is not None:
+        wanted = table_input(table, current["StorageDescriptor"].get("Location", location))
+        have = [(c["Name"], c["Type"]) for c in current["StorageDescriptor"].get("Columns", [])]
+        if have != [(c["Name"], c["Type"]) for c in wanted["StorageDescriptor"]["Columns"]]:
+            glue_client.update_table(DatabaseName=database, TableInput=wanted)
+            log.info("updated the columns of Glue table %s.%s", database, table)
+        return False
     try:
         glue_client.create_table(DatabaseName=database, TableInput=table_input(table, location))
     except glue_client.exceptions.AlreadyExistsException:
@@ -216,3 +223,51 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
 
 def _folder(uri: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
+
+
+# --- the marts (DESIGN.md "Marts") ---------------------------------------------------------
+
+
+def mart_table_input(name: str, location: str) -> dict[str, Any]:
+    """The TableInput of a mart: external Parquet, unpartitioned, over ``s3://…/marts/<name>/``.
+
+    A mart is one file per year (``ano=YYYY.parquet``) directly in that folder, so Athena reads
+    every year with no partition to register, and a history query opens a few files."""
+    if name not in MART_COLUMNS:
+        raise KeyError(f"no mart {name!r}; the marts are {', '.join(MART_NAMES)}")
+    spec = table_input(name, location)
+    spec["Description"] = f"IBOV mart {name} (b3-pipeline, computed from landing)"
+    spec["Parameters"] = {**spec["Parameters"], "parquet.compression": "ZSTD"}
+    spec["PartitionKeys"] = []
+    spec["StorageDescriptor"]["Columns"] = _columns(MART_COLUMNS[name])
+    return spec
+
+
+def ensure_mart_table(glue_client: Any, database: str, name: str, location: str) -> str:
+    """Create the mart's table, or update it when its columns or location differ; returns
+    ``created``, ``updated`` or ``unchanged``. Idempotent, cheap when nothing changed (one
+    GetTable). IAM: glue:GetDatabase, CreateDatabase, GetTable, CreateTable, UpdateTable."""
+    wanted = mart_table_input(name, location)
+    try:
+        current = glue_client.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue_client.exceptions.EntityNotFoundException:
+        ensure_database(glue_client, database)
+        try:
+            glue_client.create_table(DatabaseName=database, TableInput=wanted)
+        except glue_client.exceptions.AlreadyExistsException:
+            return "unchanged"  # created concurrently, from the same contract
+        log.info("created Glue table %s.%s at %s", database, name, location)
+        return "created"
+    sd = current.get("StorageDescriptor", {})
+    have = (
+        [(c["Name"], c["Type"]) for c in sd.get("Columns", [])],
+        _folder(sd.get("Location", "")),
+        [k["Name"] for k in current.get("PartitionKeys", [])],
+    )
+    want_sd = wanted["StorageDescriptor"]
+    want = ([(c["Name"], c["Type"]) for c in want_sd["Columns"]], want_sd["Location"], [])
+    if have == want:
+        return "unchanged"
+    glue_client.update_table(DatabaseName=database, TableInput=wanted)
+    log.info("updated Glue table %s.%s (columns or location) at %s", database, name, location)
+    return "updated"

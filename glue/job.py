@@ -17,6 +17,10 @@ beside the current version, repoints the date's catalog partitions there, and on
 deletes the date's other folders. Readers that go through the catalog (Athena) see the old
 version or the new one; a run that fails before the repoint leaves the old one readable, and
 the next run of the date removes what it left.
+
+Then the run patches the serving copy of the years it touched (glue/serving.py): one Parquet
+file per year, catalogued as ``b3_etl_soma_acao_historico``, so history on Athena reads one
+object per year instead of one per issuer and date.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +50,7 @@ from glue.layout import (
     refined_date_prefix,
     refined_run_prefix,
 )
+from glue.serving import patch_serving
 from glue.transform import previous_landing_date, refine_spark
 
 if TYPE_CHECKING:
@@ -321,14 +326,53 @@ def run_job(
                 raise
             log.exception("refining %s failed; the batch goes on", day.isoformat())
             summary["failed"][day.isoformat()] = f"{type(exc).__name__}: {exc}"
+    summary["serving"] = serve_years(s3_client, glue_client, run, summary)
     log.info("run done: %s", json.dumps(summary))
+    _raise_on_failures(summary, len(dates))
+    return summary
+
+
+def serve_years(
+    s3_client: Any, glue_client: Any, run: Run, summary: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Patch the serving copy of the years of the dates this run published (glue/serving.py).
+
+    Those dates are already published in refined: a failure here is recorded in the summary
+    (the run then fails, naming it) and the next run touching the year repairs the copy."""
+    years = sorted({int(d["data_carteira"][:4]) for d in summary["dates"]})
+    if not years:
+        return []
+    try:
+        patches = patch_serving(
+            s3_client,
+            glue_client,
+            bucket=run.bucket,
+            database=run.database,
+            run_id=run.run_id,
+            years=years,
+        )
+    except Exception as exc:
+        log.exception("patching the serving copy of %s failed", years)
+        summary["serving_failed"] = f"{type(exc).__name__}: {exc}"
+        return []
+    return [asdict(p) for p in patches]
+
+
+def _raise_on_failures(summary: Mapping[str, Any], n_dates: int) -> None:
+    problems = []
     if summary["failed"]:
-        raise RuntimeError(
-            f"{len(summary['failed'])} of {len(dates)} date(s) failed, each left as it was: "
+        problems.append(
+            f"{len(summary['failed'])} of {n_dates} date(s) failed, each left as it was: "
             f"{json.dumps(summary['failed'])}; published: "
             f"{[d['data_carteira'] for d in summary['dates']]}"
         )
-    return summary
+    if summary.get("serving_failed"):
+        problems.append(
+            "the serving copy (b3_etl_soma_acao_historico) was not patched: "
+            f"{summary['serving_failed']}; the next run touching those years repairs it"
+        )
+    if problems:
+        raise RuntimeError("; ".join(problems))
 
 
 def publish_date(

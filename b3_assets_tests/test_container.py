@@ -1,0 +1,47 @@
+"""The container deployment end to end (issue #11): scripts/container_smoke.sh builds the
+image from a debootstrap base, brings deploy/compose.yaml up with podman-compose, checks every
+part, materializes one date from the B3 replica through the webserver and tears it all down.
+Rootful podman: root on Debian/Ubuntu (the script installs what is missing)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from b3_assets_tests.conftest import skip_unless
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_the_compose_stack_runs_one_date_end_to_end():
+    skip_unless(
+        os.geteuid() == 0 and (shutil.which("podman") or shutil.which("apt-get")) is not None,
+        "the container smoke test needs root with podman or apt-get (rootful podman)",
+    )
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "container_smoke.sh")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=720)
+    except subprocess.TimeoutExpired:
+        # SIGTERM, not SIGKILL: the script's trap still tears the stack down.
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=150)
+        pytest.fail("container smoke took over 12 minutes\n" + err[-8000:])
+    # The phases and their times, in the test's output (pytest -rA shows them).
+    phases = "\n".join(line for line in err.splitlines() if line.startswith("container_smoke:"))
+    print(phases)
+    assert proc.returncode == 0, f"{phases}\n--- stderr tail ---\n{err[-6000:]}"
+    assert "smoke passed" in phases
