@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from b3_assets_tests.moto_server import MotoServer, use_moto
-
-SAMPLES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "b3_samples"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from b3_assets_tests.support.ci import SAMPLES_DIR, skip_unless
+from b3_assets_tests.support.moto_server import MotoServer, use_moto
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -20,15 +18,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("spark") is not None:
             item.add_marker(pytest.mark.slow)
-
-
-def skip_unless(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` on a laptop; in CI (``CI=true``) a missing tool or sample fails."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI must run this test: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

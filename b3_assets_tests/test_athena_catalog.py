@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from b3_assets.catalog import AthenaCatalog, QueryError
 from b3_assets.resources import resources_for
 from b3_assets.settings import Settings
-from b3_assets_tests.moto_server import (
+from b3_assets_tests.support.moto_server import (
     FAKE_CREDENTIALS,
     REGION,
     MotoServer,

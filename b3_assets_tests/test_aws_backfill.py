@@ -13,10 +13,10 @@ from b3_assets.local_aws import object_created_event
 from b3_assets.resources import MAX_DATES_PER_RUN
 from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets.sessions import trading_days
-from b3_assets_tests.chain import Platform, failure_message, sensor_tick
-from b3_assets_tests.moto_server import MotoServer
 from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.aws import LambdaContext, aws_settings, create_stack_in
+from b3_assets_tests.support.chain import Platform, failure_message, sensor_tick
+from b3_assets_tests.support.moto_server import MotoServer
 from glue.layout import LANDING_BATCH_TAG, landing_key
 from lambda_handler import handler as lh
 

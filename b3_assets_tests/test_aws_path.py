@@ -33,14 +33,6 @@ from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
 from b3_assets.local_aws import object_created_event
 from b3_assets.sensors import followup_requests
-from b3_assets_tests.chain import (
-    Platform,
-    failure_message,
-    materialize,
-    run_followups,
-    sensor_tick,
-)
-from b3_assets_tests.moto_server import MotoServer, athena_result
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.support.aws import (
     LambdaContext,
@@ -48,6 +40,14 @@ from b3_assets_tests.support.aws import (
     create_stack_in,
     play_glue_worker,
 )
+from b3_assets_tests.support.chain import (
+    Platform,
+    failure_message,
+    materialize,
+    run_followups,
+    sensor_tick,
+)
+from b3_assets_tests.support.moto_server import MotoServer, athena_result
 from lambda_handler import handler as lh
 
 DAY = DEFAULT_DATE.isoformat()

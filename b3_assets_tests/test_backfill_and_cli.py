@@ -19,8 +19,8 @@ from b3_assets.assets import LANDING, RAW
 from b3_assets.cli import main
 from b3_assets.landing import landing_dates, read_landing
 from b3_assets.sessions import trading_days
-from b3_assets_tests.chain import CLOSED_URL, local_platform
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
+from b3_assets_tests.support.chain import CLOSED_URL, local_platform
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from b3_assets_tests.conftest import skip_unless
+from b3_assets_tests.support.ci import skip_unless
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ from b3_assets.catalog import QueryEngine, QueryResult
 from b3_assets.checks import LANDING_CHECKS
 from b3_assets.resources import CatalogResource
 from b3_assets.sensors import MAX_RUNS_PER_TICK
-from b3_assets_tests.chain import (
+from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.support.chain import (
     CLOSED_URL,
     check_results,
     failure_message,
@@ -22,7 +23,6 @@ from b3_assets_tests.chain import (
     materialize,
     sensor_tick,
 )
-from b3_assets_tests.replica import DEFAULT_DATE
 
 DAY = DEFAULT_DATE.isoformat()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from b3_assets.assets import LANDING
 from b3_assets.settings import Settings
-from b3_assets_tests.chain import Platform
+from b3_assets_tests.support.chain import Platform
 
 
 def describe(settings: Settings) -> dict:

@@ -16,9 +16,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.support import postgres
 from b3_assets_tests.support.cfn import Stack, load_template
+from b3_assets_tests.support.ci import skip_unless
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from b3_assets_tests.moto_server import unique_name
+from b3_assets_tests.support.moto_server import unique_name
 from glue.catalog import (
     PARQUET_SERDE,
     CatalogError,

@@ -23,11 +23,11 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from b3_assets_tests.conftest import skip_unless
-from b3_assets_tests.landing_factory import landing_table, write_landing
-from b3_assets_tests.moto_server import MotoServer, unique_name
-from b3_assets_tests.test_glue_serving import historico_rows
-from b3_assets_tests.test_refine_spark_parity import local_spark
+from b3_assets_tests.support.aws import historico_rows
+from b3_assets_tests.support.ci import skip_unless
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.moto_server import MotoServer, unique_name
+from b3_assets_tests.support.spark import local_spark
 from glue import job as glue_job
 from glue.layout import TABLE_NAME, refined_date_prefix, refined_run_prefix
 from glue.transform import REFINED_FILE_SCHEMA

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from b3_assets_tests.landing_factory import landing_table, write_landing
-from b3_assets_tests.moto_server import MotoServer, unique_name
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.moto_server import MotoServer, unique_name
 from glue.catalog import ensure_database, ensure_table, register_partitions
 from glue.layout import (
     REFINED_COLUMNS,
@@ -413,18 +413,3 @@ def test_conditional_writes_on_moto(lake: Lake, native: bool) -> None:
 # --- for the Spark test in test_glue_job.py ------------------------------------------------
 
 
-def historico_rows(s3: Any, glue: Any, bucket: str, database: str, year: int) -> pa.Table:
-    """The year's rows through b3_etl_soma_acao_historico, asserting they are one object."""
-    location = glue.get_partition(
-        DatabaseName=database, TableName=SERVING_TABLE_NAME, PartitionValues=[f"{year:04d}"]
-    )["Partition"]["StorageDescriptor"]["Location"]
-    (key,) = [
-        k
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=serving_year_prefix(year)
-        )
-        for k in (o["Key"] for o in page.get("Contents", []))
-    ]
-    assert location == f"s3://{bucket}/{key.rsplit('/', 1)[0]}/"
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return pq.read_table(io.BytesIO(body)).cast(REFINED_SCHEMA)

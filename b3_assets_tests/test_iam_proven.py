@@ -46,21 +46,21 @@ from b3_assets.resources import resources_for
 from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets.sessions import trading_days
 from b3_assets.settings import Settings
-from b3_assets_tests.chain import (
+from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.replica.portfolios import write_csvs
+from b3_assets_tests.support.aws import LambdaContext, play_glue_worker
+from b3_assets_tests.support.cfn import Stack
+from b3_assets_tests.support.chain import (
     Platform,
     failure_message,
     materialize,
     run_followups,
     sensor_tick,
 )
-from b3_assets_tests.conftest import skip_unless
-from b3_assets_tests.landing_factory import landing_table, write_landing
-from b3_assets_tests.moto_server import MotoServer, athena_result
-from b3_assets_tests.replica import DEFAULT_DATE
-from b3_assets_tests.replica.portfolios import write_csvs
-from b3_assets_tests.support.aws import LambdaContext, play_glue_worker
-from b3_assets_tests.support.cfn import Stack
+from b3_assets_tests.support.ci import skip_unless
 from b3_assets_tests.support.iam_recorder import Call, IamRecorder, Need, denied_needs
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.moto_server import MotoServer, athena_result
 from glue import job as glue_job
 from glue.layout import landing_key, refined_date_prefix
 from lambda_handler import handler as lh
@@ -438,7 +438,7 @@ class SparkFolderS3:
 
 @pytest.fixture(scope="module")
 def spark(request: pytest.FixtureRequest) -> SparkSession:
-    from b3_assets_tests.test_refine_spark_parity import local_spark
+    from b3_assets_tests.support.spark import local_spark
 
     return local_spark(request)
 

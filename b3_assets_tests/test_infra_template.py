@@ -26,8 +26,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from b3_assets.local_aws import object_created_event
 from b3_assets.settings import Settings
-from b3_assets_tests.conftest import skip_unless
 from b3_assets_tests.support.cfn import ACCOUNT, REGION, TEMPLATE_PATH, Stack, allows, grants
+from b3_assets_tests.support.ci import skip_unless
 from glue.layout import TABLE_NAME, landing_date_from_key, landing_key, refined_run_prefix
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.report_assets import REPORT
 from b3_assets.sensors import RANGE_END, RANGE_START
-from b3_assets_tests.chain import (
+from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.support.chain import (
     CLOSED_URL,
     check_results,
     failure_message,
@@ -28,8 +29,7 @@ from b3_assets_tests.chain import (
     run_followups,
     sensor_tick,
 )
-from b3_assets_tests.conftest import skip_unless
-from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.support.ci import skip_unless
 
 DAY = DEFAULT_DATE.isoformat()
 

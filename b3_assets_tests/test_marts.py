@@ -49,8 +49,8 @@ from b3_assets.marts import (
 )
 from b3_assets.resources import DuckDBCatalogResource, LocalLakeResource
 from b3_assets.sessions import trading_days
-from b3_assets_tests.landing_factory import landing_table, write_landing
-from b3_assets_tests.moto_server import MotoServer, unique_name, use_moto
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.moto_server import MotoServer, unique_name, use_moto
 from glue.catalog import ensure_mart_table
 from glue.layout import MART_COLUMNS, MART_NAMES, landing_key, mart_year_key
 

@@ -13,8 +13,8 @@ from b3_assets.assets import LANDING
 from b3_assets.audit import AUDIT, fix_for, missing_days
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.schedules import landing_freshness_checks, retry_request_for
-from b3_assets_tests.chain import CLOSED_URL, local_platform, materialize
 from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.support.chain import CLOSED_URL, local_platform, materialize
 
 SP = ZoneInfo("America/Sao_Paulo")
 DAY = DEFAULT_DATE.isoformat()

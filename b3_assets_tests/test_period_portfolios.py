@@ -38,9 +38,9 @@ from b3_assets.period_assets import (
     read_period_landing,
 )
 from b3_assets.sectors import classify
-from b3_assets_tests.chain import Platform, failure_message, local_platform
 from b3_assets_tests.replica import DEFAULT_DATE, Replica, ReplicaPeriod, generate_period
 from b3_assets_tests.replica.portfolios import TEORICA_SAMPLE, load_period_sample, period_page
+from b3_assets_tests.support.chain import Platform, failure_message, local_platform
 from glue.layout import landing_date_from_key, period_landing_key
 
 DAY = DEFAULT_DATE

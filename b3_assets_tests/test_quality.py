@@ -17,8 +17,8 @@ import pytest
 
 from b3_assets.b3.payload import RawPayload
 from b3_assets.quality import landing_checks, refined_checks
-from b3_assets_tests.landing_factory import landing_portfolio, landing_table
 from b3_assets_tests.replica import generate_period, period_page
+from b3_assets_tests.support.landing_factory import landing_portfolio, landing_table
 from glue.layout import issuer_root
 
 DAY = date(2025, 3, 5)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_assets.b3.parse import parse_csv
-from b3_assets_tests.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from glue.layout import CURRENT_RUN_FILE, landing_date_from_key
 from glue.local_job import PART_FILE_NAME, run_local_refine
 from glue.transform import (

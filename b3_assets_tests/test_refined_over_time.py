@@ -16,32 +16,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from b3_assets.landing import landing_parquet
 from b3_assets.resources import resources_for
 from b3_assets.settings import Settings
-from b3_assets_tests.landing_factory import landing_table, write_landing
-from glue.layout import landing_key
+from b3_assets_tests.support.landing_factory import landing_table, write_landing
+from b3_assets_tests.support.local_lake import land, refined_rows
 from glue.local_job import run_local_refine, stale_dates, sync_serving
 
 D18, D19, D20 = date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def land(data_dir: Path, *days: date) -> None:
-    """Landing writes through the local lake (event -> Lambda -> runner), then the catch-up,
-    exactly as the landing IO manager does them."""
-    resources = resources_for(Settings(data_dir=data_dir))
-    lake = resources["lake"].get()
-    for day in days:
-        lake.write_bytes(landing_key(day), landing_parquet(landing_table(day)))
-    assert resources["glue_job"].after_landing([], None) == []
 
 
-def refined_rows(data_dir: Path) -> list[tuple]:
-    """Every refined row through the catalog, without the run's own timestamp."""
-    engine = resources_for(Settings(data_dir=data_dir))["catalog"].engine()
-    result = engine.query("SELECT * EXCLUDE (processado_em) FROM b3_etl_soma_acao ORDER BY ALL")
-    return result.rows
 
 
 def test_gap_fill_and_out_of_order_runs_converge_to_a_full_backfill(tmp_path):

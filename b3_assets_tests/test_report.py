@@ -31,53 +31,25 @@ from b3_assets.report import (
 )
 from b3_assets.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
 from b3_assets.sensors import RANGE_END, RANGE_START
-from b3_assets_tests.chain import (
+from b3_assets_tests.support.chain import (
     Platform,
     check_results,
     failure_message,
     local_platform,
-    materialize,
-    run_followups,
     sensor_tick,
 )
-from b3_assets_tests.conftest import SAMPLES_DIR
-from b3_assets_tests.replica import Replica
+from b3_assets_tests.support.two_dates import DAY1, DAY2, apply_tick, refine, start_replica
 
-#: Two consecutive sessions with real samples (Carnival lies between them).
-DAY1, DAY2 = "2025-02-28", "2025-03-05"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # --- helpers shared with test_sql_examples and test_ui_browser ----------------------------
 
 
-def start_replica() -> Replica:
-    """A replica of its own (module fixtures outlive the per-test ``b3_replica``); serves the
-    real samples when ``../shared/b3_samples`` exists, generated portfolios otherwise."""
-    return Replica(samples_dir=SAMPLES_DIR if SAMPLES_DIR.is_dir() else None).start()
 
 
-def refine(
-    platform: Platform,
-    replica: Replica,
-    days: Sequence[str],
-    instance: dg.DagsterInstance | None = None,
-) -> None:
-    """raw + landing for each date in order; the landing write refines it (local Glue)."""
-    for day in days:
-        replica.set_portfolio(date.fromisoformat(day))
-        result = materialize(platform, day, instance=instance)
-        assert result.success, failure_message(result)
 
 
-def apply_tick(
-    platform: Platform, instance: dg.DagsterInstance, tick: Any
-) -> list[dg.ExecuteInProcessResult]:
-    """What the daemon does with a tick: record its asset events (the refined
-    materializations), then launch the runs it requests (here in process, same instance)."""
-    for event in tick.asset_events:
-        instance.report_runless_asset_event(event)
-    return run_followups(platform, instance, tick)
 
 
 def report_materializations(

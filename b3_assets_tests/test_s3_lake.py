@@ -21,8 +21,8 @@ from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.resources import LandingIOManager, resources_for
 from b3_assets.settings import Settings
-from b3_assets_tests.landing_factory import landing_table
-from b3_assets_tests.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
+from b3_assets_tests.support.landing_factory import landing_table
+from b3_assets_tests.support.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
 
 DAY = date(2025, 3, 5)
 

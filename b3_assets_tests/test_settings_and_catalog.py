@@ -11,7 +11,7 @@ import pytest
 from b3_assets.catalog import DuckDBCatalog, QueryError
 from b3_assets.cli import main
 from b3_assets.settings import Settings, SettingsError
-from b3_assets_tests.test_refined_over_time import land
+from b3_assets_tests.support.local_lake import land
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from sqlglot import exp
 
 from b3_assets.landing import read_landing
 from b3_assets.report import QUERIES, load_query, run_query, sql_text
-from b3_assets_tests.chain import Platform, local_platform
-from b3_assets_tests.test_report import DAY1, DAY2, refine, start_replica
+from b3_assets_tests.support.chain import Platform, local_platform
+from b3_assets_tests.support.two_dates import DAY1, DAY2, refine, start_replica
 
 PARAMS = {"weights_on_date": 1, "issuer_history": 1, "biggest_changes": 1}
 

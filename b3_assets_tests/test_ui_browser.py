@@ -32,9 +32,9 @@ import pytest
 
 from b3_assets.b3.browser import LAUNCH_ARGS, find_chromium
 from b3_assets.landing import read_landing
-from b3_assets_tests.chain import failure_message, local_platform, sensor_tick
-from b3_assets_tests.conftest import skip_unless
-from b3_assets_tests.test_report import DAY1, DAY2, apply_tick, refine, start_replica
+from b3_assets_tests.support.chain import failure_message, local_platform, sensor_tick
+from b3_assets_tests.support.ci import skip_unless
+from b3_assets_tests.support.two_dates import DAY1, DAY2, apply_tick, refine, start_replica
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_assets.settings import Settings
-from b3_assets_tests.moto_server import MotoServer, unique_name
 from b3_assets_tests.support.cfn import Stack
-from glue.layout import landing_key
+from b3_assets_tests.support.moto_server import MotoServer, unique_name
+from glue.layout import SERVING_TABLE_NAME, landing_key, serving_year_prefix
 from glue.local_job import run_local_refine
+from glue.transform import REFINED_SCHEMA
 
 # --------------------------------------------------------------------------- the stack, in moto
 
@@ -97,3 +100,18 @@ def play_glue_worker(s3: Any, bucket: str, day: date, workdir: Path) -> list[tup
     return rows
 
 
+def historico_rows(s3: Any, glue: Any, bucket: str, database: str, year: int) -> pa.Table:
+    """The year's rows through b3_etl_soma_acao_historico, asserting they are one object."""
+    location = glue.get_partition(
+        DatabaseName=database, TableName=SERVING_TABLE_NAME, PartitionValues=[f"{year:04d}"]
+    )["Partition"]["StorageDescriptor"]["Location"]
+    (key,) = [
+        k
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=serving_year_prefix(year)
+        )
+        for k in (o["Key"] for o in page.get("Contents", []))
+    ]
+    assert location == f"s3://{bucket}/{key.rsplit('/', 1)[0]}/"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return pq.read_table(io.BytesIO(body)).cast(REFINED_SCHEMA)

@@ -1,0 +1,48 @@
+"""Two consecutive refined sessions on the local chain (B3 replica): what the report, SQL and UI
+tests share, refined and ticked as the Dagster daemon would."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from b3_assets_tests.replica import Replica
+from b3_assets_tests.support.chain import Platform, failure_message, materialize, run_followups
+from b3_assets_tests.support.ci import SAMPLES_DIR
+
+#: Two consecutive sessions with real samples (Carnival lies between them).
+DAY1, DAY2 = "2025-02-28", "2025-03-05"
+
+
+def start_replica() -> Replica:
+    """A replica of its own (module fixtures outlive the per-test ``b3_replica``); serves the
+    real samples when ``../shared/b3_samples`` exists, generated portfolios otherwise."""
+    return Replica(samples_dir=SAMPLES_DIR if SAMPLES_DIR.is_dir() else None).start()
+
+
+def refine(
+    platform: Platform,
+    replica: Replica,
+    days: Sequence[str],
+    instance: dg.DagsterInstance | None = None,
+) -> None:
+    """raw + landing for each date in order; the landing write refines it (local Glue)."""
+    for day in days:
+        replica.set_portfolio(date.fromisoformat(day))
+        result = materialize(platform, day, instance=instance)
+        assert result.success, failure_message(result)
+
+
+def apply_tick(
+    platform: Platform, instance: dg.DagsterInstance, tick: Any
+) -> list[dg.ExecuteInProcessResult]:
+    """What the daemon does with a tick: record its asset events (the refined
+    materializations), then launch the runs it requests (here in process, same instance)."""
+    for event in tick.asset_events:
+        instance.report_runless_asset_event(event)
+    return run_followups(platform, instance, tick)
+
+
