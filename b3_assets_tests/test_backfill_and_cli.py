@@ -21,6 +21,7 @@ from b3_assets.landing import landing_dates, read_landing
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform
+from b3_assets_tests.support.deployment import backfill, deployment_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,43 +40,14 @@ def _materialized(home: Path, key: dg.AssetKey) -> list[str]:
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env.update(
-        {
-            "B3_ENV": "local",
-            "B3_DATA_DIR": str(data_dir),
-            "B3_BASE_URL": CLOSED_URL,
-            "B3_FETCH": "api",
-            "B3_HTTP_RETRIES": "1",
-            "DAGSTER_HOME": os.environ["DAGSTER_HOME"],  # the test's (see dagster_home)
-        }
-    )
-    env.update(extra)
-    return env
+    return deployment_env(Path(os.environ["DAGSTER_HOME"]), data_dir, **extra)
 
 
 def _backfill(
     data_dir: Path, first: str, last: str, base_url: str = CLOSED_URL
 ) -> subprocess.CompletedProcess[str]:
     """The README's backfill command, as a user types it (its own process, no network)."""
-    return subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "b3_assets.definitions",
-            "--select",
-            "raw/ibov_portfolio,landing/ibov_portfolio",
-            "--partition-range",
-            f"{first}...{last}",
-        ],
-        cwd=REPO,
-        env=_env(data_dir, B3_BASE_URL=base_url),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return backfill(_env(data_dir, B3_BASE_URL=base_url), first, last)
 
 
 def _refined_dates(platform) -> list[str]:

@@ -57,8 +57,9 @@ def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.Com
     )
 
 
-def materialize_range(env: dict[str, str], first: str, last: str) -> None:
-    proc = cli(
+def backfill(env: dict[str, str], first: str, last: str) -> subprocess.CompletedProcess[str]:
+    """The README's backfill command (raw + landing over a range), as a user types it."""
+    return cli(
         env,
         "dagster",
         "asset",
@@ -70,6 +71,10 @@ def materialize_range(env: dict[str, str], first: str, last: str) -> None:
         "--partition-range",
         f"{first}...{last}",
     )
+
+
+def materialize_range(env: dict[str, str], first: str, last: str) -> None:
+    proc = backfill(env, first, last)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
