@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_assets.archive import RawArchive
-from b3_assets.assets import B3_RETRY, GROUP, OWNERS
+from b3_assets.assets import B3_RETRY, GROUP, LANDING_COLUMNS, OWNERS
 from b3_assets.b3.api import fetch_period, period_url
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
@@ -40,14 +40,11 @@ TITLES = {"teorica": "theoretical portfolio of the period", "previa": "preview o
 #: The landing contract of both views (DESIGN.md), shown on the assets' pages.
 PERIOD_LANDING_COLUMNS = {
     "data_captura": "Trading date of the capture (B3 puts no date in these views)",
-    "indice": "IBOV",
-    "codigo": "Ticker, e.g. PETR4",
-    "acao": "Company name as B3 lists it",
-    "tipo": "Share type, runs of spaces collapsed (ON NM, PN EX N1)",
-    "qtde_teorica": "Theoretical quantity (int64)",
-    "participacao_pct": "Participation in the index, % (decimal 7,3)",
-    "qtde_teorica_total": "Header: total theoretical quantity",
-    "redutor": "Header: the index reductor (decimal 24,8)",
+    **{
+        name: text
+        for name, text in LANDING_COLUMNS.items()
+        if name not in {"data_carteira", "setor_b3", "setor", "subsetor"}
+    },
     "coletado_em": "When the payload was fetched (UTC)",
 }
 
