@@ -23,7 +23,7 @@ from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_trading_day
 from b3_assets.settings import Settings
-from glue.layout import LANDING_BATCH_TAG, landing_key
+from glue.layout import LANDING_BATCH_TAG, LANDING_PREFIX, landing_date_from_key, landing_key
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -138,10 +138,20 @@ class AwsGlueJob(GlueJobResource):
     def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
         """A backfill's landing files are tagged, so the Lambda starts nothing for them: one
         Glue run per :data:`MAX_DATES_PER_RUN` dates refines them all (the sensor reports each
-        date). A single date is left to its landing event, as the design's daily path."""
-        if batch is None:
-            return []
-        glue, days = self.client(), sorted(dates)
+        date). A single date is left to its landing event, as the design's daily path.
+
+        Either way the landing date right after each written one, when it exists and was not
+        written too, is refined again: its previous portfolio is the one just written (a gap
+        filled, an earlier date corrected), so it converges to what a full backfill gives."""
+        written = set(dates)
+        landed = self._landing_sessions()
+        followers = set()
+        for day in written:
+            later = [d for d in landed if d > day]
+            if later and later[0] not in written:
+                followers.add(later[0])
+        days = sorted(written | followers) if batch else sorted(followers)
+        glue = self.client()
         for start in range(0, len(days), MAX_DATES_PER_RUN):
             chunk = ",".join(d.isoformat() for d in days[start : start + MAX_DATES_PER_RUN])
             glue.start_job_run(
@@ -156,6 +166,19 @@ class AwsGlueJob(GlueJobResource):
 
     def client(self) -> Any:
         return _aws_client("glue", self.region, self.endpoint_url)
+
+    def _landing_sessions(self) -> list[date]:
+        """Landing dates in the bucket that are B3 sessions, ascending."""
+        s3 = _aws_client("s3", self.region, self.endpoint_url)
+        found = []
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=LANDING_PREFIX + "/"
+        ):
+            for obj in page.get("Contents", []):
+                day = landing_date_from_key(obj["Key"])
+                if day is not None and is_trading_day(day):
+                    found.append(day)
+        return sorted(found)
 
     def console_url(self, run_id: str) -> str | None:
         r = self.region

@@ -88,3 +88,24 @@ def test_the_daily_date_is_left_to_its_event(aws: MotoServer, tmp_path, monkeypa
         monkeypatch.setenv(name, value)
     out = lh.handler(object_created_event(settings.bucket, key), LambdaContext())
     assert out["status"] == "started" and out["data_carteira"] == DAYS[0].isoformat()
+
+
+def test_a_gap_filled_on_aws_refines_the_next_date_again(aws: MotoServer, tmp_path) -> None:
+    """03-18 and 03-20 landed, then 03-19: its event refines it, and Dagster starts a run
+    for 03-20, whose previous portfolio is now 03-19."""
+    settings = aws_settings(aws)
+    create_stack_in(aws, settings)
+    platform = Platform(settings)
+    days = [date(2025, 3, 18), date(2025, 3, 20), date(2025, 3, 19)]
+    archive = RawArchive(platform.lake)
+    for path in write_csvs(tmp_path / "csv", days):
+        payload = csv_payload(path)
+        archive.store(payload, payload.portfolio().data_carteira)
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    glue = aws.client("glue")
+    for day in days:
+        assert job.execute_in_process(partition_key=day.isoformat()).success
+    runs = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    # Only the gap fill had a later landing date: one run, for 03-20 (the events refine the
+    # written dates themselves).
+    assert [r["Arguments"]["--data_carteiras"] for r in runs] == ["2025-03-20"]
