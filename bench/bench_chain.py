@@ -1,21 +1,29 @@
 """End-to-end cost of the local chain through the CLI, as a user runs it.
 
 Prints a table: one trading date (raw from the archive -> landing -> Glue runner on DuckDB ->
-refined -> catalog), the 32 real sample dates as one backfill, and a synthetic one-year
-(250-date) backfill; wall time and the peak memory of the materialize process.
+refined -> catalog), the 32 real sample dates as one backfill, and a synthetic backfill of
+``--dates`` trading dates (250: one year; 750: three years, from 2023-01-02); for each, the
+``b3-pipeline import-csv`` that filled the archive and the ``dagster asset materialize`` that
+ran the chain, with wall time and the peak RSS of that process (and its children).
 
-    .venv/bin/python -m bench.bench_chain [--samples ../shared/b3_samples] [--year-dates 250]
+    .venv/bin/python -m bench.bench_chain [--samples ../shared/b3_samples] [--dates 250]
+        [--keep-lake DIR] [--synthetic-only]
 
 Each lake gets its own throwaway Dagster instance (``DAGSTER_HOME``), so the imports and runs
-timed here never land in the developer's ``./.dagster_home``.
+timed here never land in the developer's ``./.dagster_home``. ``--keep-lake DIR`` keeps the
+synthetic lake (refined + serving copy + catalog.duckdb) for ``bench.bench_history --lake DIR``.
+
+Bounds: one date ~15 s, the 32 dates ~30 s, 250 synthetic dates ~2 min, 750 ~5-10 min on a
+2-core machine (progress goes to stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,11 +31,26 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from b3_assets.sessions import trading_days
+import pyarrow.parquet as pq
+from tabulate import tabulate
+
+from b3_assets.sessions import FIRST_TRADING_DATE, trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
+from glue.layout import REFINED_PREFIX, SERVING_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 CLOSED_URL = "http://127.0.0.1:9"
+#: Where the one-year run has always started (kept so --dates 250 stays comparable).
+YEAR_START = date(2024, 1, 2)
+T0 = time.perf_counter()
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s load {_load()}] {msg}", file=sys.stderr, flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -47,15 +70,22 @@ def _env(data_dir: Path) -> dict[str, str]:
 
 
 def _run(cmd: list[str], data_dir: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(data_dir), capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    """(wall seconds, peak RSS MiB) of one child process.
+
+    The peak is that child's own (``wait4``: the process and the descendants it waited for),
+    not the running maximum over every child so far that ``getrusage(RUSAGE_CHILDREN)`` gives.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=_env(data_dir), stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped
+        if proc.returncode != 0:
+            out.seek(0)
+            err.seek(0)
+            sys.exit(f"failed: {' '.join(cmd)}\n{out.read()[-2000:]}\n{err.read()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def _import(files: list[Path], data_dir: Path) -> tuple[float, float]:
@@ -83,35 +113,98 @@ def _materialize(data_dir: Path, first: date, last: date) -> tuple[float, float]
     )
 
 
+def _check_refined(data_dir: Path, days: list[date]) -> str:
+    """Every date published in refined and present in the serving copy, or exit."""
+
+    def pointer(d: date) -> Path:
+        return data_dir / REFINED_PREFIX / f"DataCarteira={d}/_current.json"
+
+    unpublished = [d for d in days if not pointer(d).is_file()]
+    served: set[str] = set()
+    rows = 0
+    for path in sorted((data_dir / SERVING_PREFIX).glob("ano=*.parquet")):
+        col = pq.read_table(path, columns=["DataCarteira"]).column("DataCarteira")
+        rows += len(col)
+        served.update(col.to_pylist())
+    missing = sorted({d.isoformat() for d in days} - served)
+    if unpublished or missing:
+        sys.exit(f"{data_dir}: unpublished {unpublished[:5]}…, not served {missing[:5]}…")
+    files = sum(len(json.loads(pointer(d).read_text())["issuers"]) for d in days)
+    return f"{len(days)} dates refined ({files} issuer files), {rows} serving rows"
+
+
+def synthetic_days(n: int) -> list[date]:
+    """``n`` consecutive B3 sessions: from 2024-01-02 when they fit before today, else from
+    the first partition (2023-01-02)."""
+    today = date.today()
+    for start in (YEAR_START, FIRST_TRADING_DATE):
+        span = trading_days(start, start + timedelta(days=n * 7 // 4 + 30))
+        days = [d for d in span if d <= today]
+        if len(days) >= n:
+            return days[:n]
+    sys.exit(f"fewer than {n} trading dates between {FIRST_TRADING_DATE} and {today}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=Path, default=REPO.parent / "shared" / "b3_samples")
-    parser.add_argument("--year-dates", type=int, default=250)
+    parser.add_argument(
+        "--dates",
+        "--year-dates",
+        dest="dates",
+        type=int,
+        default=250,
+        help="trading dates of the synthetic backfill (250: a year, 750: three years)",
+    )
+    parser.add_argument(
+        "--keep-lake",
+        type=Path,
+        help="copy the synthetic lake here (must not exist) for bench.bench_history --lake",
+    )
+    parser.add_argument(
+        "--synthetic-only", action="store_true", help="skip the one-date and 32-date runs"
+    )
     args = parser.parse_args()
+    if args.keep_lake and args.keep_lake.exists():
+        sys.exit(f"--keep-lake {args.keep_lake} exists")
+    load_before = _load()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_chain_") as tmp:
         tmp_path = Path(tmp)
-        sample_files = sorted((args.samples / "csv_utf8_no_title").glob("IBOVDia_*.csv"))
-        if sample_files:
+        if not args.synthetic_only:
+            sample_files = sorted((args.samples / "csv_utf8_no_title").glob("IBOVDia_*.csv"))
             days = trading_days(date(2025, 2, 3), date(2025, 3, 20))
-            src = sample_files
-        else:  # no samples beside the checkout: the same 32 sessions, generated
-            days = trading_days(date(2025, 2, 3), date(2025, 3, 20))
-            src = write_csvs(tmp_path / "gen32", days)
-        one = tmp_path / "one"
-        _import(src, one)
-        wall, mem = _materialize(one, days[-1], days[-1])
-        rows.append(("1 date (2025-03-20)", 1, wall, mem))
-        many = tmp_path / "many"
-        _import(src, many)
-        wall32, mem32 = _materialize(many, days[0], days[-1])
-        rows.append((f"backfill {len(days)} dates", len(days), wall32, mem32))
-        start = date(2024, 1, 2)
-        year = trading_days(start, start + timedelta(days=400))[: args.year_dates]
-        ylake = tmp_path / "year"
-        _import(write_csvs(tmp_path / "gen", year), ylake)
-        wally, memy = _materialize(ylake, year[0], year[-1])
-        rows.append((f"backfill {len(year)} dates (synthetic)", len(year), wally, memy))
+            if sample_files:
+                src, origin = sample_files, "real"
+            else:  # no samples beside the checkout: the same 32 sessions, generated
+                src, origin = write_csvs(tmp_path / "gen32", days), "generated"
+            one = tmp_path / "one"
+            _log(f"one date: import {len(src)} CSVs")
+            imp = _import(src, one)
+            _log("one date: materialize 2025-03-20")
+            run = _materialize(one, days[-1], days[-1])
+            rows.append(("1 date (2025-03-20)", 1, imp, run))
+            many = tmp_path / "many"
+            _log(f"{len(days)} {origin} dates: import")
+            imp = _import(src, many)
+            _log(f"{len(days)} {origin} dates: materialize")
+            run = _materialize(many, days[0], days[-1])
+            _log(_check_refined(many, days))
+            rows.append((f"backfill {len(days)} {origin} sample dates", len(days), imp, run))
+        syn = synthetic_days(args.dates)
+        _log(f"synthetic: writing {len(syn)} CSVs ({syn[0]} to {syn[-1]})")
+        csvs = write_csvs(tmp_path / "gen", syn)
+        lake = tmp_path / "synthetic"
+        _log("synthetic: import")
+        imp = _import(csvs, lake)
+        _log(f"synthetic: materialize {syn[0]}...{syn[-1]}")
+        run = _materialize(lake, syn[0], syn[-1])
+        check = _check_refined(lake, syn)
+        _log(check)
+        rows.append((f"backfill {len(syn)} synthetic dates", len(syn), imp, run))
+        if args.keep_lake:
+            shutil.copytree(lake, args.keep_lake, symlinks=True)
+            _log(f"kept the synthetic lake at {args.keep_lake}")
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -121,10 +214,41 @@ def main() -> None:
         platform.processor(),
     )
     print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
-    print(f"{'run':<34}{'dates':>6}{'wall s':>9}{'s/date':>9}{'x 1 date':>10}{'peak MiB':>10}")
-    single = rows[0][2]
-    for name, n, wall, mem in rows:
-        print(f"{name:<34}{n:>6}{wall:>9.1f}{wall / n:>9.2f}{wall / single:>10.2f}{mem:>10.0f}")
+    print(f"load average (1/5/15 min): {load_before} before, {_load()} after")
+    print(f"synthetic {syn[0]}...{syn[-1]}: {check}")
+    single = rows[0][3][0] if not args.synthetic_only else None
+    table = [
+        (
+            name,
+            n,
+            f"{imp[0]:.1f}",
+            f"{run[0]:.1f}",
+            f"{run[0] / n:.2f}",
+            f"{run[0] / single:.2f}" if single else "",
+            f"{max(imp[1], run[1]):.0f}",
+            f"{run[1]:.0f}",
+        )
+        for name, n, imp, run in rows
+    ]
+    headers = [
+        "run",
+        "dates",
+        "import s",
+        "materialize s",
+        "s/date",
+        "x 1 date",
+        "peak MiB (any)",
+        "peak MiB materialize",
+    ]
+    print(
+        tabulate(
+            table,
+            headers=headers,
+            tablefmt="github",
+            disable_numparse=True,
+            colalign=("left",) + ("right",) * 7,
+        )
+    )
 
 
 if __name__ == "__main__":
