@@ -98,12 +98,19 @@ def cmd_query(catalog: QueryEngine, sql: str) -> int:
     return 0
 
 
-def cmd_plot(catalog: QueryEngine, issuer: str, output: Path | None) -> int:
-    from b3_assets.report import issuer_history_png
+def cmd_plot(
+    catalog: QueryEngine, issuer: str | None, output: Path | None, sector: str | None = None
+) -> int:
+    from b3_assets.report import issuer_history_png, sector_history_png
 
-    target = output or Path(f"{issuer.upper()}_history.png")
+    name = sector.replace(" ", "_") if sector else (issuer or "").upper()
+    target = output or Path(f"{name}_history.png")
     try:
-        png = issuer_history_png(catalog, issuer)
+        png = (
+            sector_history_png(catalog, sector)
+            if sector
+            else issuer_history_png(catalog, issuer or "")
+        )
     except (QueryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -131,8 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(DuckDB locally, Athena on AWS) and print a table",
     )
     p_q.add_argument("sql")
-    p_plot = sub.add_parser("plot", help="PNG of an issuer's weight across all dates")
-    p_plot.add_argument("issuer", help="issuer root, e.g. PETR")
+    p_plot = sub.add_parser(
+        "plot", help="PNG of an issuer's (or, with --sector, a sector's) weight across all dates"
+    )
+    target = p_plot.add_mutually_exclusive_group(required=True)
+    target.add_argument("issuer", nargs="?", help="issuer root, e.g. PETR")
+    target.add_argument("--sector", help="a sector of ibov_setores, e.g. Financeiro")
     p_plot.add_argument("-o", "--output", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -148,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = resources["catalog"].engine()
     if args.command == "query":
         return cmd_query(catalog, args.sql)
-    return cmd_plot(catalog, args.issuer, args.output)
+    return cmd_plot(catalog, args.issuer, args.output, args.sector)
 
 
 if __name__ == "__main__":

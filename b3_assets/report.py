@@ -295,14 +295,52 @@ def issuer_history_png(catalog: QueryEngine, issuer: str) -> bytes:
             f"Issuers are 4-letter ticker roots; {len(known)} known, e.g. "
             f"{', '.join(known[:12])}."
         )
-    days = [date.fromisoformat(str(r["data_carteira"])) for r in rows]
-    values = [float(r["participacao_total_pct"]) for r in rows]  # the plotting boundary
     last = rows[-1]
+    return _weight_history_png(
+        rows,
+        "participacao_total_pct",
+        f"{last['empresa']} ({root})",
+        f"Tickers: {last['tickers']}; {len(rows)} datas. {SOURCE_NOTE}.",
+    )
+
+
+SECTOR_HISTORY_SQL = (
+    "SELECT data_carteira, participacao_pct FROM ibov_setores WHERE setor = ? "
+    "ORDER BY data_carteira"
+)
+KNOWN_SECTORS_SQL = "SELECT DISTINCT setor FROM ibov_setores WHERE setor IS NOT NULL ORDER BY 1"
+
+
+def sector_history_png(catalog: QueryEngine, setor: str) -> bytes:
+    """A sector's weight on every date of the ibov_setores mart; :class:`ReportError` naming
+    the known sectors when it has no rows (sectors come with the segment-2 fetch, so dates
+    imported from CSVs have none)."""
+    rows = catalog.query(SECTOR_HISTORY_SQL, [setor.strip()]).as_dicts()
+    if not rows:
+        known = [str(r[0]) for r in catalog.query(KNOWN_SECTORS_SQL).rows]
+        close = difflib.get_close_matches(setor, known, n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ReportError(
+            f"no rows for sector {setor!r} in ibov_setores ({catalog.name}).{hint} Known: "
+            f"{', '.join(known) or 'none yet (sectors come from B3 fetches, not CSV imports)'}."
+        )
+    rows = [{k.lower(): v for k, v in r.items()} for r in rows]
+    return _weight_history_png(
+        rows, "participacao_pct", setor.strip(), f"{len(rows)} datas. {SOURCE_NOTE}."
+    )
+
+
+def _weight_history_png(
+    rows: Sequence[dict[str, Any]], column: str, title: str, note: str
+) -> bytes:
+    """A weight (%) across dates: the line, the last value, a readable y range."""
+    days = [date.fromisoformat(str(r["data_carteira"])) for r in rows]
+    values = [float(r[column]) for r in rows]  # the plotting boundary
     fig = _figure(4.8)
     ax = fig.add_subplot()
     ax.plot(days, values, marker="o", markersize=3.5, linewidth=1.5, color=BAR_COLOR)
     ax.annotate(
-        fmt_pct(last["participacao_total_pct"]),
+        fmt_pct(rows[-1][column]),
         (days[-1], values[-1]),
         textcoords="offset points",
         xytext=(6, 4),
@@ -317,9 +355,9 @@ def issuer_history_png(catalog: QueryEngine, issuer: str) -> bytes:
     span = days[0].isoformat()
     if len(days) > 1:
         span += f" a {days[-1].isoformat()}"
-    ax.set_title(f"{last['empresa']} ({root}): participação no IBOV, {span}")
+    ax.set_title(f"{title}: participação no IBOV, {span}")
     ax.grid(alpha=0.3)
     if len(days) > 6:
         fig.autofmt_xdate()
-    _note(fig, f"Tickers: {last['tickers']}; {len(rows)} datas. {SOURCE_NOTE}.")
+    _note(fig, note)
     return _png(fig)

@@ -866,3 +866,36 @@ def test_a_750_date_backfill_is_one_query_per_mart_and_one_write_per_year(
         assert MartStore(lake).years(name) == years
     assert len(stored(tmp_path, "ibov_indicadores")) == 750
     assert elapsed < 30, f"750 dates took {elapsed:.1f} s"
+
+
+def test_plot_a_sectors_weight_history(tmp_path, monkeypatch, capsys):
+    """`b3-pipeline plot --sector`: the sector's line from ibov_setores, or the known ones."""
+    from datetime import date as _date
+
+    from b3_assets.cli import main
+    from b3_assets.marts import build_marts
+    from b3_assets.resources import resources_for
+    from b3_assets.settings import Settings
+    from b3_assets_tests.support.landing_factory import landing_table, write_landing
+
+    days = [_date(2025, 3, 18), _date(2025, 3, 19)]
+    for day in days:
+        table = landing_table(day)
+        n = table.num_rows
+        import pyarrow as pa
+
+        for name in ("setor_b3", "setor", "subsetor"):
+            if name in table.column_names:
+                table = table.drop_columns([name])
+        table = table.append_column("setor_b3", pa.array(["Financ e Outros"] * n))
+        table = table.append_column("setor", pa.array(["Financeiro"] * n))
+        table = table.append_column("subsetor", pa.array(["Bancos"] * n))
+        write_landing(tmp_path, table)
+    lake = resources_for(Settings(data_dir=tmp_path))["lake"].get()
+    build_marts(lake, days)
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    out = tmp_path / "fin.png"
+    assert main(["plot", "--sector", "Financeiro", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert main(["plot", "--sector", "Financas"]) == 1
+    assert "Financeiro" in capsys.readouterr().err
