@@ -4,6 +4,7 @@ batches, reruns idempotent, batch errors raised."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
@@ -41,6 +42,9 @@ def glue(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     }.items():
         monkeypatch.setenv(name, value)
     client = boto3.client("glue", endpoint_url=moto_endpoint, region_name="us-east-1")
+    # moto's backends live in the process: an earlier module's job may have created it.
+    with contextlib.suppress(client.exceptions.EntityNotFoundException):
+        client.delete_database(Name=DATABASE)
     client.create_database(DatabaseInput={"Name": DATABASE})
     yield client
     client.delete_database(Name=DATABASE)
