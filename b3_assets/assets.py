@@ -2,7 +2,10 @@
 
 Thin wiring: the work is in ``collect``, ``landing`` and glue/; typed resources decide where."""
 
+from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -82,17 +85,35 @@ def raw_ibov_portfolio(
     context: dg.AssetExecutionContext, config: RawConfig, lake: LakeResource, b3: B3Site
 ) -> dg.MaterializeResult:
     archive = RawArchive(lake.get())
+    return collect_partitions(
+        context,
+        lambda day: collect(archive, b3.fetch, day, refetch=config.refetch),
+        what="portfolio",
+        lake_uri=lake.get().uri(RAW_PREFIX + "/"),
+    )
+
+
+def collect_partitions(
+    context: dg.AssetExecutionContext,
+    collect_one: Callable[[date], Any],
+    what: str,
+    lake_uri: str,
+) -> dg.MaterializeResult:
+    """Archive-first collection of each partition of the run (every raw asset's body).
+
+    A permanent B3 error of one date is kept and the others go on; the step then fails
+    without retries naming every date, since retrying cannot heal them."""
     fetched, reused, problems = [], [], []
     for day in partition_dates(context):
         try:
-            got = collect(archive, b3.fetch, day, refetch=config.refetch)
+            got = collect_one(day)
         except B3PermanentError as exc:
-            problems.append(f"partition {day.isoformat()}: {exc}")  # retrying cannot help
+            problems.append(f"partition {day.isoformat()}: {exc}")
             continue
         (reused if got.from_archive else fetched).append(day.isoformat())
         if got.stored is not None and got.stored.new and got.stored.others:
             context.log.warning(
-                f"B3 served a different payload for {day} than the one archived; both are "
+                f"B3 served a different {what} for {day} than the one archived; both are "
                 f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
                 f"{got.stored.archived.prefix}); landing uses the newest."
             )
@@ -110,7 +131,7 @@ def raw_ibov_portfolio(
         metadata={
             "fetched_from_b3": len(fetched),
             "reused_from_archive": len(reused),
-            "lake_uri": dg.MetadataValue.url(lake.get().uri(RAW_PREFIX + "/")),
+            "lake_uri": dg.MetadataValue.url(lake_uri),
         }
     )
 

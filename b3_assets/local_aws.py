@@ -88,13 +88,16 @@ class LocalGlueRunner:
         **_: Any,
     ) -> dict[str, str]:
         """Run the job now; a failed run is recorded with its error (as Glue does), not raised."""
-        args = dict(Arguments or {})
+        return {"JobRunId": self._run(JobName, dict(Arguments or {}))["Id"]}
+
+    def _run(self, job_name: str, args: dict[str, str]) -> dict[str, Any]:
+        """One run, recorded as a Glue JobRun; returns its record."""
         run_id = "jr_" + secrets.token_hex(32)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         run: dict[str, Any] = {
             "Id": run_id,
-            "JobName": JobName,
+            "JobName": job_name,
             "Arguments": args,
             "StartedOn": started.isoformat(),
             "WorkerType": "local-duckdb",
@@ -117,7 +120,7 @@ class LocalGlueRunner:
         run["ExecutionSeconds"] = round(elapsed, 3)
         name = f"{started.strftime('%Y%m%dT%H%M%S%f')}-{run_id}.json"
         write_atomic(self.runs_dir / name, json.dumps(run, indent=1, sort_keys=True).encode())
-        return {"JobRunId": run_id}
+        return run
 
     def _record_files(self) -> list[Path]:
         if not self.runs_dir.is_dir():
@@ -165,16 +168,11 @@ class LocalGlueRunner:
         Covers what a landing event alone cannot: a refine killed before it published, a gap
         filled or an earlier date corrected (the next date's previous portfolio changed), a
         run that failed. Returns the records of the runs that failed."""
-        failed = []
-        for day in stale_dates(self.lake_root, self.is_session):
-            run_id = self.start_job_run(job_name, {"--data_carteira": day.isoformat()})["JobRunId"]
-            record = next(
-                (r for f in self._record_files()[:5] if (r := self._read(f)) and r["Id"] == run_id),
-                None,
-            )
-            if record is not None and record["JobRunState"] != "SUCCEEDED":
-                failed.append(record)
-        return failed
+        runs = [
+            self._run(job_name, {"--data_carteira": day.isoformat()})
+            for day in stale_dates(self.lake_root, self.is_session)
+        ]
+        return [run for run in runs if run["JobRunState"] != "SUCCEEDED"]
 
 
 def local_lake(data_dir: Path, job_name: str, is_session: IsSession | None = None) -> LocalLake:

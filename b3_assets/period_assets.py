@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_assets.archive import RawArchive
-from b3_assets.assets import B3_RETRY, GROUP, LANDING_COLUMNS, OWNERS
+from b3_assets.assets import B3_RETRY, GROUP, LANDING_COLUMNS, OWNERS, collect_partitions
 from b3_assets.b3.api import fetch_period, period_url
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
@@ -116,31 +116,20 @@ def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
         the_lake = lake.get()
         archive = period_archive(the_lake, view)
         now = current_session()
-        fetched, reused, problems = [], [], []
-        for day in partition_dates(context):
-            try:
-                got = collect_period(archive, lambda: fetch_view(b3, view), view, day,
-                                     current_session=now, where=period_url(b3.base_url, view, 1),
-                                     refetch=config.refetch)
-            except B3PermanentError as exc:
-                problems.append(f"partition {day.isoformat()}: {exc}")  # retrying cannot help
-                continue
-            (reused if got.from_archive else fetched).append(day.isoformat())
-            if got.stored is not None and got.stored.new and got.stored.others:
-                context.log.warning(
-                    f"B3 served a different {TITLES[view]} on {day} than the one archived; both "
-                    f"are kept ({', '.join(e.prefix for e in got.stored.others)} and "
-                    f"{got.stored.archived.prefix}); landing uses the newest.")
-            context.log.info(f"{day}: {len(got.portfolio.constituents)} constituents "
-                             f"({'archive' if got.from_archive else got.payload.source})")
-        if problems:
-            raise dg.Failure(description="\n".join(problems), allow_retries=False,
-                             metadata={"written_dates": ", ".join(fetched) or "none"})
-        return dg.MaterializeResult(metadata={
-            "fetched_from_b3": len(fetched),
-            "reused_from_archive": len(reused),
-            "lake_uri": dg.MetadataValue.url(the_lake.uri(prefix + "/")),
-        })
+        return collect_partitions(
+            context,
+            lambda day: collect_period(
+                archive,
+                lambda: fetch_view(b3, view),
+                view,
+                day,
+                current_session=now,
+                where=period_url(b3.base_url, view, 1),
+                refetch=config.refetch,
+            ),
+            what=TITLES[view],
+            lake_uri=the_lake.uri(prefix + "/"),
+        )
 
     return _raw
 

@@ -4,7 +4,7 @@ The sensor requests it after each refined date (``sensors.py``); it can also be 
 or backfilled from the UI. The drawing is in ``report.py``; this module only wires it in."""
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -52,19 +52,31 @@ def report_ibov_composition(
     context: dg.AssetExecutionContext, catalog: CatalogResource, lake: LakeResource
 ) -> Iterator[dg.AssetMaterialization]:
     # matplotlib is imported by the run that draws, not by every load of the definitions.
-    from b3_assets.report import ReportError, day_report
+    from b3_assets.report import day_report
 
     engine, the_lake = catalog.engine(), lake.get()
+    yield from draw_each_date(
+        context,
+        REPORT,
+        lambda key: _store(context, the_lake, key, day_report(engine, date.fromisoformat(key))),
+    )
+
+
+def draw_each_date(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, draw: Callable[[str], dict[str, Any]]
+) -> Iterator[dg.AssetMaterialization]:
+    """One materialization per partition of the run (a range run draws each date); a date
+    that cannot be drawn is named in the step's failure after the others are drawn."""
+    from b3_assets.report import ReportError
+
     problems = []
-    for key in context.partition_keys:
+    for partition in context.partition_keys:
         try:
-            report = day_report(engine, date.fromisoformat(key))
+            metadata = draw(partition)
         except ReportError as exc:
-            problems.append(f"{key}: {exc}")
+            problems.append(f"{partition}: {exc}")
             continue
-        yield dg.AssetMaterialization(
-            asset_key=REPORT, partition=key, metadata=_store(context, the_lake, key, report)
-        )
+        yield dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata)
     if problems:
         raise dg.Failure(description="\n".join(problems), allow_retries=False)
 
@@ -111,33 +123,28 @@ REPORT_MARTS = dg.AssetKey(["report", "ibov_marts"])
 def report_ibov_marts(
     context: dg.AssetExecutionContext, catalog: CatalogResource, lake: LakeResource
 ) -> Iterator[dg.AssetMaterialization]:
-    from b3_assets.report import ReportError
     from b3_assets.report_marts import marts_report
 
     engine, the_lake = catalog.engine(), lake.get()
-    problems = []
-    for key in context.partition_keys:
+
+    def draw(key: str) -> dict[str, Any]:
         day = date.fromisoformat(key)
-        try:
-            report = marts_report(engine, day)
-        except ReportError as exc:
-            problems.append(f"{key}: {exc}")
-            continue
-        pngs = {
-            "sectors": report.sectors_png,
-            "movements": report.movements_png,
-            "concentration": report.concentration_png,
-        }
+        report = marts_report(engine, day)
         metadata: dict[str, Any] = {
             "date": key,
             "entered": ", ".join(report.entered) or "none",
             "left": ", ".join(report.left) or "none",
+        }
+        pngs = {
+            "sectors": report.sectors_png,
+            "movements": report.movements_png,
+            "concentration": report.concentration_png,
         }
         for name, png in pngs.items():
             lake_key = report_key(day, f"{name}.png")
             the_lake.write_bytes(lake_key, png)
             metadata[name] = inline_png(name, png)
             metadata[f"{name}_uri"] = dg.MetadataValue.url(the_lake.uri(lake_key))
-        yield dg.AssetMaterialization(asset_key=REPORT_MARTS, partition=key, metadata=metadata)
-    if problems:
-        raise dg.Failure(description="\n".join(problems), allow_retries=False)
+        return metadata
+
+    yield from draw_each_date(context, REPORT_MARTS, draw)
