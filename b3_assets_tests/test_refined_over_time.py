@@ -17,7 +17,9 @@ import duckdb
 import pytest
 
 from b3_assets.resources import resources_for
+from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets.settings import Settings
+from b3_assets_tests.support.chain import local_platform
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from b3_assets_tests.support.local_lake import land, refined_rows
 from glue.local_job import run_local_refine, stale_dates, sync_serving
@@ -130,3 +132,29 @@ def test_reruns_killed_at_random_never_show_a_partial_or_mixed_date(tmp_path):
     date_dir = tmp_path / f"refined/DataCarteira={D19.isoformat()}"
     assert all(len(list(d.iterdir())) == 1 for d in date_dir.glob("Acao=*"))
     assert not [p for p in date_dir.rglob(".*") if p.is_file()]
+
+
+def test_the_previous_date_check_fails_until_a_gap_fill_is_refined_again(tmp_path):
+    """Wrong input for the check: D20 refined against D18, then D19 lands without its
+    catch-up. The check names both dates; after the catch-up it passes."""
+    land(tmp_path, D18, D20)
+    write_landing(tmp_path, landing_table(D19))  # the process died before the catch-up
+    platform = local_platform(tmp_path)
+    job = platform.defs.resolve_job_def("refined_checks")
+    tags = {RANGE_START: D20.isoformat(), RANGE_END: D20.isoformat()}
+
+    def outcome() -> tuple[bool, dict]:
+        result = job.execute_in_process(tags=tags, raise_on_error=False)
+        (check,) = [
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "previous_date_matches_landing"
+        ]
+        return check.passed, {k: v.value for k, v in check.metadata.items()}
+
+    passed, meta = outcome()
+    assert not passed
+    assert meta["data_carteira_anterior"] == D18.isoformat()
+    assert meta["expected"] == D19.isoformat()
+    land(tmp_path)  # the next landing run's catch-up refines D19 and D20 again
+    assert outcome()[0]
