@@ -2,7 +2,10 @@
 
 Thin wiring: the work is in ``collect``, ``landing`` and glue/; typed resources decide where."""
 
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -24,10 +27,49 @@ REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
 GROUP = "ibov"
 OWNERS = ["team:b3-pipeline"]
 
-#: Transient B3 trouble (timeouts, 5xx, 429) is retried by the step, with backoff and jitter.
-B3_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+#: Transient B3 trouble (timeouts, 5xx, 429) is retried: up to 3 more attempts of the step.
+#: The policy itself has no delay: Dagster sleeps a retry's delay between steps, where a
+#: SIGTERM is only acted on once the sleep ends. The step waits instead
+#: (:func:`wait_before_retry`), and :func:`terminated_means_failed` ends it there.
+B3_RETRY = dg.RetryPolicy(max_retries=3)
+
+#: The first retry's mean wait; each further retry doubles it (20, 40, 80 s on average).
+B3_RETRY_DELAY_S = 20.0
+
+
+def retry_delay_s(
+    retry_number: int, base_s: float = B3_RETRY_DELAY_S, rng: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with ±50 % jitter, so retries of many runs do not arrive together."""
+    return base_s * 2 ** (retry_number - 1) * (0.5 + rng())
+
+
+@contextmanager
+def terminated_means_failed(what: str) -> Iterator[None]:
+    """A SIGTERM (or Ctrl-C) in the step fails it for good, at once.
+
+    Dagster turns an interrupt of a step that has a retry policy into one more retry, so a
+    terminated run would go on fetching; a Failure without retries ends it instead."""
+    try:
+        yield
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        raise dg.Failure(
+            description=f"the run was terminated (SIGTERM or Ctrl-C) while {what}: "
+            "stopped without retrying; nothing half-written was kept",
+            allow_retries=False,
+        ) from exc
+
+
+def wait_before_retry(context: dg.AssetExecutionContext) -> None:
+    """Before a retry attempt, wait for B3 to recover, inside the step: interruptible."""
+    if context.retry_number:
+        wait = retry_delay_s(context.retry_number)
+        context.log.info(
+            f"attempt {context.retry_number + 1} of {B3_RETRY.max_retries + 1}: waiting "
+            f"{wait:.0f} s for B3 to recover (terminating the run ends the wait at once)"
+        )
+        time.sleep(wait)
+
 
 #: The landing contract (DESIGN.md), shown on the asset's page.
 LANDING_COLUMNS = {
@@ -104,23 +146,25 @@ def collect_partitions(
     A permanent B3 error of one date is kept and the others go on; the step then fails
     without retries naming every date, since retrying cannot heal them."""
     fetched, reused, problems = [], [], []
-    for day in partition_dates(context):
-        try:
-            got = collect_one(day)
-        except B3PermanentError as exc:
-            problems.append(f"partition {day.isoformat()}: {exc}")
-            continue
-        (reused if got.from_archive else fetched).append(day.isoformat())
-        if got.stored is not None and got.stored.new and got.stored.others:
-            context.log.warning(
-                f"B3 served a different {what} for {day} than the one archived; both are "
-                f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
-                f"{got.stored.archived.prefix}); landing uses the newest."
+    with terminated_means_failed(f"collecting the {what}"):
+        wait_before_retry(context)
+        for day in partition_dates(context):
+            try:
+                got = collect_one(day)
+            except B3PermanentError as exc:
+                problems.append(f"partition {day.isoformat()}: {exc}")
+                continue
+            (reused if got.from_archive else fetched).append(day.isoformat())
+            if got.stored is not None and got.stored.new and got.stored.others:
+                context.log.warning(
+                    f"B3 served a different {what} for {day} than the one archived; both are "
+                    f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
+                    f"{got.stored.archived.prefix}); landing uses the newest."
+                )
+            context.log.info(
+                f"{day}: {len(got.portfolio.constituents)} constituents "
+                f"({'archive' if got.from_archive else got.payload.source})"
             )
-        context.log.info(
-            f"{day}: {len(got.portfolio.constituents)} constituents "
-            f"({'archive' if got.from_archive else got.payload.source})"
-        )
     if problems:
         raise dg.Failure(
             description="\n".join(problems),

@@ -6,8 +6,11 @@ there): each test gets a throwaway one."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -111,6 +114,69 @@ def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
     output = proc.stdout + proc.stderr
     assert "partition 2025-03-07" in output and "not of 2025-03-07" in output
     assert not (tmp_path / "landing").exists()  # nothing half-done: the step failed whole
+
+
+@pytest.mark.slow  # a `dagster asset materialize` subprocess
+@pytest.mark.parametrize(
+    ("fault", "moment"),
+    [
+        ("5xx", "waiting before a retry"),  # transient: the step waits 10-30 s, then retries
+        ("drip", "reading a dripping answer"),  # one byte every 0.5 s for minutes
+    ],
+)
+def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, moment):
+    """A terminated run (the UI's Terminate, `kill`, a container stop) ends in seconds,
+    whatever B3 is doing, and is not retried."""
+    b3_replica.fault(fault)
+    env = _env(tmp_path / "lake", B3_BASE_URL=b3_replica.base_url, B3_HTTP_RETRIES="0")
+    proc = subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "b3_assets.definitions",
+            "--select",
+            "raw/ibov_portfolio",
+            "--partition",
+            "2025-03-05",
+        ],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+
+    def under_way() -> bool:
+        if fault == "5xx":
+            return any("for B3 to recover" in line for line in output)
+        return bool(b3_replica.api_requests())
+
+    deadline = time.monotonic() + 120
+    while not under_way() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None and under_way(), "".join(output)[-3000:]
+    time.sleep(1.5)  # well inside the wait or the answer
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    took = time.monotonic() - sent
+    reader.join(5)
+    text = "".join(output)
+    assert took < 5, f"the run took {took:.1f} s to end after SIGTERM while {moment}"
+    assert proc.returncode != 0
+    assert "the run was terminated (SIGTERM or Ctrl-C) while collecting the portfolio" in text
+    assert "STEP_SUCCESS" not in text
+    assert not (tmp_path / "lake" / "raw").exists() or not any(
+        (tmp_path / "lake" / "raw").rglob("*.json")
+    )
 
 
 def test_import_csv_rejects_bad_files_and_keeps_going(tmp_path, monkeypatch, capsys, dagster_home):
