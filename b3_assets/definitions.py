@@ -12,6 +12,7 @@ from b3_assets.checks import (
 )
 from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
+from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
 from b3_assets.report_assets import report_ibov_composition, report_ibov_marts
 from b3_assets.resources import resources_for
 from b3_assets.schedules import (
@@ -53,6 +54,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             refined_checks_job,
             audit_job,
             marts_job,
+            reconcile_refined_job,
         ],
         schedules=[
             daily_ibov_schedule,
@@ -60,7 +62,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             second_attempt_schedule,
             audit_schedule,
         ],
-        sensors=[glue_job_runs, freshness_sensor, *alert_sensors(settings)],
+        sensors=[glue_job_runs, refined_reconciliation, freshness_sensor, *alert_sensors(settings)],
         resources=resources_for(settings),
         # One process per run, not per step: steps here are short, process start-up is not.
         executor=dg.in_process_executor,

@@ -23,7 +23,10 @@ from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_trading_day
 from b3_assets.settings import Settings
-from glue.layout import LANDING_BATCH_TAG, LANDING_PREFIX, landing_date_from_key, landing_key
+from glue.job import dates_in_flight
+from glue.job import stale_dates as glue_stale_dates
+from glue.layout import LANDING_BATCH_TAG, landing_key
+from glue.local_job import stale_dates
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -106,6 +109,15 @@ class GlueJobResource(dg.ConfigurableResource):
         date, which its landing event alone refines)."""
         raise NotImplementedError
 
+    def pending_refines(self) -> list[date]:
+        """Landing dates whose refine is missing or stale and that no run is refining now:
+        what a lost event, a killed run or a gap filled before a date left behind."""
+        raise NotImplementedError
+
+    def refine(self, dates: list[date]) -> list[dict[str, Any]]:
+        """Refine ``dates`` now (locally) or start their runs (AWS); returns failed runs."""
+        raise NotImplementedError
+
 
 class LocalGlueJob(GlueJobResource):
     """The local Glue runner over ``B3_DATA_DIR`` (synchronous refines on DuckDB)."""
@@ -118,6 +130,13 @@ class LocalGlueJob(GlueJobResource):
     def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
         """The events refined each date already; refine whatever is still stale (a gap
         filled, a corrected earlier date, a refine that died) and refresh the catalog."""
+        return self.refine(dates)
+
+    def pending_refines(self) -> list[date]:
+        return stale_dates(Path(self.data_dir).resolve(), is_trading_day)
+
+    def refine(self, dates: list[date]) -> list[dict[str, Any]]:
+        """Every stale date, oldest first (``dates`` among them): the order that converges."""
         failed = self.client().catch_up(self.job_name)
         DuckDBCatalog(Path(self.data_dir)).refresh()
         return failed
@@ -140,20 +159,23 @@ class AwsGlueJob(GlueJobResource):
         Glue run per :data:`MAX_DATES_PER_RUN` dates refines them all (the sensor reports each
         date). A single date is left to its landing event, as the design's daily path.
 
-        Either way the landing date right after each written one, when it exists and was not
-        written too, is refined again: its previous portfolio is the one just written (a gap
-        filled, an earlier date corrected), so it converges to what a full backfill gives."""
-        written = set(dates)
-        landed = self._landing_sessions()
-        followers = set()
-        for day in written:
-            later = [d for d in landed if d > day]
-            if later and later[0] not in written:
-                followers.add(later[0])
-        days = sorted(written | followers) if batch else sorted(followers)
+        Either way every other stale date is refined too (:meth:`pending_refines`): the
+        landing date after each written one (its previous portfolio just changed), and any
+        date whose event was lost to the dead-letter queue or whose run died."""
+        days = set(self.pending_refines())
+        if batch is None:
+            days -= set(dates)
+        return self.refine(sorted(days))
+
+    def pending_refines(self) -> list[date]:
+        stale = glue_stale_dates(self._s3(), self.bucket, is_trading_day)
+        running = dates_in_flight(self.client(), self.job_name)
+        return [d for d in stale if d not in running]
+
+    def refine(self, dates: list[date]) -> list[dict[str, Any]]:
         glue = self.client()
-        for start in range(0, len(days), MAX_DATES_PER_RUN):
-            chunk = ",".join(d.isoformat() for d in days[start : start + MAX_DATES_PER_RUN])
+        for start in range(0, len(dates), MAX_DATES_PER_RUN):
+            chunk = ",".join(d.isoformat() for d in dates[start : start + MAX_DATES_PER_RUN])
             glue.start_job_run(
                 JobName=self.job_name,
                 Arguments={
@@ -167,18 +189,8 @@ class AwsGlueJob(GlueJobResource):
     def client(self) -> Any:
         return _aws_client("glue", self.region, self.endpoint_url)
 
-    def _landing_sessions(self) -> list[date]:
-        """Landing dates in the bucket that are B3 sessions, ascending."""
-        s3 = _aws_client("s3", self.region, self.endpoint_url)
-        found = []
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=LANDING_PREFIX + "/"
-        ):
-            for obj in page.get("Contents", []):
-                day = landing_date_from_key(obj["Key"])
-                if day is not None and is_trading_day(day):
-                    found.append(day)
-        return sorted(found)
+    def _s3(self) -> Any:
+        return _aws_client("s3", self.region, self.endpoint_url)
 
     def console_url(self, run_id: str) -> str | None:
         r = self.region

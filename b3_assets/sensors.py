@@ -110,6 +110,16 @@ IN_PROGRESS = [
 ]
 
 
+def busy_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs in progress that may write landing or refine (the checks and reports do not)."""
+    quiet = {refined_followup_job.name, refined_checks_job.name}
+    return [
+        run
+        for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=100)
+        if run.job_name not in quiet
+    ]
+
+
 def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
     """Dates a collecting run still in progress is landing (its partition or range).
 
@@ -117,9 +127,7 @@ def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
     records the landing materialization that caused it. Recording refined only once that run
     is over keeps every refined materialization newer than its landing write."""
     busy: set[date] = set()
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=100):
-        if run.job_name in {refined_followup_job.name, refined_checks_job.name}:
-            continue
+    for run in busy_runs(instance):
         tags = run.tags
         first = tags.get(RANGE_START) or tags.get("dagster/partition")
         last = tags.get(RANGE_END) or first

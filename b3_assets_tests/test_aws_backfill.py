@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
@@ -17,7 +18,9 @@ from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.aws import LambdaContext, aws_settings, create_stack_in
 from b3_assets_tests.support.chain import Platform, failure_message, sensor_tick
 from b3_assets_tests.support.moto_server import MotoServer
+from glue import job as glue_job
 from glue.layout import LANDING_BATCH_TAG, landing_key
+from glue.transform import publication_inputs
 from lambda_handler import handler as lh
 
 DAYS = trading_days(date(2025, 2, 3), date(2025, 3, 21))[:30]
@@ -103,9 +106,66 @@ def test_a_gap_filled_on_aws_refines_the_next_date_again(aws: MotoServer, tmp_pa
         archive.store(payload, payload.portfolio().data_carteira)
     job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     glue = aws.client("glue")
+    s3 = aws.client("s3")
     for day in days:
         assert job.execute_in_process(partition_key=day.isoformat()).success
+        event_run_publishes(s3, settings.bucket, day)
     runs = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     # Only the gap fill had a later landing date: one run, for 03-20 (the events refine the
     # written dates themselves).
     assert [r["Arguments"]["--data_carteiras"] for r in runs] == ["2025-03-20"]
+
+
+def event_run_publishes(s3: Any, bucket: str, day: date) -> None:
+    """What the Glue run a landing event starts leaves for reconciliation: the date's
+    ``_current.json``, naming the landing files as they are now (the refined files
+    themselves do not matter here)."""
+    landing = glue_job.list_landing(s3, bucket)
+    record = {"run_id": f"jr_event_{day:%Y%m%d}", **publication_inputs(landing, day, "etag")}
+    glue_job.write_published_record(s3, bucket, day, record)
+
+
+def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path) -> None:
+    """Three dates land; the events of the last two never reach Glue (the Lambda failed
+    them into the dead-letter queue). The next landing run refines the one before it; the
+    reconciliation sensor finds the last one, and its run starts one Glue run for it. Once
+    that date is published the sensor has nothing left to do."""
+    settings = aws_settings(aws)
+    create_stack_in(aws, settings)
+    platform = Platform(settings)
+    days = [date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)]
+    archive = RawArchive(platform.lake)
+    for path in write_csvs(tmp_path / "csv", days):
+        payload = csv_payload(path)
+        archive.store(payload, payload.portfolio().data_carteira)
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    s3, glue = aws.client("s3"), aws.client("glue")
+    assert job.execute_in_process(partition_key=days[0].isoformat()).success
+    event_run_publishes(s3, settings.bucket, days[0])
+    for day in days[1:]:  # their events are lost
+        assert job.execute_in_process(partition_key=day.isoformat()).success
+    assert glue_job.stale_dates(s3, settings.bucket) == days[1:]
+    (run,) = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    assert run["Arguments"]["--data_carteiras"] == days[1].isoformat()  # by 03-20's run
+    event_run_publishes(s3, settings.bucket, days[1])
+
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = platform.defs.resolve_sensor_def("refined_reconciliation")
+    with dg.build_sensor_context(
+        instance=instance, resources=platform.resources, definitions=platform.defs
+    ) as context:
+        result = sensor(context)
+    (request,) = result.run_requests
+    reconcile = platform.defs.resolve_job_def("reconcile_refined")
+    assert reconcile.execute_in_process(run_config=request.run_config, instance=instance).success
+    runs = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
+    assert sorted(r["Arguments"]["--data_carteiras"] for r in runs) == [
+        d.isoformat() for d in days[1:]
+    ]
+    event_run_publishes(s3, settings.bucket, days[2])
+    with dg.build_sensor_context(
+        instance=instance, resources=platform.resources, definitions=platform.defs
+    ) as context:
+        result = sensor(context)
+    assert not result.run_requests
+    assert result.skip_reason and "current" in result.skip_reason.skip_message

@@ -29,7 +29,7 @@ from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from b3_assets_tests.support.moto_server import MotoServer, unique_name
 from b3_assets_tests.support.spark import local_spark
 from glue import job as glue_job
-from glue.layout import TABLE_NAME, refined_date_prefix, refined_run_prefix
+from glue.layout import TABLE_NAME, refined_current_key, refined_date_prefix, refined_run_prefix
 from glue.transform import REFINED_FILE_SCHEMA
 
 if TYPE_CHECKING:
@@ -430,8 +430,13 @@ class Lake:
         return rows
 
     def assert_only_run(self, day: date, run_id: str, issuers: list[str]) -> None:
-        """The date's objects are one file per issuer under the run's folders, nothing else."""
+        """The date's objects are one file per issuer under the run's folders and the record
+        naming that run, nothing else."""
         keys = self.keys(refined_date_prefix(day))
+        record = glue_job.published_record(self.s3, self.bucket, day)
+        assert record is not None and record["run_id"] == run_id
+        assert record["issuers"] == sorted(issuers)
+        keys.remove(refined_current_key(day))
         assert len(keys) == len(issuers)
         prefixes = sorted(k.rsplit("/", 1)[0] + "/" for k in keys)
         assert prefixes == [refined_run_prefix(day, a, run_id) for a in sorted(issuers)]
@@ -485,6 +490,8 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert {r["dias_desde_carteira_anterior"] for r in rows.values()} == {5}
     assert {r["processado_em"] for r in rows.values()} == {PROCESSADO_EM}
     assert lake.keys(refined_date_prefix(D0306)) == []
+    # Its record names the landing files it was built from: the other dates are stale.
+    assert glue_job.stale_dates(lake, lake.bucket) == [D0227, D0228, D0306]
     # The run ends with the year's serving copy patched: one object, the date's rows.
     (served,) = first["serving"]
     assert (served["year"], served["patched"], served["rows"]) == (2025, ["2025-03-05"], 84)
@@ -500,7 +507,10 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
         f"s3://{lake.bucket}/{refined_run_prefix(D0305, a, 'jr_first')}" for a in rows
     }
     assert lake.published(D0305) == rows
-    assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82
+    assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82 + 1  # + _current.json
+    # The record still names the first run's landing file, so the date counts as stale: a
+    # lost event or a killed run is found by the reconciliation.
+    assert D0305 in glue_job.stale_dates(lake, lake.bucket)
 
     # The next run (a run id of its own) replaces the date and removes both older runs.
     second = lake.run(spark, data_carteira="2025-03-05")
@@ -514,6 +524,7 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     (served,) = second["serving"]
     assert (served["patched"], served["objects_removed"]) == (["2025-03-05"], 1)
     assert served_by_issuer(lake, 2025) == lake.published(D0305)
+    assert D0305 not in glue_job.stale_dates(lake, lake.bucket)
 
 
 def served_by_issuer(lake: Lake, year: int) -> dict[str, dict[str, Any]]:
@@ -541,17 +552,24 @@ def test_a_batch_refines_each_date_in_one_run(spark: SparkSession, lake: Lake) -
     assert lake.keys(refined_date_prefix(D0306)) == []
 
     # A date that cannot be refined (its landing file holds another day's rows) is left as it
-    # was and fails the run, naming it, without stopping the dates after it.
+    # was and fails the run, naming it, without stopping the dates after it. A stray landing
+    # file on a holiday (Carnival, 2025-03-04) is no date's previous portfolio.
     stray = write_landing(lake.root.parent / "stray", landing_table(D0228))
-    key = "landing/ibov/dt=2025-03-04/ibov.parquet"
-    (lake.root / key).parent.mkdir(parents=True)
-    shutil.copy(stray, lake.root / key)
-    lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=stray.read_bytes())
-    with pytest.raises(RuntimeError, match=r"1 of 2 date\(s\) failed.*2025-03-04.*no rows"):
-        lake.run(spark, data_carteiras="2025-03-04,2025-03-05", JOB_RUN_ID="jr_c")
-    assert lake.keys(refined_date_prefix(D0304)) == []
-    assert lake.partitions(D0304) == {}
+    for key in (
+        "landing/ibov/dt=2025-02-26/ibov.parquet",
+        "landing/ibov/dt=2025-03-04/ibov.parquet",
+    ):
+        (lake.root / key).parent.mkdir(parents=True)
+        shutil.copy(stray, lake.root / key)
+        lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=stray.read_bytes())
+    with pytest.raises(RuntimeError, match=r"1 of 2 date\(s\) failed.*2025-02-26.*no rows"):
+        lake.run(spark, data_carteiras="2025-02-26,2025-03-05", JOB_RUN_ID="jr_c")
+    assert lake.keys(refined_date_prefix(date(2025, 2, 26))) == []
+    assert lake.partitions(date(2025, 2, 26)) == {}
     lake.assert_only_run(D0305, "jr_c", sorted(lake.published(D0305)))
+    assert {r["data_carteira_anterior"] for r in lake.published(D0305).values()} == {D0228}
+    with pytest.raises(FileNotFoundError, match="no landing file"):  # not a session: ignored
+        lake.run(spark, data_carteira="2025-03-04")
 
 
 @pytest.mark.spark

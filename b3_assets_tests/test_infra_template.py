@@ -454,6 +454,7 @@ def deploy_tree(tmp_path: Path) -> Path:
     (tree / "glue" / "job.py").write_text("print('job')\n")
     (tree / "glue" / "transform.py").write_text("X = 1\n")
     (tree / "glue" / "refine.sql").write_text("select 1\n")
+    (tree / "glue" / "b3_holidays.txt").write_text("# holidays\n")
     (tree / "glue" / "notes.md").write_text("not shipped\n")
     return tree
 
@@ -505,8 +506,8 @@ def test_package_only_builds_the_lambda_and_glue_zips(deploy_tree: Path, tmp_pat
         assert zf.namelist() == ["handler.py"]
         assert zf.read("handler.py") == (ROOT / "lambda_handler" / "handler.py").read_bytes()
     with zipfile.ZipFile(out / "glue_package.zip") as zf:
-        assert sorted(zf.namelist()) == ["glue/__init__.py", "glue/job.py", "glue/refine.sql",
-                                         "glue/transform.py"]
+        assert sorted(zf.namelist()) == ["glue/__init__.py", "glue/b3_holidays.txt", "glue/job.py",
+                                         "glue/refine.sql", "glue/transform.py"]
     assert (out / "job.py").read_text() == "print('job')\n"
 
     again = tmp_path / "dist2"
@@ -631,6 +632,15 @@ def test_package_only_on_the_real_repository(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr
-    shipped = {p.name for p in (ROOT / "glue").iterdir() if p.suffix in {".py", ".sql"}}
+    shipped = {p.name for p in (ROOT / "glue").iterdir() if p.suffix in {".py", ".sql", ".txt"}}
     with zipfile.ZipFile(tmp_path / "glue_package.zip") as zf:
         assert {n.removeprefix("glue/") for n in zf.namelist()} == shipped
+    # The Glue job tells a stray landing file on a holiday from a session without
+    # exchange_calendars: the holiday list travels in the zip and loads from it.
+    code = ("import sys; sys.path[:0] = [sys.argv[1]]; from datetime import date; "
+            "import glue.sessions as s; assert s.__file__.startswith(sys.argv[1]); "
+            "print(s.is_b3_session(date(2025, 3, 4)), s.is_b3_session(date(2025, 3, 5)))")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "glue_package.zip")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]

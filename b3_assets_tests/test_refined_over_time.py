@@ -13,6 +13,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -26,10 +27,6 @@ from glue.local_job import run_local_refine, stale_dates, sync_serving
 
 D18, D19, D20 = date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)
 REPO = Path(__file__).resolve().parents[1]
-
-
-
-
 
 
 def test_gap_fill_and_out_of_order_runs_converge_to_a_full_backfill(tmp_path):
@@ -62,6 +59,36 @@ def test_a_landing_write_whose_refine_died_is_found_and_completed(tmp_path):
     assert resources_for(Settings(data_dir=tmp_path))["glue_job"].after_landing([], None) == []
     assert stale_dates(tmp_path) == []
     assert {r[-2] for r in refined_rows(tmp_path)} == {D18.isoformat(), D19.isoformat()}
+
+
+def test_the_reconciliation_sensor_refines_what_a_dead_refine_left(tmp_path):
+    """No landing run follows (a weekend, the orchestrator down): the hourly sensor finds
+    the stale date and its reconcile_refined run refines it; then it has nothing to do."""
+    platform = local_platform(tmp_path)
+    land(tmp_path, D18, D19)
+    write_landing(tmp_path, landing_table(D19, drop={"PETR"}))  # replaced; refine died
+    write_landing(tmp_path, landing_table(D20))  # written; refine died
+    sensor = platform.defs.resolve_sensor_def("refined_reconciliation")
+    instance = dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(
+        instance=instance, resources=platform.resources, definitions=platform.defs
+    ) as context:
+        (request,) = sensor(context).run_requests
+    assert request.run_config["ops"]["refine_stale_dates"]["config"]["dates"] == [
+        D19.isoformat(),
+        D20.isoformat(),
+    ]
+    job = platform.defs.resolve_job_def("reconcile_refined")
+    assert job.execute_in_process(run_config=request.run_config, instance=instance).success
+    rows = refined_rows(tmp_path)
+    assert {r[-2] for r in rows} == {D18.isoformat(), D19.isoformat(), D20.isoformat()}
+    assert "PETR" not in {r[-1] for r in rows if r[-2] == D19.isoformat()}
+    with dg.build_sensor_context(
+        instance=instance, resources=platform.resources, definitions=platform.defs
+    ) as context:
+        result = sensor(context)
+    assert not result.run_requests
+    assert result.skip_reason and "current" in result.skip_reason.skip_message
 
 
 _REFINE_FOREVER = """
@@ -111,9 +138,16 @@ def test_reruns_killed_at_random_never_show_a_partial_or_mixed_date(tmp_path):
         for attempt in range(8):
             killed = attempt % 2 == 0
             child = subprocess.Popen(
-                [sys.executable, "-c", _REFINE_FOREVER, str(tmp_path), D19.isoformat(),
-                 "1" if killed else "0"],
-                cwd=REPO, env=env,
+                [
+                    sys.executable,
+                    "-c",
+                    _REFINE_FOREVER,
+                    str(tmp_path),
+                    D19.isoformat(),
+                    "1" if killed else "0",
+                ],
+                cwd=REPO,
+                env=env,
             )
             if killed:
                 time.sleep(rng.uniform(0.3, 2.5))

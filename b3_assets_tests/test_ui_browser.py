@@ -308,6 +308,7 @@ def test_schedule_and_sensor_are_listed_and_running(ui, page, shots):
     }
     assert {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]} == {
         "glue_job_runs": "RUNNING",
+        "refined_reconciliation": "RUNNING",
         "landing_freshness": "RUNNING",
     }
     page.goto(f"{ui.url}/automation")

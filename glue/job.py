@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -47,11 +48,18 @@ from glue.layout import (
     issuer_from_refined_key,
     landing_date_from_key,
     landing_key,
+    refined_current_key,
     refined_date_prefix,
     refined_run_prefix,
 )
 from glue.serving import patch_serving
-from glue.transform import previous_landing_date, refine_spark
+from glue.sessions import is_b3_session
+from glue.transform import (
+    previous_landing_date,
+    publication_inputs,
+    refine_spark,
+    stale_among,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -196,6 +204,16 @@ def earlier_active_runs(
     ]
 
 
+def dates_in_flight(glue_client: Any, job_name: str) -> set[date]:
+    """The dates of the job's runs that are still in flight (started within JOB_TIMEOUT)."""
+    return {
+        date.fromisoformat(text)
+        for run in _recent_runs(glue_client, job_name, run_id="")
+        if run.get("JobRunState") in ACTIVE_RUN_STATES
+        for text in _run_dates(run)
+    }
+
+
 def wait_for_earlier_runs(
     glue_client: Any,
     job_name: str,
@@ -237,12 +255,67 @@ def wait_for_earlier_runs(
 # --- the lake ------------------------------------------------------------------------------
 
 
-def list_landing_dates(s3_client: Any, bucket: str) -> list[date]:
-    """Trading dates with a landing file in the bucket, ascending."""
-    found = {
-        landing_date_from_key(key) for key in _keys(s3_client, bucket, f"{LANDING_PREFIX}/dt=")
+def list_landing(s3_client: Any, bucket: str) -> dict[date, str]:
+    """Landing files in the bucket by trading date, ascending: each file's ETag, the
+    fingerprint a published date records its inputs by (:func:`publication_inputs`)."""
+    found: dict[date, str] = {}
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
+        for obj in page.get("Contents", []):
+            day = landing_date_from_key(obj["Key"])
+            if day is not None:
+                found[day] = obj["ETag"].strip('"')
+    return dict(sorted(found.items()))
+
+
+def published_record(s3_client: Any, bucket: str, data_carteira: date) -> dict[str, Any] | None:
+    """The date's ``_current.json`` (which run published it, from which inputs), or None."""
+    key = refined_current_key(data_carteira)
+    try:
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3_client.exceptions.NoSuchKey:
+        return None
+    try:
+        record = json.loads(body)
+    except ValueError:
+        log.warning("unreadable s3://%s/%s: the date counts as unpublished", bucket, key)
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_published_record(
+    s3_client: Any, bucket: str, data_carteira: date, record: Mapping[str, Any]
+) -> None:
+    """Record which run published the date and from which landing files (after the repoint:
+    a run that dies before it leaves the date stale, so the reconciliation refines it)."""
+    s3_client.put_object(
+        Bucket=bucket,
+        Key=refined_current_key(data_carteira),
+        Body=json.dumps(record, indent=1).encode(),
+        ContentType="application/json",
+    )
+
+
+def stale_dates(
+    s3_client: Any, bucket: str, is_session: Callable[[date], bool] | None = None
+) -> list[date]:
+    """Landing dates of the bucket whose published refine is missing or stale
+    (:func:`stale_among`): what a lost landing event, a killed run or a gap filled before
+    a date leaves behind. One listing and one small GET per date (16 at a time)."""
+    landing = {
+        d: etag
+        for d, etag in list_landing(s3_client, bucket).items()
+        if is_session is None or is_session(d)
     }
-    return sorted(d for d in found if d is not None)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        records = dict(
+            zip(
+                landing,
+                pool.map(lambda d: published_record(s3_client, bucket, d), landing),
+                strict=True,
+            )
+        )
+    return stale_among(landing, records.get, "etag")
 
 
 def _keys(s3_client: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -274,7 +347,11 @@ class Run:
     run_id: str
     io_base: str  # where Spark reads and writes: s3://<bucket>, or a test's folder
     processado_em: datetime
-    landing_dates: tuple[date, ...]
+    landing: Mapping[date, str]  # the bucket's landing files at the start: date -> ETag
+
+    @property
+    def landing_dates(self) -> list[date]:
+        return sorted(self.landing)
 
 
 def run_job(
@@ -302,7 +379,11 @@ def run_job(
         run_id=run_id,
         io_base=(io_base_uri or f"s3://{args['bucket']}").rstrip("/"),
         processado_em=processado_em or datetime.now(UTC),
-        landing_dates=tuple(list_landing_dates(s3_client, args["bucket"])),
+        landing={  # a stray file on a holiday is never a previous portfolio
+            d: etag
+            for d, etag in list_landing(s3_client, args["bucket"]).items()
+            if is_b3_session(d)
+        },
     )
     database_created = ensure_database(glue_client, run.database)
     table_location = f"s3://{run.bucket}/{REFINED_PREFIX}/"
@@ -402,6 +483,13 @@ def publish_date(
         raise ValueError(f"run {run.run_id} wrote {day} more than once, not published: {doubled}")
     locations = {a: f"s3://{run.bucket}/{refined_run_prefix(day, a, run.run_id)}" for a in written}
     changes = register_partitions(glue_client, run.database, TABLE_NAME, day, locations)
+    record = {
+        "run_id": run.run_id,
+        "processado_em": run.processado_em.isoformat(),
+        "issuers": sorted(written),
+        **publication_inputs(run.landing, day, "etag"),
+    }
+    write_published_record(s3_client, run.bucket, day, record)
     delete_keys(s3_client, run.bucket, others)
     log.info("published %s: %d issuers, %d old objects removed", day, len(written), len(others))
     return {
@@ -423,6 +511,8 @@ def _split_by_run(
     written: dict[str, list[str]] = {}
     others: list[str] = []
     for key in keys:
+        if key == refined_current_key(day):  # replaced in place, never deleted
+            continue
         acao = issuer_from_refined_key(key)
         if acao is not None and key.startswith(refined_run_prefix(day, acao, run.run_id)):
             written.setdefault(acao, []).append(key)

@@ -42,7 +42,14 @@ from glue.layout import (
     refined_run_prefix,
     serving_year_key,
 )
-from glue.transform import REFINED_FILE_SCHEMA, REFINED_SCHEMA, previous_landing_date, refine_duckdb
+from glue.transform import (
+    REFINED_FILE_SCHEMA,
+    REFINED_SCHEMA,
+    previous_landing_date,
+    publication_inputs,
+    refine_duckdb,
+    stale_among,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,27 +144,12 @@ def published(lake_root: Path, data_carteira: date) -> dict[str, Any] | None:
 
 
 def stale_dates(lake_root: Path, is_session: IsSession | None = None) -> list[date]:
-    """Landing dates whose published refine is missing or was built from other inputs.
-
-    A date is current when its pointer names the landing file's bytes (sha256) and the
-    previous landing date and its bytes as they are now. Anything else — a landing write
-    whose refine died, a gap filled before it, an earlier date corrected — makes it stale,
-    and refining the stale dates in ascending order converges to what a full backfill gives.
-    """
+    """Landing dates whose published refine is missing or stale (:func:`stale_among`): a
+    date is current when its pointer names the landing file's bytes (sha256) and the
+    previous landing date and its bytes as they are now."""
     dates = list_landing_dates(lake_root, is_session)
     sha = {d: file_sha256(lake_root / landing_key(d)) for d in dates}
-    stale = []
-    for i, day in enumerate(dates):
-        anterior = dates[i - 1] if i else None
-        expected = {
-            "landing_sha256": sha[day],
-            "data_carteira_anterior": anterior.isoformat() if anterior else None,
-            "anterior_sha256": sha[anterior] if anterior else None,
-        }
-        current = published(lake_root, day) or {}
-        if any(current.get(k) != v for k, v in expected.items()):
-            stale.append(day)
-    return stale
+    return stale_among(sha, lambda day: published(lake_root, day), "sha256")
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -188,8 +180,9 @@ def run_local_refine(
         dates = list_landing_dates(lake_root, is_session)
         anterior = previous_landing_date(dates, data_carteira)
         previous = lake_root / landing_key(anterior) if anterior else None
-        landing_sha = file_sha256(current)
-        anterior_sha = file_sha256(previous) if previous else None
+        inputs = {data_carteira: file_sha256(current)}
+        if anterior and previous:
+            inputs[anterior] = file_sha256(previous)
         table = refine_duckdb(current, previous, data_carteira, anterior, processado_em)
         if table.num_rows == 0:
             raise ValueError(
@@ -202,9 +195,7 @@ def run_local_refine(
             "run_id": run_id,
             "processado_em": processado_em.isoformat(),
             "issuers": issuers,
-            "landing_sha256": landing_sha,
-            "data_carteira_anterior": anterior.isoformat() if anterior else None,
-            "anterior_sha256": anterior_sha,
+            **publication_inputs(inputs, data_carteira, "sha256"),
         }
         write_atomic(
             lake_root / refined_current_key(data_carteira),
@@ -272,9 +263,7 @@ def read_published(lake_root: Path, data_carteira: date) -> pa.Table | None:
         rows = pq.read_table(path / PART_FILE_NAME, partitioning=None, use_threads=False)
         n = rows.num_rows
         rows = rows.append_column("DataCarteira", pa.array([data_carteira.isoformat()] * n))
-        tables.append(
-            conform_refined_columns(rows.append_column("Acao", pa.array([acao] * n)))
-        )
+        tables.append(conform_refined_columns(rows.append_column("Acao", pa.array([acao] * n))))
     return pa.concat_tables(tables) if tables else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import pkgutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,6 +81,39 @@ def previous_landing_date(landing_dates: Iterable[date], data_carteira: date) ->
     """The latest landing date strictly before ``data_carteira`` (gaps allowed), or None."""
     earlier = [d for d in landing_dates if d < data_carteira]
     return max(earlier) if earlier else None
+
+
+def publication_inputs(
+    landing: Mapping[date, str | None], data_carteira: date, fingerprint: str
+) -> dict[str, str | None]:
+    """What a date's refine is built from: its landing file, its previous landing date and
+    that date's file, each file by ``fingerprint`` (``sha256`` of a folder lake's bytes,
+    ``etag`` on S3). A published date records these in ``_current.json``."""
+    anterior = previous_landing_date(landing, data_carteira)
+    return {
+        f"landing_{fingerprint}": landing[data_carteira],
+        "data_carteira_anterior": anterior.isoformat() if anterior else None,
+        f"anterior_{fingerprint}": landing[anterior] if anterior else None,
+    }
+
+
+def stale_among(
+    landing: Mapping[date, str | None],
+    published: Callable[[date], Mapping[str, object] | None],
+    fingerprint: str,
+) -> list[date]:
+    """Landing dates whose published refine is missing or was built from other inputs.
+
+    Anything but the inputs as they are now — a landing write whose refine died or whose
+    event was lost, a gap filled before the date, an earlier date corrected — makes a date
+    stale; refining the stale dates in ascending order converges to a full backfill."""
+    stale = []
+    for day in sorted(landing):
+        current = published(day) or {}
+        expected = publication_inputs(landing, day, fingerprint)
+        if any(current.get(k) != v for k, v in expected.items()):
+            stale.append(day)
+    return stale
 
 
 # --- DuckDB ------------------------------------------------------------------------------

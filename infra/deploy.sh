@@ -15,7 +15,7 @@
 #
 # --package-only DIR builds the artifacts into DIR and touches no cloud at all:
 #   DIR/lambda_handler.zip   lambda_handler/handler.py at the zip root (handler "handler.handler")
-#   DIR/glue_package.zip     glue/*.py and glue/*.sql under glue/ (the job's --extra-py-files)
+#   DIR/glue_package.zip     glue/*.py, *.sql and b3_holidays.txt under glue/ (the job's --extra-py-files)
 #   DIR/job.py               glue/job.py, the Glue job script
 #
 # Needs python3 (PYTHON=... to choose another) and, for deploy mode, AWS CLI v2 with credentials.
@@ -76,7 +76,7 @@ build_packages() {
 
   local entries=() f
   shopt -s nullglob
-  for f in "$ROOT"/glue/*.py "$ROOT"/glue/*.sql; do
+  for f in "$ROOT"/glue/*.py "$ROOT"/glue/*.sql "$ROOT"/glue/*.txt; do
     entries+=("glue/$(basename "$f")=$f")
   done
   shopt -u nullglob
