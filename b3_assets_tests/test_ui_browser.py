@@ -31,8 +31,12 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from b3_assets.assets import LANDING
+from b3_assets.audit import _today, missing_days
 from b3_assets.b3.browser import LAUNCH_ARGS, find_chromium
 from b3_assets.landing import read_landing
+from b3_assets.partitions import trading_day_partitions
+from b3_assets.schedules import landing_freshness_checks
 from b3_assets_tests.support.chain import failure_message, local_platform, sensor_tick
 from b3_assets_tests.support.ci import skip_unless
 from b3_assets_tests.support.two_dates import DAY1, DAY2, apply_tick, refine, start_replica
@@ -72,6 +76,7 @@ class UI:
     landing_rows: int
     heaviest_code: str
     log: Path
+    missing_days: int = 0
 
     def graphql(self, query: str) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -164,6 +169,23 @@ def ui(tmp_path_factory) -> Iterator[UI]:
         refine(platform, replica, [DAY1, DAY2], instance)
         (followup,) = apply_tick(platform, instance, sensor_tick(platform, instance))
         assert followup.success, failure_message(followup)
+        # The operator's morning: the gap audit (DAY2 up to today is missing) and landing's
+        # freshness, as the 09:50 schedule and the landing_freshness sensor evaluate them.
+        audit = platform.defs.resolve_job_def("landing_gap_audit")
+        assert audit.execute_in_process(instance=instance).success
+        ui.missing_days = len(
+            missing_days(
+                [date.fromisoformat(DAY1)],
+                [date.fromisoformat(DAY1), date.fromisoformat(DAY2)],
+                _today(),
+            )
+        )
+        freshness = dg.Definitions(
+            assets=[dg.AssetSpec(LANDING, partitions_def=trading_day_partitions)],
+            asset_checks=landing_freshness_checks,
+            jobs=[dg.define_asset_job("freshness", dg.AssetSelection.all_asset_checks())],
+        )
+        assert freshness.resolve_job_def("freshness").execute_in_process(instance=instance)
         landing = read_landing(platform.lake, date.fromisoformat(DAY2)).to_pylist()
         ui.landing_rows = len(landing)
         ui.heaviest_code = max(landing, key=lambda r: r["participacao_pct"])["codigo"]
@@ -289,6 +311,34 @@ def test_report_images_load(ui, page, shots, day, previous):
             page.screenshot(path=shots / "report-images.png")
         dialog.get_by_role("button", name="Close").click()
         expect(dialog).to_have_count(0)
+
+
+def test_freshness_and_the_gap_audit_show_in_the_ui(ui, page, shots):
+    """Never miss a day without knowing: landing's freshness check (failed: today's session
+    has not landed) on the asset's checks, and the audit's list of missing days with fixes."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{ui.url}/assets/landing/ibov_portfolio?view=checks")
+    page.get_by_text("freshness_check", exact=True).first.click()
+    expect(
+        page.get_by_text(re.compile(r"^Asset is overdue\. We expected partition \d{4}-"))
+    ).to_be_visible()
+    expect(page.locator("[class*='Tag']", has_text="Failed").first).to_be_visible()
+    page.screenshot(path=shots / "landing-freshness.png")
+
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 1000})
+    page.goto(f"{ui.url}/assets/audit/landing_gaps")
+
+    def row(name: str):
+        return page.locator("tr", has=page.get_by_text(name, exact=True))
+
+    expect(row("missing_days")).to_contain_text(str(ui.missing_days))
+    expect(row("first_archived")).to_contain_text(DAY1)
+    # Each missing day with its fix (over 1000 characters: behind "[Show Markdown]").
+    row("missing").get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("b3-pipeline import-csv IBOVDia_06-03-25.csv")
+    page.screenshot(path=shots / "gap-audit.png", animations="disabled")  # the fade-in ended
 
 
 def test_schedule_and_sensor_are_listed_and_running(ui, page, shots):
