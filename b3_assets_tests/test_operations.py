@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._core.test_utils import freeze_time
 
-from b3_assets.assets import LANDING
+from b3_assets.assets import B3_RETRY, LANDING, retry_delay_s
 from b3_assets.audit import AUDIT, fix_for, missing_days
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.schedules import landing_freshness_checks, retry_request_for
@@ -79,3 +79,11 @@ def test_the_gap_audit_lists_each_missing_trading_day_with_its_fix(tmp_path, b3_
     assert "2025-03-06" in meta["missing"].value and "import-csv" in meta["missing"].value
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_b3_retries_back_off_exponentially_with_jitter():
+    """20, 40, 80 s on average before attempts 2, 3 and 4, each within ± 50 %."""
+    assert [retry_delay_s(n, rng=lambda: 0.5) for n in (1, 2, 3)] == [20.0, 40.0, 80.0]
+    assert retry_delay_s(1, rng=lambda: 0.0) == 10.0
+    assert retry_delay_s(3, rng=lambda: 1.0) == 120.0
+    assert B3_RETRY.max_retries == 3 and not B3_RETRY.delay  # the wait is the step's own
