@@ -96,14 +96,8 @@ def test_the_daily_date_is_left_to_its_event(aws: MotoServer, tmp_path, monkeypa
 def test_a_gap_filled_on_aws_refines_the_next_date_again(aws: MotoServer, tmp_path) -> None:
     """03-18 and 03-20 landed, then 03-19: its event refines it, and Dagster starts a run
     for 03-20, whose previous portfolio is now 03-19."""
-    settings = aws_settings(aws)
-    create_stack_in(aws, settings)
-    platform = Platform(settings)
     days = [date(2025, 3, 18), date(2025, 3, 20), date(2025, 3, 19)]
-    archive = RawArchive(platform.lake)
-    for path in write_csvs(tmp_path / "csv", days):
-        payload = csv_payload(path)
-        archive.store(payload, payload.portfolio().data_carteira)
+    platform, settings = archived_platform(aws, tmp_path, days)
     job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     glue = aws.client("glue")
     s3 = aws.client("s3")
@@ -130,14 +124,8 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
     them into the dead-letter queue). The next landing run refines the one before it; the
     reconciliation sensor finds the last one, and its run starts one Glue run for it. Once
     that date is published the sensor has nothing left to do."""
-    settings = aws_settings(aws)
-    create_stack_in(aws, settings)
-    platform = Platform(settings)
     days = [date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)]
-    archive = RawArchive(platform.lake)
-    for path in write_csvs(tmp_path / "csv", days):
-        payload = csv_payload(path)
-        archive.store(payload, payload.portfolio().data_carteira)
+    platform, settings = archived_platform(aws, tmp_path, days)
     job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     s3, glue = aws.client("s3"), aws.client("glue")
     assert job.execute_in_process(partition_key=days[0].isoformat()).success
@@ -150,12 +138,7 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
     event_run_publishes(s3, settings.bucket, days[1])
 
     instance = dg.DagsterInstance.ephemeral()
-    sensor = platform.defs.resolve_sensor_def("refined_reconciliation")
-    with dg.build_sensor_context(
-        instance=instance, resources=platform.resources, definitions=platform.defs
-    ) as context:
-        result = sensor(context)
-    (request,) = result.run_requests
+    (request,) = sensor_tick(platform, instance, name="refined_reconciliation").run_requests
     reconcile = platform.defs.resolve_job_def("reconcile_refined")
     assert reconcile.execute_in_process(run_config=request.run_config, instance=instance).success
     runs = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
@@ -163,9 +146,18 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
         d.isoformat() for d in days[1:]
     ]
     event_run_publishes(s3, settings.bucket, days[2])
-    with dg.build_sensor_context(
-        instance=instance, resources=platform.resources, definitions=platform.defs
-    ) as context:
-        result = sensor(context)
-    assert not result.run_requests
-    assert result.skip_reason and "current" in result.skip_reason.skip_message
+    tick = sensor_tick(platform, instance, name="refined_reconciliation")
+    assert not tick.run_requests and "current" in tick.skip_message
+
+
+def archived_platform(aws: MotoServer, tmp_path: Any, days: list[date]) -> tuple[Platform, Any]:
+    """A stack on moto and a platform on it, with ``days`` in the raw archive (imported
+    CSVs, as users bootstrap history): landing runs need no B3."""
+    settings = aws_settings(aws)
+    create_stack_in(aws, settings)
+    platform = Platform(settings)
+    archive = RawArchive(platform.lake)
+    for path in write_csvs(tmp_path / "csv", days):
+        payload = csv_payload(path)
+        archive.store(payload, payload.portfolio().data_carteira)
+    return platform, settings

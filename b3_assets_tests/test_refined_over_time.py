@@ -20,7 +20,7 @@ import pytest
 from b3_assets.resources import resources_for
 from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets.settings import Settings
-from b3_assets_tests.support.chain import local_platform
+from b3_assets_tests.support.chain import local_platform, sensor_tick
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from b3_assets_tests.support.local_lake import land, refined_rows
 from glue.local_job import run_local_refine, stale_dates, sync_serving
@@ -68,12 +68,8 @@ def test_the_reconciliation_sensor_refines_what_a_dead_refine_left(tmp_path):
     land(tmp_path, D18, D19)
     write_landing(tmp_path, landing_table(D19, drop={"PETR"}))  # replaced; refine died
     write_landing(tmp_path, landing_table(D20))  # written; refine died
-    sensor = platform.defs.resolve_sensor_def("refined_reconciliation")
     instance = dg.DagsterInstance.ephemeral()
-    with dg.build_sensor_context(
-        instance=instance, resources=platform.resources, definitions=platform.defs
-    ) as context:
-        (request,) = sensor(context).run_requests
+    (request,) = sensor_tick(platform, instance, name="refined_reconciliation").run_requests
     assert request.run_config["ops"]["refine_stale_dates"]["config"]["dates"] == [
         D19.isoformat(),
         D20.isoformat(),
@@ -83,12 +79,8 @@ def test_the_reconciliation_sensor_refines_what_a_dead_refine_left(tmp_path):
     rows = refined_rows(tmp_path)
     assert {r[-2] for r in rows} == {D18.isoformat(), D19.isoformat(), D20.isoformat()}
     assert "PETR" not in {r[-1] for r in rows if r[-2] == D19.isoformat()}
-    with dg.build_sensor_context(
-        instance=instance, resources=platform.resources, definitions=platform.defs
-    ) as context:
-        result = sensor(context)
-    assert not result.run_requests
-    assert result.skip_reason and "current" in result.skip_reason.skip_message
+    tick = sensor_tick(platform, instance, name="refined_reconciliation")
+    assert not tick.run_requests and "current" in tick.skip_message
 
 
 _REFINE_FOREVER = """

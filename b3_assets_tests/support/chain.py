@@ -70,9 +70,14 @@ def materialize(
     )
 
 
-def sensor_tick(platform: Platform, instance: dg.DagsterInstance, cursor: str | None = None) -> Any:
-    """One evaluation of the ``glue_job_runs`` sensor, as the daemon's tick would run it."""
-    sensor = platform.defs.resolve_sensor_def("glue_job_runs")
+def sensor_tick(
+    platform: Platform,
+    instance: dg.DagsterInstance,
+    cursor: str | None = None,
+    name: str = "glue_job_runs",
+) -> Any:
+    """One evaluation of the sensor ``name``, as the daemon's tick would run it."""
+    sensor = platform.defs.resolve_sensor_def(name)
     with dg.build_sensor_context(
         instance=instance, cursor=cursor, resources=platform.resources, definitions=platform.defs
     ) as ctx:
