@@ -162,28 +162,47 @@ class AwsGlueJob(GlueJobResource):
         Either way every other stale date is refined too (:meth:`pending_refines`): the
         landing date after each written one (its previous portfolio just changed), and any
         date whose event was lost to the dead-letter queue or whose run died."""
-        days = set(self.pending_refines())
-        if batch is None:
-            days -= set(dates)
-        return self.refine(sorted(days))
+        return self.refine(self._stale_not_running(skip=set() if batch else set(dates)))
 
     def pending_refines(self) -> list[date]:
-        stale = glue_stale_dates(self._s3(), self.bucket, is_trading_day)
-        running = dates_in_flight(self.client(), self.job_name)
+        return self._stale_not_running(skip=set())
+
+    def _stale_not_running(self, skip: set[date]) -> list[date]:
+        """Stale dates but ``skip``, less those a Glue run is working on (asked only when
+        there is something to start)."""
+        stale = [
+            d for d in glue_stale_dates(self._s3(), self.bucket, is_trading_day) if d not in skip
+        ]
+        if not stale:
+            return []
+        glue = self.client()
+        try:
+            running = dates_in_flight(glue, self.job_name)
+        except glue.exceptions.EntityNotFoundException as exc:
+            raise self._no_such_job() from exc
         return [d for d in stale if d not in running]
+
+    def _no_such_job(self) -> RuntimeError:
+        return RuntimeError(
+            f"Glue job {self.job_name!r} does not exist in {self.region}: set B3_GLUE_JOB to "
+            "the stack's job name (output GlueJobName) and AWS_REGION to its region"
+        )
 
     def refine(self, dates: list[date]) -> list[dict[str, Any]]:
         glue = self.client()
         for start in range(0, len(dates), MAX_DATES_PER_RUN):
             chunk = ",".join(d.isoformat() for d in dates[start : start + MAX_DATES_PER_RUN])
-            glue.start_job_run(
-                JobName=self.job_name,
-                Arguments={
-                    "--data_carteiras": chunk,
-                    "--bucket": self.bucket,
-                    "--database": self.database,
-                },
-            )
+            try:
+                glue.start_job_run(
+                    JobName=self.job_name,
+                    Arguments={
+                        "--data_carteiras": chunk,
+                        "--bucket": self.bucket,
+                        "--database": self.database,
+                    },
+                )
+            except glue.exceptions.EntityNotFoundException as exc:
+                raise self._no_such_job() from exc
         return []
 
     def client(self) -> Any:

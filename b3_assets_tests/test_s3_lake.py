@@ -197,6 +197,19 @@ def test_landing_io_manager_writes_the_same_bytes_on_s3_and_local(
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == on_s3
 
 
+def test_a_glue_job_that_does_not_exist_is_named_with_the_setting_to_fix(
+    s3: Any, bucket: str
+) -> None:
+    """A second date lands while the first was never refined (stale), so Dagster has a run to
+    start, but B3_GLUE_JOB names no job: the error says which setting to fix."""
+    lake = S3Lake(bucket, s3)
+    _write_landing(lake, "2025-03-05", {"2025-03-05": landing_table(DAY)})
+    with pytest.raises(
+        RuntimeError, match=r"Glue job 'b3-etl-soma-acao' does not exist.*B3_GLUE_JOB"
+    ):
+        _write_landing(lake, "2025-03-06", {"2025-03-06": landing_table(date(2025, 3, 6))})
+
+
 def test_landing_io_manager_refuses_other_dates(s3: Any, bucket: str) -> None:
     lake = S3Lake(bucket, s3)
     with pytest.raises(ValueError, match="2025-03-06"):
