@@ -44,15 +44,27 @@ def retry_delay_s(
     return base_s * 2 ** (retry_number - 1) * (0.5 + rng())
 
 
-@contextmanager
-def terminated_means_failed(what: str) -> Iterator[None]:
-    """A SIGTERM (or Ctrl-C) in the step fails it for good, at once.
+#: Runs of this process that were terminated: their other steps fail at once, unstarted.
+_TERMINATED_RUNS: set[str] = set()
 
-    Dagster turns an interrupt of a step that has a retry policy into one more retry, so a
-    terminated run would go on fetching; a Failure without retries ends it instead."""
+
+@contextmanager
+def terminated_means_failed(context: dg.AssetExecutionContext, what: str) -> Iterator[None]:
+    """A SIGTERM (or Ctrl-C) fails the step for good, at once, and the run's other steps too.
+
+    Dagster turns an interrupt of a step that has a retry policy into one more retry, and it
+    raises the interrupt only once: the in-process executor would then start the next
+    independent step (e.g. the preview after the theoretical portfolio). A Failure without
+    retries ends this step, and the steps after it find the run marked as terminated."""
+    if context.run_id in _TERMINATED_RUNS:
+        raise dg.Failure(
+            description=f"the run was terminated before {what} started: not started",
+            allow_retries=False,
+        )
     try:
         yield
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        _TERMINATED_RUNS.add(context.run_id)
         raise dg.Failure(
             description=f"the run was terminated (SIGTERM or Ctrl-C) while {what}: "
             "stopped without retrying; nothing half-written was kept",
@@ -146,7 +158,7 @@ def collect_partitions(
     A permanent B3 error of one date is kept and the others go on; the step then fails
     without retries naming every date, since retrying cannot heal them."""
     fetched, reused, problems = [], [], []
-    with terminated_means_failed(f"collecting the {what}"):
+    with terminated_means_failed(context, f"collecting the {what}"):
         wait_before_retry(context)
         for day in partition_dates(context):
             try:

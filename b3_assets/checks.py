@@ -20,7 +20,7 @@ from b3_assets.partitions import trading_day_partitions
 from b3_assets.quality import CheckOutcome, landing_checks, refined_checks
 from b3_assets.resources import CatalogResource, GlueJobResource, LakeResource
 from b3_assets.sectors import unknown_sector_labels
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import is_known_session
 
 #: The landing rules (b3/validate.py, the same ones that refuse a bad payload at collection).
 LANDING_CHECKS = {
@@ -156,7 +156,7 @@ def refined_b3_etl_soma_acao_checks(
     rows = refined_rows_by_date(catalog.engine(), keys[0], keys[-1])
     watcher = glue_job.watcher()
     the_lake = lake.get()
-    landed = sorted(d for d in landing_dates(the_lake) if is_trading_day(d))
+    landed = sorted(d for d in landing_dates(the_lake) if is_known_session(d))
     for key in keys:
         day = date.fromisoformat(key)
         run = watcher.latest_finished(day)

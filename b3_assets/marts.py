@@ -40,7 +40,7 @@ from b3_assets.landing import read_landing
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.quality import CheckOutcome
 from b3_assets.resources import CatalogResource, LakeResource
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import is_known_session
 from glue.layout import (
     LANDING_PREFIX,
     MART_COLUMNS,
@@ -202,7 +202,7 @@ def compute_marts(
 # --- which dates, against which previous dates --------------------------------------------
 
 
-def landing_sessions(lake: Lake, is_session: IsSession = is_trading_day) -> list[date]:
+def landing_sessions(lake: Lake, is_session: IsSession = is_known_session) -> list[date]:
     """Dates with a landing file that are B3 sessions, ascending (the refine's rule: a stray
     file on a holiday is never some date's previous portfolio)."""
     found = {landing_date_from_key(k) for k in lake.list_keys(LANDING_PREFIX + "/")}
@@ -372,7 +372,7 @@ def build_marts(
     lake: Lake,
     dates: Iterable[date],
     names: Sequence[str] = MART_NAMES,
-    is_session: IsSession = is_trading_day,
+    is_session: IsSession = is_known_session,
 ) -> MartsRun:
     """Compute ``names`` for ``dates`` (and each one's next landing date) and store them.
 
@@ -702,7 +702,7 @@ def evaluate_mart_checks(
     lake: Lake,
     dates: Iterable[date],
     selected: Collection[tuple[str, str]],
-    is_session: IsSession = is_trading_day,
+    is_session: IsSession = is_known_session,
 ) -> Iterator[tuple[str, str, date, CheckOutcome]]:
     """(mart, check, date, outcome) of each selected (mart, check) and date, from the stored
     marts (each year file read once) and, for the movements, the landing files."""

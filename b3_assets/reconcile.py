@@ -24,13 +24,17 @@ class ReconcileConfig(dg.Config):
     dates: list[str]
 
 
-@dg.op(description="Refines the given stale landing dates (and any other found stale).")
+@dg.op(
+    description="Refines the stale landing dates the sensor found: locally now, with every "
+    "other stale date, oldest first; on AWS by starting Glue runs (their outcome is recorded "
+    "by the glue_job_runs sensor)."
+)
 def refine_stale_dates(
     context: dg.OpExecutionContext, config: ReconcileConfig, glue_job: GlueJobResource
 ) -> None:
     days = [date.fromisoformat(d) for d in config.dates]
+    context.log.info(f"refining {len(days)} stale date(s): {', '.join(config.dates)}")
     failed = glue_job.refine(days)
-    context.log.info(f"refine requested for {len(days)} date(s): {', '.join(config.dates)}")
     if failed:
         raise dg.Failure(
             description="refining stale dates failed:\n"

@@ -21,7 +21,7 @@ from b3_assets.glue_runs import GlueJobWatcher
 from b3_assets.lake import Lake, S3Lake
 from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import is_known_session, is_trading_day
 from b3_assets.settings import Settings
 from glue.job import dates_in_flight
 from glue.job import stale_dates as glue_stale_dates
@@ -71,7 +71,7 @@ class LocalLakeResource(LakeResource):
 
     @cached_property
     def _lake(self) -> Lake:
-        return local_lake(Path(self.data_dir), self.glue_job_name, is_trading_day)
+        return local_lake(Path(self.data_dir), self.glue_job_name, is_known_session)
 
     def get(self) -> Lake:
         return self._lake
@@ -125,7 +125,7 @@ class LocalGlueJob(GlueJobResource):
     data_dir: str
 
     def client(self) -> LocalGlueRunner:
-        return LocalGlueRunner(Path(self.data_dir).resolve(), is_trading_day)
+        return LocalGlueRunner(Path(self.data_dir).resolve(), is_known_session)
 
     def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
         """The events refined each date already; refine whatever is still stale (a gap
@@ -133,7 +133,7 @@ class LocalGlueJob(GlueJobResource):
         return self.refine(dates)
 
     def pending_refines(self) -> list[date]:
-        return stale_dates(Path(self.data_dir).resolve(), is_trading_day)
+        return stale_dates(Path(self.data_dir).resolve(), is_known_session)
 
     def refine(self, dates: list[date]) -> list[dict[str, Any]]:
         """Every stale date, oldest first (``dates`` among them): the order that converges."""
@@ -159,20 +159,18 @@ class AwsGlueJob(GlueJobResource):
         Glue run per :data:`MAX_DATES_PER_RUN` dates refines them all (the sensor reports each
         date). A single date is left to its landing event, as the design's daily path.
 
-        Either way every other stale date is refined too (:meth:`pending_refines`): the
-        landing date after each written one (its previous portfolio just changed), and any
-        date whose event was lost to the dead-letter queue or whose run died."""
-        return self.refine(self._stale_not_running(skip=set() if batch else set(dates)))
+        Either way every stale date is refined too: the landing date after each written one
+        (its previous portfolio just changed), and any date whose event was lost to the
+        dead-letter queue or whose run died. Runs in flight are not waited for: a run of a
+        date waits for the earlier runs of that date (glue/job.py), so the last one wins."""
+        stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
+        # A backfill refines what it wrote even when the bytes did not change (a new transform).
+        days = set(stale) | set(dates) if batch else set(stale) - set(dates)
+        return self.refine(sorted(days))
 
     def pending_refines(self) -> list[date]:
-        return self._stale_not_running(skip=set())
-
-    def _stale_not_running(self, skip: set[date]) -> list[date]:
-        """Stale dates but ``skip``, less those a Glue run is working on (asked only when
-        there is something to start)."""
-        stale = [
-            d for d in glue_stale_dates(self._s3(), self.bucket, is_trading_day) if d not in skip
-        ]
+        """Stale dates no Glue run is working on now (the hourly sensor's question)."""
+        stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
         if not stale:
             return []
         glue = self.client()

@@ -6,7 +6,7 @@ refined checks (and, for refined dates, draws the report) over those dates. At m
 ``MAX_RUNS_PER_TICK`` runs are handled per tick, so a backlog drains over ticks that stay
 well inside Dagster's sensor timeout."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -23,6 +23,8 @@ from glue.layout import refined_date_prefix
 MAX_RUNS_PER_TICK = 50
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+#: Older runs still "in progress" are taken for stuck (a dead worker), not busy.
+BUSY_RUN_HORIZON = timedelta(hours=6)
 
 refined_followup_job = dg.define_asset_job(
     "refined_followup",
@@ -111,13 +113,13 @@ IN_PROGRESS = [
 
 
 def busy_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    """Runs in progress that may write landing or refine (the checks and reports do not)."""
+    """Runs in progress that may write landing or refine (the checks and reports do not),
+    created within :data:`BUSY_RUN_HORIZON`."""
     quiet = {refined_followup_job.name, refined_checks_job.name}
-    return [
-        run
-        for run in instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS), limit=100)
-        if run.job_name not in quiet
-    ]
+    # A run whose worker died stays STARTED until run monitoring notices: not for ever busy.
+    recent = datetime.now(UTC) - BUSY_RUN_HORIZON
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS, created_after=recent), limit=100)
+    return [run for run in runs if run.job_name not in quiet]
 
 
 def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:

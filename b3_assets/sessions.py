@@ -32,6 +32,14 @@ def is_trading_day(day: date) -> bool:
     return bool(cal.is_session(ts))
 
 
+def is_known_session(day: date) -> bool:
+    """Like :func:`is_trading_day`, for dates found in the lake rather than asked for: a
+    file dated outside the calendar (a stray 2022 file) is no session, never an error."""
+    cal = b3_calendar()
+    ts = pd.Timestamp(day)
+    return cal.first_session <= ts <= cal.last_session and bool(cal.is_session(ts))
+
+
 def trading_days(start: date, end: date) -> list[date]:
     """B3 sessions from ``start`` to ``end``, both included."""
     return [ts.date() for ts in b3_calendar().sessions_in_range(start, end)]

@@ -21,6 +21,7 @@ from b3_assets.archive import RawArchive
 from b3_assets.assets import LANDING, RAW
 from b3_assets.cli import main
 from b3_assets.landing import landing_dates, read_landing
+from b3_assets.period_assets import current_session
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform
@@ -118,15 +119,19 @@ def test_backfill_of_a_date_missing_from_the_archive_fails_naming_it(
 
 @pytest.mark.slow  # a `dagster asset materialize` subprocess
 @pytest.mark.parametrize(
-    ("fault", "moment"),
+    ("fault", "moment", "select"),
     [
-        ("5xx", "waiting before a retry"),  # transient: the step waits 10-30 s, then retries
-        ("drip", "reading a dripping answer"),  # one byte every 0.5 s for minutes
+        # transient: the step waits 10-30 s, then retries
+        ("5xx", "waiting before a retry", "raw/ibov_portfolio"),
+        # one byte every 0.5 s for minutes
+        ("drip", "reading a dripping answer", "raw/ibov_portfolio"),
+        # two independent steps: the second must not start once the run is terminated
+        ("5xx", "waiting before a retry", "raw/ibov_teorica,raw/ibov_previa"),
     ],
 )
-def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, moment):
+def test_sigterm_ends_the_raw_steps_within_seconds(tmp_path, b3_replica, fault, moment, select):
     """A terminated run (the UI's Terminate, `kill`, a container stop) ends in seconds,
-    whatever B3 is doing, and is not retried."""
+    whatever B3 is doing, and is not retried; its other steps do not start."""
     b3_replica.fault(fault)
     env = _env(tmp_path / "lake", B3_BASE_URL=b3_replica.base_url, B3_HTTP_RETRIES="0")
     proc = subprocess.Popen(
@@ -137,9 +142,10 @@ def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, m
             "-m",
             "b3_assets.definitions",
             "--select",
-            "raw/ibov_portfolio",
+            select,
             "--partition",
-            "2025-03-05",
+            # the period's views can be captured only on the current session
+            current_session().isoformat() if "," in select else "2025-03-05",
         ],
         cwd=REPO,
         env=env,
@@ -152,7 +158,7 @@ def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, m
     reader.start()
 
     def under_way() -> bool:
-        if fault == "5xx":
+        if fault == "5xx":  # the first step (portfolio or theoretical portfolio) waits
             return any("for B3 to recover" in line for line in output)
         return bool(b3_replica.api_requests())
 
@@ -161,6 +167,7 @@ def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, m
         time.sleep(0.2)
     assert proc.poll() is None and under_way(), "".join(output)[-3000:]
     time.sleep(1.5)  # well inside the wait or the answer
+    asked = len(b3_replica.requests)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
@@ -172,8 +179,11 @@ def test_sigterm_ends_the_raw_step_within_seconds(tmp_path, b3_replica, fault, m
     text = "".join(output)
     assert took < 5, f"the run took {took:.1f} s to end after SIGTERM while {moment}"
     assert proc.returncode != 0
-    assert "the run was terminated (SIGTERM or Ctrl-C) while collecting the portfolio" in text
+    assert "the run was terminated (SIGTERM or Ctrl-C) while collecting the" in text
     assert "STEP_SUCCESS" not in text
+    assert len(b3_replica.requests) == asked  # nothing more was asked of B3
+    if "," in select:  # the other step's next attempt failed unstarted
+        assert "the run was terminated before collecting the" in text
     assert not (tmp_path / "lake" / "raw").exists() or not any(
         (tmp_path / "lake" / "raw").rglob("*.json")
     )

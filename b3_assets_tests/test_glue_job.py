@@ -568,7 +568,7 @@ def test_a_batch_refines_each_date_in_one_run(spark: SparkSession, lake: Lake) -
     assert lake.partitions(date(2025, 2, 26)) == {}
     lake.assert_only_run(D0305, "jr_c", sorted(lake.published(D0305)))
     assert {r["data_carteira_anterior"] for r in lake.published(D0305).values()} == {D0228}
-    with pytest.raises(FileNotFoundError, match="no landing file"):  # not a session: ignored
+    with pytest.raises(ValueError, match="2025-03-04 is not a B3 session.*delete s3://"):
         lake.run(spark, data_carteira="2025-03-04")
 
 

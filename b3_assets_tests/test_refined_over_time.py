@@ -44,11 +44,15 @@ def test_gap_fill_and_out_of_order_runs_converge_to_a_full_backfill(tmp_path):
 
 
 def test_a_stray_landing_file_on_a_holiday_is_never_a_previous_date(tmp_path):
+    write_landing(tmp_path, landing_table(date(2022, 12, 30)))  # before the calendar: ignored
     land(tmp_path, date(2025, 2, 28))
     write_landing(tmp_path, landing_table(date(2025, 3, 4)))  # Carnival: no session
     land(tmp_path, date(2025, 3, 5))
     rows = refined_rows(tmp_path)
     assert {str(r[5]) for r in rows if r[-2] == "2025-03-05"} == {"2025-02-28"}
+    assert {r[-2] for r in rows} == {"2025-02-28", "2025-03-05"}
+    # The hourly reconciliation looks at the same files without an error.
+    assert local_platform(tmp_path).resources["glue_job"].pending_refines() == []
 
 
 def test_a_landing_write_whose_refine_died_is_found_and_completed(tmp_path):

@@ -185,7 +185,8 @@ def ui(tmp_path_factory) -> Iterator[UI]:
             asset_checks=landing_freshness_checks,
             jobs=[dg.define_asset_job("freshness", dg.AssetSelection.all_asset_checks())],
         )
-        assert freshness.resolve_job_def("freshness").execute_in_process(instance=instance)
+        checked = freshness.resolve_job_def("freshness").execute_in_process(instance=instance)
+        assert [e.passed for e in checked.get_asset_check_evaluations()] == [False]
         landing = read_landing(platform.lake, date.fromisoformat(DAY2)).to_pylist()
         ui.landing_rows = len(landing)
         ui.heaviest_code = max(landing, key=lambda r: r["participacao_pct"])["codigo"]

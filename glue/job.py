@@ -206,12 +206,15 @@ def earlier_active_runs(
 
 def dates_in_flight(glue_client: Any, job_name: str) -> set[date]:
     """The dates of the job's runs that are still in flight (started within JOB_TIMEOUT)."""
-    return {
-        date.fromisoformat(text)
-        for run in _recent_runs(glue_client, job_name, run_id="")
-        if run.get("JobRunState") in ACTIVE_RUN_STATES
-        for text in _run_dates(run)
-    }
+    found = set()
+    for run in _recent_runs(glue_client, job_name, run_id=""):
+        if run.get("JobRunState") in ACTIVE_RUN_STATES:
+            for text in _run_dates(run):
+                try:
+                    found.add(date.fromisoformat(text))
+                except ValueError:  # a hand-started run with a bad date: it fails on its own
+                    continue
+    return found
 
 
 def wait_for_earlier_runs(
@@ -301,13 +304,14 @@ def stale_dates(
 ) -> list[date]:
     """Landing dates of the bucket whose published refine is missing or stale
     (:func:`stale_among`): what a lost landing event, a killed run or a gap filled before
-    a date leaves behind. One listing and one small GET per date (16 at a time)."""
+    a date leaves behind. One listing and one small GET per date (10 at a time: the client's
+    connection pool)."""
     landing = {
         d: etag
         for d, etag in list_landing(s3_client, bucket).items()
         if is_session is None or is_session(d)
     }
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    with ThreadPoolExecutor(max_workers=10) as pool:
         records = dict(
             zip(
                 landing,
@@ -464,6 +468,12 @@ def publish_date(
 
     The issuers are read back from the listing after the write (no second Spark action), and
     that listing is also what gets deleted once the catalog no longer points at it."""
+    if not is_b3_session(day):
+        raise ValueError(
+            f"{day.isoformat()} is not a B3 session (weekend or holiday): its landing file, if "
+            f"any, is ignored and never refined; delete s3://{run.bucket}/{landing_key(day)} "
+            "if it is stray"
+        )
     if day not in run.landing_dates:
         raise FileNotFoundError(
             f"no landing file s3://{run.bucket}/{landing_key(day)}: nothing to refine for that date"

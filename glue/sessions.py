@@ -26,10 +26,11 @@ def _holidays() -> tuple[date, date, frozenset[date]]:
 
 
 def is_b3_session(day: date) -> bool:
-    """A weekday that is not a B3 holiday; past the file's last year every weekday counts
-    (regenerate the file before then: a test fails a year ahead)."""
-    _, _, holidays = _holidays()
-    return day.weekday() < 5 and day not in holidays
+    """A weekday that is not a B3 holiday, from the project's first trading date on (a stray
+    2022 file is no session); past the file's last year every weekday counts (regenerate the
+    file before then: a test fails a year ahead)."""
+    first, _, holidays = _holidays()
+    return first <= day and day.weekday() < 5 and day not in holidays
 
 
 def covered_until() -> date:
