@@ -56,7 +56,7 @@ def terminated_means_failed(context: dg.AssetExecutionContext, what: str) -> Ite
     raises the interrupt only once: the in-process executor would then start the next
     independent step (e.g. the preview after the theoretical portfolio). A Failure without
     retries ends this step, and the steps after it find the run marked as terminated."""
-    if context.run_id in _TERMINATED_RUNS:
+    if context.run.run_id in _TERMINATED_RUNS:
         raise dg.Failure(
             description=f"the run was terminated before {what} started: not started",
             allow_retries=False,
@@ -64,7 +64,7 @@ def terminated_means_failed(context: dg.AssetExecutionContext, what: str) -> Ite
     try:
         yield
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
-        _TERMINATED_RUNS.add(context.run_id)
+        _TERMINATED_RUNS.add(context.run.run_id)
         raise dg.Failure(
             description=f"the run was terminated (SIGTERM or Ctrl-C) while {what}: "
             "stopped without retrying; nothing half-written was kept",
@@ -147,6 +147,11 @@ def raw_ibov_portfolio(
     )
 
 
+#: A backfill logs its progress every this many dates (each log line is a stored event): what
+#: B3 served is logged per date, what the archive gave only in these counts.
+PROGRESS_EVERY = 50
+
+
 def collect_partitions(
     context: dg.AssetExecutionContext,
     collect_one: Callable[[date], Any],
@@ -160,7 +165,8 @@ def collect_partitions(
     fetched, reused, problems = [], [], []
     with terminated_means_failed(context, f"collecting the {what}"):
         wait_before_retry(context)
-        for day in partition_dates(context):
+        days = partition_dates(context)
+        for done, day in enumerate(days, 1):
             try:
                 got = collect_one(day)
             except B3PermanentError as exc:
@@ -173,10 +179,15 @@ def collect_partitions(
                     f"kept ({', '.join(e.prefix for e in got.stored.others)} and "
                     f"{got.stored.archived.prefix}); landing uses the newest."
                 )
-            context.log.info(
-                f"{day}: {len(got.portfolio.constituents)} constituents "
-                f"({'archive' if got.from_archive else got.payload.source})"
-            )
+            if not got.from_archive or len(days) == 1:
+                context.log.info(
+                    f"{day}: {len(got.portfolio.constituents)} constituents "
+                    f"({'archive' if got.from_archive else got.payload.source})"
+                )
+            if len(days) > 1 and (done % PROGRESS_EVERY == 0 or done == len(days)):
+                context.log.info(
+                    f"{done} of {len(days)} dates collected ({len(reused)} from the archive)"
+                )
     if problems:
         raise dg.Failure(
             description="\n".join(problems),

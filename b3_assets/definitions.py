@@ -5,11 +5,7 @@ import dagster as dg
 from b3_assets.alerts import alert_sensors
 from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio, refined_b3_etl_soma_acao
 from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
-from b3_assets.checks import (
-    landing_ibov_portfolio_checks,
-    refined_b3_etl_soma_acao_checks,
-    sector_labels_known,
-)
+from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
 from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
 from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
@@ -42,7 +38,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         asset_checks=[
             landing_ibov_portfolio_checks,
-            sector_labels_known,
             refined_b3_etl_soma_acao_checks,
             ibov_marts_checks,
             *landing_freshness_checks,

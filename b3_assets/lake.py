@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-ObjectCreatedListener = Callable[[str, str], None]
+#: Called after each write with (bucket, key, tags): S3's "Object Created" event.
+ObjectCreatedListener = Callable[[str, str, dict[str, str]], None]
 """Called with (bucket, key) after an object is written."""
 
 LOCAL_BUCKET = "local-lake"
@@ -39,7 +40,8 @@ class Lake(ABC):
 
     @abstractmethod
     def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
-        """Write one object atomically; ``tags`` become S3 object tags (ignored locally)."""
+        """Write one object atomically; ``tags`` become S3 object tags (locally: handed to the
+        write's listeners, as the Lambda reads them from S3)."""
 
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
@@ -101,7 +103,7 @@ class LocalLake(Lake):
             Path(tmp).unlink(missing_ok=True)
             raise
         for listener in self._listeners:
-            listener(self.bucket, key)
+            listener(self.bucket, key, dict(tags or {}))
 
     def _walk(self, base: Path) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(base):

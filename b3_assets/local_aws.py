@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
@@ -20,7 +20,7 @@ from urllib.parse import quote_plus
 from b3_assets.glue_runs import run_dates
 from b3_assets.lake import LocalLake
 from glue.layout import LANDING_PREFIX
-from glue.local_job import IsSession, run_local_refine, stale_dates, write_atomic
+from glue.local_job import IsSession, run_local_refines, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,7 @@ class LocalGlueRunner:
             days = run_dates(args)
             if not days:
                 raise ValueError(f"job arguments name no date (--data_carteira): {args}")
-            for day in days:
-                run_local_refine(self.lake_root, day, started, run_id, self.is_session)
+            run_local_refines(self.lake_root, days, started, run_id, self.is_session)
             run["JobRunState"] = "SUCCEEDED"
         except Exception as exc:
             run["JobRunState"] = "FAILED"
@@ -162,17 +161,23 @@ class LocalGlueRunner:
             out["NextToken"] = str(position)
         return out
 
-    def catch_up(self, job_name: str) -> list[dict[str, Any]]:
-        """Refine every stale landing date (:func:`stale_dates`), oldest first.
+    def refine(self, job_name: str, dates: list[date]) -> dict[str, Any]:
+        """One run over ``dates`` (as Dagster starts one Glue run per backfill chunk)."""
+        key = "--data_carteira" if len(dates) == 1 else "--data_carteiras"
+        return self._run(job_name, {key: ",".join(d.isoformat() for d in sorted(dates))})
 
-        Covers what a landing event alone cannot: a refine killed before it published, a gap
-        filled or an earlier date corrected (the next date's previous portfolio changed), a
-        run that failed. Returns the records of the runs that failed."""
-        runs = [
-            self._run(job_name, {"--data_carteira": day.isoformat()})
-            for day in stale_dates(self.lake_root, self.is_session)
-        ]
-        return [run for run in runs if run["JobRunState"] != "SUCCEEDED"]
+
+class LocalObjectTags:
+    """The tags of the object just written, answered as S3's GetObjectTagging does: the one
+    S3 call the Lambda makes (a backfill's landing files are left to the batch's own run)."""
+
+    def __init__(self, key: str, tags: dict[str, str]) -> None:
+        self.key, self.tags = key, tags
+
+    def get_object_tagging(self, Bucket: str, Key: str) -> dict[str, Any]:
+        if Key != self.key:
+            raise KeyError(f"only the tags of {self.key} are known here, not {Key}")
+        return {"TagSet": [{"Key": k, "Value": v} for k, v in self.tags.items()]}
 
 
 def local_lake(data_dir: Path, job_name: str, is_session: IsSession | None = None) -> LocalLake:
@@ -186,9 +191,9 @@ def local_lake(data_dir: Path, job_name: str, is_session: IsSession | None = Non
     runner = LocalGlueRunner(lake.root, is_session)
     config = Config(job_name=job_name, bucket=lake.bucket)
 
-    def deliver(bucket: str, key: str) -> None:
+    def deliver(bucket: str, key: str, tags: dict[str, str]) -> None:
         if key.startswith(LANDING_PREFIX + "/"):  # what the EventBridge rule forwards
-            handle(object_created_event(bucket, key), runner, config)
+            handle(object_created_event(bucket, key), runner, config, LocalObjectTags(key, tags))
 
     lake.add_listener(deliver)
     return lake

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from b3_assets.b3.payload import RawPayload
 from b3_assets.catalog import AthenaCatalog, DuckDBCatalog, QueryEngine
-from b3_assets.glue_runs import GlueJobWatcher
+from b3_assets.glue_runs import GlueJobWatcher, run_dates
 from b3_assets.lake import Lake, S3Lake
 from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
@@ -26,7 +26,7 @@ from b3_assets.settings import Settings
 from glue.job import dates_in_flight
 from glue.job import stale_dates as glue_stale_dates
 from glue.layout import LANDING_BATCH_TAG, landing_key
-from glue.local_job import stale_dates
+from glue.local_job import stale_dates, sync_serving
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -119,6 +119,17 @@ class GlueJobResource(dg.ConfigurableResource):
         raise NotImplementedError
 
 
+#: Dates per Glue run of a backfill: a few minutes of Spark, well inside the job's timeout
+#: (and, locally, a run the sensor records in one tick).
+MAX_DATES_PER_RUN = 250
+
+
+def chunked(dates: list[date]) -> list[list[date]]:
+    """``dates`` ascending, in runs of at most :data:`MAX_DATES_PER_RUN`."""
+    days = sorted(dates)
+    return [days[i : i + MAX_DATES_PER_RUN] for i in range(0, len(days), MAX_DATES_PER_RUN)]
+
+
 class LocalGlueJob(GlueJobResource):
     """The local Glue runner over ``B3_DATA_DIR`` (synchronous refines on DuckDB)."""
 
@@ -128,22 +139,25 @@ class LocalGlueJob(GlueJobResource):
         return LocalGlueRunner(Path(self.data_dir).resolve(), is_known_session)
 
     def after_landing(self, dates: list[date], batch: str | None) -> list[dict[str, Any]]:
-        """The events refined each date already; refine whatever is still stale (a gap
-        filled, a corrected earlier date, a refine that died) and refresh the catalog."""
-        return self.refine(dates)
+        """A single date's event refined it already; a backfill's files were left to this
+        one run (the Lambda saw their batch tag). Either way every stale date is refined too:
+        a gap filled, an earlier date corrected, a refine that died or failed (a failed one
+        is tried once more here, and a second failure fails the landing run)."""
+        days = set(self.pending_refines()) | (set(dates) if batch else set())
+        return self.refine(sorted(days))
 
     def pending_refines(self) -> list[date]:
         return stale_dates(Path(self.data_dir).resolve(), is_known_session)
 
     def refine(self, dates: list[date]) -> list[dict[str, Any]]:
-        """Every stale date, oldest first (``dates`` among them): the order that converges."""
-        failed = self.client().catch_up(self.job_name)
+        """One local Glue run per :data:`MAX_DATES_PER_RUN` dates, oldest first (the order
+        that converges); then the serving copy is checked against the pointers (a run killed
+        between its publish and its serving patch) and the catalog refreshed."""
+        runner = self.client()
+        runs = [runner.refine(self.job_name, chunk) for chunk in chunked(dates)]
+        sync_serving(Path(self.data_dir).resolve())
         DuckDBCatalog(Path(self.data_dir)).refresh()
-        return failed
-
-
-#: Dates per Glue run of a backfill: a few minutes of Spark, well inside the job's timeout.
-MAX_DATES_PER_RUN = 250
+        return [run for run in runs if run["JobRunState"] != "SUCCEEDED"]
 
 
 class AwsGlueJob(GlueJobResource):
@@ -188,8 +202,8 @@ class AwsGlueJob(GlueJobResource):
 
     def refine(self, dates: list[date]) -> list[dict[str, Any]]:
         glue = self.client()
-        for start in range(0, len(dates), MAX_DATES_PER_RUN):
-            chunk = ",".join(d.isoformat() for d in dates[start : start + MAX_DATES_PER_RUN])
+        for days in chunked(dates):
+            chunk = ",".join(d.isoformat() for d in days)
             try:
                 glue.start_job_run(
                     JobName=self.job_name,
@@ -243,6 +257,13 @@ class AthenaCatalogResource(CatalogResource):
         return AthenaCatalog(client, self.database, self.workgroup, self.output_location)
 
 
+def dates_label(days: tuple[date, ...]) -> str:
+    """``2025-03-05``, or ``2025-01-02…2025-03-20, 32 dates`` for a backfill's run."""
+    if len(days) <= 1:
+        return ", ".join(d.isoformat() for d in days) or "no date"
+    return f"{days[0].isoformat()}…{days[-1].isoformat()}, {len(days)} dates"
+
+
 class LandingIOManager(dg.ConfigurableIOManager):
     """Writes ``landing/ibov/dt=…/ibov.parquet`` (atomic, deterministic) on the folder or S3.
 
@@ -277,7 +298,7 @@ class LandingIOManager(dg.ConfigurableIOManager):
             raise dg.Failure(
                 description="the landing files were written, but their refine failed:\n"
                 + "\n".join(
-                    f"Glue job run {r['Id']} ({r['Arguments'].get('--data_carteira')}) "
+                    f"Glue job run {r['Id']} ({dates_label(run_dates(r['Arguments']))}) "
                     f"{r['JobRunState']}: {r.get('ErrorMessage')}"
                     for r in failed
                 ),

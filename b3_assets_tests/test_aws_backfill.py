@@ -16,7 +16,12 @@ from b3_assets.sensors import RANGE_END, RANGE_START
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.aws import LambdaContext, aws_settings, create_stack_in
-from b3_assets_tests.support.chain import Platform, failure_message, sensor_tick
+from b3_assets_tests.support.chain import (
+    Platform,
+    failure_message,
+    materialize_range,
+    sensor_tick,
+)
 from b3_assets_tests.support.moto_server import MotoServer
 from glue import job as glue_job
 from glue.layout import LANDING_BATCH_TAG, landing_key
@@ -38,12 +43,7 @@ def test_a_30_date_backfill_starts_one_glue_run_and_the_sensor_reports_every_dat
         payload = csv_payload(path)
         archive.store(payload, payload.portfolio().data_carteira)
     instance = dg.DagsterInstance.ephemeral()
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
-    result = job.execute_in_process(
-        instance=instance,
-        tags={RANGE_START: DAYS[0].isoformat(), RANGE_END: DAYS[-1].isoformat()},
-        raise_on_error=False,
-    )
+    result = materialize_range(platform, instance, DAYS[0], DAYS[-1])
     assert result.success, failure_message(result)
     s3, glue = aws.client("s3"), aws.client("glue")
     # Each landing file of the backfill carries the batch tag...

@@ -15,17 +15,22 @@ from b3_assets.assets import LANDING, REFINED
 from b3_assets.b3.browser import find_chromium
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.checks import LANDING_CHECKS, REFINED_CHECKS
+from b3_assets.cli import cmd_import_csv
+from b3_assets.glue_runs import run_dates
 from b3_assets.landing import landing_key, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.report_assets import REPORT
 from b3_assets.sensors import RANGE_END, RANGE_START
+from b3_assets.sessions import trading_days
 from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.chain import (
     CLOSED_URL,
     check_results,
     failure_message,
     local_platform,
     materialize,
+    materialize_range,
     run_followups,
     sensor_tick,
 )
@@ -69,7 +74,7 @@ def test_chain_via_api(tmp_path, b3_replica):
     assert entry.manifest["url"].startswith(b3_replica.base_url)
     checks = result.get_asset_check_evaluations()
     landing = {c.check_name for c in checks if c.asset_key == LANDING}
-    assert landing == {*LANDING_CHECKS, "sector_labels_known"}
+    assert landing == set(LANDING_CHECKS)
     assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     assert (tmp_path / "catalog.duckdb").is_file()
 
@@ -230,3 +235,40 @@ def test_local_glue_run_record_is_shaped_like_a_glue_jobrun(tmp_path, b3_replica
     } <= set(run)
     files = list((tmp_path / "refined" / f"DataCarteira={DAY}").glob("Acao=*/run=*/*.parquet"))
     assert files and pq.read_table(files[0], use_threads=False).num_rows == 1
+
+
+def test_a_range_run_refines_its_dates_in_one_local_glue_run(tmp_path):
+    """As on AWS: the backfill's landing files carry the batch tag, the Lambda starts nothing
+    for them, and one Glue run refines the range; the sensor records every date of it."""
+    days = trading_days(date(2025, 3, 14), date(2025, 3, 20))
+    platform = local_platform(tmp_path / "lake")
+    assert cmd_import_csv(platform.lake, write_csvs(tmp_path / "csv", days)) == 0
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_range(platform, instance, days[0], days[-1])
+    assert result.success, failure_message(result)
+    (run,) = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
+    assert run["JobRunState"] == "SUCCEEDED"
+    assert run_dates(run["Arguments"]) == tuple(days)
+    rows = platform.catalog.query(
+        "SELECT DISTINCT DataCarteira, data_carteira_anterior FROM b3_etl_soma_acao ORDER BY 1"
+    ).rows
+    previous = [None, *days[:-1]]
+    assert [(str(a), str(b)) for a, b in rows] == [
+        (d.isoformat(), str(p)) for d, p in zip(days, previous, strict=True)
+    ]
+    checks = result.get_asset_check_evaluations()
+    assert sorted(c.partition for c in checks if c.asset_key == LANDING) == [
+        d.isoformat() for d in days
+    ]
+    assert all(c.passed for c in checks)
+    tick = sensor_tick(platform, instance)
+    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
+    assert sorted(m.partition for m in mats) == [d.isoformat() for d in days]
+    # A second range over the same dates plus one: one more run, the new date's neighbour
+    # untouched unless stale (nothing is: the same bytes), all dates refined again.
+    later = trading_days(days[0], date(2025, 3, 21))
+    assert cmd_import_csv(platform.lake, write_csvs(tmp_path / "csv2", later[-1:])) == 0
+    again = materialize_range(platform, instance, later[0], later[-1])
+    assert again.success, failure_message(again)
+    runs = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
+    assert [run_dates(r["Arguments"]) for r in runs] == [tuple(later), tuple(days)]

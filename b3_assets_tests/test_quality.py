@@ -12,17 +12,20 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
 from b3_assets.b3.payload import RawPayload
+from b3_assets.checks import LANDING_RULES as CHECKED_RULES
+from b3_assets.checks import landing_evaluation
 from b3_assets.quality import landing_checks, refined_checks
 from b3_assets_tests.replica import generate_period, period_page
 from b3_assets_tests.support.landing_factory import landing_portfolio, landing_table
 from glue.layout import issuer_root
 
 DAY = date(2025, 3, 5)
-#: The names checks.py exposes as Dagster asset checks: a rename breaks the UI's history.
+#: Rule names the ``valid_portfolio`` check reports (broken_rules): a rename breaks searches.
 LANDING_RULES = {"at_least_50_constituents", "unique_codes", "quantities_add_up_to_header_total",
                  "participations_add_up_to_100"}
 
@@ -147,6 +150,34 @@ def test_the_landing_rules_run_on_the_period_views() -> None:
 def test_sector_columns_do_not_change_the_landing_rules(landing: pa.Table) -> None:
     labels = ["Criptoativos / Tokens"] * landing.num_rows  # unknown: null setor, still valid
     assert _failed(landing_checks(_with(landing, "setor_b3", labels))) == set()
+
+
+def test_valid_portfolio_is_one_result_per_date_naming_each_broken_rule(
+    landing: pa.Table,
+) -> None:
+    assert set(CHECKED_RULES) == set(landing_checks(landing))  # every rule is reported
+    day = DAY.isoformat()
+    good = landing_evaluation(day, landing)
+    assert (good.passed, good.partition, good.check_name) == (True, day, "valid_portfolio")
+    assert good.metadata["broken_rules"].value == "none"
+    assert good.metadata["rules_checked"].value == len(CHECKED_RULES)
+
+    unknown = _with(landing, "setor_b3", ["Criptoativos / Tokens"] * landing.num_rows)
+    warned = landing_evaluation(day, unknown)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.metadata["unknown_sector_labels"].value == "Criptoativos / Tokens"
+    assert warned.metadata["broken_rules"].value == "none"
+
+    parts = _column(landing, "participacao_pct")
+    k = parts.index(max(parts))
+    broken = pa.concat_tables([unknown.slice(0, k), unknown.slice(k + 1)])  # a row lost
+    failed = landing_evaluation(day, broken)
+    assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["broken_rules"].value == (
+        "quantities_add_up_to_header_total, participations_add_up_to_100")
+    assert failed.metadata["participations_add_up_to_100: sum_participacao_pct"].value == str(
+        Decimal("100.000") - parts[k])
+    assert failed.metadata["unknown_sector_labels"].value == "Criptoativos / Tokens"
 
 
 # --- refined ------------------------------------------------------------------------------

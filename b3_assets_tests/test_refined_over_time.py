@@ -23,7 +23,8 @@ from b3_assets.settings import Settings
 from b3_assets_tests.support.chain import local_platform, sensor_tick
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from b3_assets_tests.support.local_lake import land, refined_rows
-from glue.local_job import run_local_refine, stale_dates, sync_serving
+from glue import local_job
+from glue.local_job import published, read_published, run_local_refine, stale_dates, sync_serving
 
 D18, D19, D20 = date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)
 REPO = Path(__file__).resolve().parents[1]
@@ -188,3 +189,38 @@ def test_the_previous_date_check_fails_until_a_gap_fill_is_refined_again(tmp_pat
     assert meta["expected"] == D19.isoformat()
     land(tmp_path)  # the next landing run's catch-up refines D19 and D20 again
     assert outcome()[0]
+
+
+def _served_stamps(lake: Path) -> dict[str, datetime]:
+    """processado_em of each date as the catalog answers it (the serving copy)."""
+    result = local_platform(lake).catalog.query(
+        "SELECT DISTINCT DataCarteira, processado_em FROM b3_etl_soma_acao"
+    )
+    return {str(day): stamp for day, stamp in result.rows}
+
+
+def _pointer_stamps(lake: Path, *days: date) -> dict[str, datetime]:
+    """processado_em of each date's published run (its ``_current.json``)."""
+    return {
+        d.isoformat(): datetime.fromisoformat(published(lake, d)["processado_em"]) for d in days
+    }
+
+
+def test_a_late_serving_patch_never_replaces_a_newer_publish(tmp_path):
+    land(tmp_path, D18)
+    older_run = published(tmp_path, D18)["run_id"]
+    older_rows = read_published(tmp_path, D18)
+    run_local_refine(tmp_path, D18, datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))  # a newer run
+    # The older run's serving patch arrives after the newer publish: it must not apply.
+    local_job._patch_serving_of_run(tmp_path, older_run, {D18: older_rows})
+    assert _served_stamps(tmp_path) == {D18.isoformat(): datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)}
+
+
+def test_the_next_landing_run_repairs_a_serving_copy_left_behind(tmp_path, monkeypatch):
+    land(tmp_path, D18, D19)
+    with monkeypatch.context() as m:  # killed after its publish, before its serving patch
+        m.setattr(local_job, "_patch_serving_of_run", lambda *args: None)
+        run_local_refine(tmp_path, D19, datetime(2030, 1, 2, tzinfo=UTC))
+    assert _served_stamps(tmp_path) != _pointer_stamps(tmp_path, D18, D19)
+    land(tmp_path, D20)  # the next landing run
+    assert _served_stamps(tmp_path) == _pointer_stamps(tmp_path, D18, D19, D20)

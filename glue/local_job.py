@@ -20,7 +20,8 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from glue.layout import (
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
+    duckdb_session,
     previous_landing_date,
     publication_inputs,
     refine_duckdb,
@@ -168,41 +170,89 @@ def run_local_refine(
     sessions only, with ``is_session``). Raises FileNotFoundError when the date has no landing
     file and ValueError when it has no rows of that date; the published version is untouched.
     """
+    (outcome,) = run_local_refines(lake_root, [data_carteira], processado_em, run_id, is_session)
+    return outcome
+
+
+def run_local_refines(
+    lake_root: Path,
+    days: Iterable[date],
+    processado_em: datetime,
+    run_id: str | None = None,
+    is_session: IsSession | None = None,
+) -> list[RefineOutcome]:
+    """Refine ``days`` in ascending order in one run, as one Glue run of a backfill does.
+
+    The landing listing, the files' fingerprints and the DuckDB session are shared by the
+    dates (a backfill pays for them once, not per date). Each date is published on its own
+    (:func:`run_local_refine`'s guarantees hold per date); the serving copy is patched once per
+    year at the end, also when a date fails, for every date this run published. The first
+    date that fails stops the run with its error; the dates before it stay published."""
     lake_root = Path(lake_root)
     run_id = run_id or uuid.uuid4().hex
-    with locked(lake_root / REFINED_PREFIX / f".lock-{data_carteira.isoformat()}"):
-        current = lake_root / landing_key(data_carteira)
-        if not current.is_file():
-            raise FileNotFoundError(
-                f"no landing file for {data_carteira.isoformat()} at {current}: "
-                "materialize landing/ibov_portfolio for that date first"
-            )
-        dates = list_landing_dates(lake_root, is_session)
-        anterior = previous_landing_date(dates, data_carteira)
-        previous = lake_root / landing_key(anterior) if anterior else None
-        inputs = {data_carteira: file_sha256(current)}
-        if anterior and previous:
-            inputs[anterior] = file_sha256(previous)
-        table = refine_duckdb(current, previous, data_carteira, anterior, processado_em)
-        if table.num_rows == 0:
-            raise ValueError(
-                f"landing file {current} has no rows dated {data_carteira.isoformat()}; "
-                "nothing was refined"
-            )
-        issuers = table.column("Acao").to_pylist()
-        _write_run(lake_root, data_carteira, run_id, table)
-        pointer = {
-            "run_id": run_id,
-            "processado_em": processado_em.isoformat(),
-            "issuers": issuers,
-            **publication_inputs(inputs, data_carteira, "sha256"),
-        }
-        write_atomic(
-            lake_root / refined_current_key(data_carteira),
-            json.dumps(pointer, indent=1).encode(),
+    landing = list_landing_dates(lake_root, is_session)
+    fingerprints: dict[date, str | None] = {}
+
+    def sha(day: date) -> str | None:
+        if day not in fingerprints:
+            fingerprints[day] = file_sha256(lake_root / landing_key(day))
+        return fingerprints[day]
+
+    outcomes: list[RefineOutcome] = []
+    tables: dict[date, pa.Table] = {}
+    try:
+        with duckdb_session() as con:
+            for day in sorted(set(days)):
+                with locked(lake_root / REFINED_PREFIX / f".lock-{day.isoformat()}"):
+                    outcome, tables[day] = _refine_and_publish(
+                        lake_root, day, landing, sha, processado_em, run_id, con
+                    )
+                outcomes.append(outcome)
+    finally:
+        _patch_serving_of_run(lake_root, run_id, tables)
+    return outcomes
+
+
+def _refine_and_publish(
+    lake_root: Path,
+    data_carteira: date,
+    landing: list[date],
+    sha: Callable[[date], str | None],
+    processado_em: datetime,
+    run_id: str,
+    con: Any,
+) -> tuple[RefineOutcome, pa.Table]:
+    """One date of a run (under its lock): refine, write the run's files, swap the pointer,
+    remove older runs' folders."""
+    current = lake_root / landing_key(data_carteira)
+    if not current.is_file():
+        raise FileNotFoundError(
+            f"no landing file for {data_carteira.isoformat()} at {current}: "
+            "materialize landing/ibov_portfolio for that date first"
         )
-        patch_serving(lake_root, data_carteira, table)
-        _remove_other_runs(lake_root, data_carteira, run_id, issuers)
+    anterior = previous_landing_date(landing, data_carteira)
+    previous = lake_root / landing_key(anterior) if anterior else None
+    inputs = {data_carteira: sha(data_carteira)}
+    if anterior:
+        inputs[anterior] = sha(anterior)
+    table = refine_duckdb(current, previous, data_carteira, anterior, processado_em, con)
+    if table.num_rows == 0:
+        raise ValueError(
+            f"landing file {current} has no rows dated {data_carteira.isoformat()}; "
+            "nothing was refined"
+        )
+    issuers = table.column("Acao").to_pylist()
+    _write_run(lake_root, data_carteira, run_id, table)
+    pointer = {
+        "run_id": run_id,
+        "processado_em": processado_em.isoformat(),
+        "issuers": issuers,
+        **publication_inputs(inputs, data_carteira, "sha256"),
+    }
+    write_atomic(
+        lake_root / refined_current_key(data_carteira), json.dumps(pointer, indent=1).encode()
+    )
+    _remove_other_runs(lake_root, data_carteira, run_id, issuers)
     log.info(
         "refined %s: %d issuers (previous landing date %s), run %s",
         data_carteira.isoformat(),
@@ -210,7 +260,7 @@ def run_local_refine(
         anterior.isoformat() if anterior else "none",
         run_id,
     )
-    return RefineOutcome(
+    outcome = RefineOutcome(
         data_carteira=data_carteira,
         data_carteira_anterior=anterior,
         rows=table.num_rows,
@@ -219,22 +269,41 @@ def run_local_refine(
         processado_em=processado_em,
         run_id=run_id,
     )
+    return outcome, table
+
+
+#: Threads writing one date's issuer files: Parquet encoding and file system calls release
+#: the GIL. One per core (measured on 2 cores: 56 ms a date with 1 thread, 38 with 2, 47 with 4).
+WRITE_THREADS = min(8, os.cpu_count() or 2)
 
 
 def _write_run(lake_root: Path, data_carteira: date, run_id: str, table: pa.Table) -> None:
     """One file per issuer under the run's own prefix; nothing published yet."""
-    acoes = table.column("Acao")
+    table = table.sort_by("Acao")
+    acoes = table.column("Acao").to_pylist()
     data = table.drop_columns(list(PARTITION_COLUMNS)).cast(REFINED_FILE_SCHEMA)
-    for acao in sorted(set(acoes.to_pylist())):
+    groups: list[tuple[str, int, int]] = []  # (issuer, first row, row count), rows sorted
+    for row, acao in enumerate(acoes):
+        if groups and groups[-1][0] == acao:
+            groups[-1] = (acao, groups[-1][1], groups[-1][2] + 1)
+            continue
         if not acao or "/" in acao or acao.startswith((".", "_")):
             raise ValueError(f"refused issuer root {acao!r} as a partition folder name")
+        groups.append((acao, row, 1))
+
+    def write(group: tuple[str, int, int]) -> None:
+        acao, first, count = group
         buf = io.BytesIO()
-        pq.write_table(data.filter(pc.equal(acoes, acao)), buf, compression="snappy")
+        # No dictionary pages: files of one row gain nothing from them (20 % faster to write).
+        pq.write_table(data.slice(first, count), buf, compression="snappy", use_dictionary=False)
         write_atomic(
             lake_root / refined_run_prefix(data_carteira, acao, run_id) / PART_FILE_NAME,
             buf.getvalue(),
             fsync=False,
         )
+
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        list(pool.map(write, groups))
 
 
 def _remove_other_runs(
@@ -291,41 +360,61 @@ def _write_serving(path: Path, table: pa.Table) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def patch_serving(lake_root: Path, data_carteira: date, rows: pa.Table | None) -> None:
-    """Replace the date's rows in its year's serving file (None: remove them)."""
-    path = lake_root / serving_year_key(data_carteira.year)
+def _patch_year(lake_root: Path, year: int, rows: dict[date, pa.Table | None]) -> None:
+    """Replace the rows of ``rows``' dates in one year's serving file (None: remove them);
+    the caller holds the serving lock."""
+    path = lake_root / serving_year_key(year)
+    table = _read_serving(path)
+    replaced = pa.array([d.isoformat() for d in rows], pa.string())
+    keep = pc.invert(pc.is_in(table.column("DataCarteira"), value_set=replaced))
+    parts = [table.filter(keep)] + [t.cast(REFINED_SCHEMA) for t in rows.values() if t is not None]
+    _write_serving(path, pa.concat_tables(parts))
+
+
+def _patch_serving_of_run(lake_root: Path, run_id: str, tables: dict[date, pa.Table]) -> None:
+    """The serving rows of every date ``run_id`` published, one rewrite per year.
+
+    Under the serving lock, a date is patched only while its pointer still names this run: a
+    later run of the date that published meanwhile patches its own rows (each run patches
+    after its publish), so the serving copy never goes back to an older version."""
+    if not tables:
+        return
     with locked(lake_root / SERVING_PREFIX / ".lock"):
-        table = _read_serving(path)
-        keep = pc.not_equal(table.column("DataCarteira"), data_carteira.isoformat())
-        parts = [table.filter(keep)] + ([rows.cast(REFINED_SCHEMA)] if rows is not None else [])
-        _write_serving(path, pa.concat_tables(parts))
+        pointers = {d: published(lake_root, d) or {} for d in tables}
+        ours = {d: t for d, t in tables.items() if pointers[d].get("run_id") == run_id}
+        for year in sorted({d.year for d in ours}):
+            _patch_year(lake_root, year, {d: t for d, t in ours.items() if d.year == year})
 
 
 def sync_serving(lake_root: Path) -> list[date]:
     """Repair the serving copy from the published pointers; returns the dates it patched.
 
     Needed only after a run was killed between its publish and its serving patch, so it
-    compares cheaply (one processado_em per date) and patches only what differs."""
+    compares cheaply (one processado_em per date) and rewrites only the years that differ,
+    under the serving lock (a run patches its own rows after its publish, under that lock)."""
     lake_root = Path(lake_root)
-    pointers = {
-        d: p for d in list_landing_dates(lake_root) if (p := published(lake_root, d)) is not None
-    }
-    served: dict[str, str] = {}
-    for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
-        cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
-        for day, ts in zip(
-            cols.column("DataCarteira").to_pylist(),
-            cols.column("processado_em").to_pylist(),
-            strict=True,
-        ):
-            served[day] = ts.astimezone(UTC).isoformat()
-    patched = []
-    for day, pointer in pointers.items():
-        stamp = datetime.fromisoformat(pointer["processado_em"]).astimezone(UTC).isoformat()
-        if served.get(day.isoformat()) != stamp:
-            patch_serving(lake_root, day, read_published(lake_root, day))
-            patched.append(day)
-    for orphan in sorted(set(served) - {d.isoformat() for d in pointers}):
-        patch_serving(lake_root, date.fromisoformat(orphan), None)
-        patched.append(date.fromisoformat(orphan))
-    return patched
+    with locked(lake_root / SERVING_PREFIX / ".lock"):
+        found = {d: published(lake_root, d) for d in list_landing_dates(lake_root)}
+        pointers = {d: p for d, p in found.items() if p is not None}
+        served: dict[str, str] = {}
+        for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
+            cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
+            for day, ts in zip(
+                cols.column("DataCarteira").to_pylist(),
+                cols.column("processado_em").to_pylist(),
+                strict=True,
+            ):
+                served[day] = ts.astimezone(UTC).isoformat()
+        changes: dict[date, pa.Table | None] = {}
+        for day, pointer in pointers.items():
+            stamp = datetime.fromisoformat(pointer["processado_em"]).astimezone(UTC).isoformat()
+            if served.get(day.isoformat()) != stamp:
+                try:
+                    changes[day] = read_published(lake_root, day)
+                except FileNotFoundError:  # a newer run replaced it just now: it patches its own
+                    continue
+        for orphan in sorted(set(served) - {d.isoformat() for d in pointers}):
+            changes[date.fromisoformat(orphan)] = None
+        for year in sorted({d.year for d in changes}):
+            _patch_year(lake_root, year, {d: t for d, t in changes.items() if d.year == year})
+    return sorted(changes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,20 @@ def materialize(
         partition_key=partition,
         run_config={"ops": {"raw__ibov_portfolio": {"config": {"refetch": refetch}}}},
         instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def materialize_range(
+    platform: Platform, instance: dg.DagsterInstance, first: date, last: date
+) -> dg.ExecuteInProcessResult:
+    """raw + landing (+ checks) over ``first``…``last`` in one run: a single-run backfill."""
+    from b3_assets.sensors import RANGE_END, RANGE_START
+
+    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    return job.execute_in_process(
+        instance=instance,
+        tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
         raise_on_error=False,
     )
 
