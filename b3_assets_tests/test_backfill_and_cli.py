@@ -25,7 +25,12 @@ from b3_assets.period_assets import current_session
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform
-from b3_assets_tests.support.deployment import backfill, deployment_env
+from b3_assets_tests.support.deployment import (
+    LANDING_ONLY,
+    RAW_AND_LANDING,
+    backfill,
+    deployment_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +53,10 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def _backfill(
-    data_dir: Path, first: str, last: str, base_url: str = CLOSED_URL
+    data_dir: Path, first: str, last: str, base_url: str = CLOSED_URL, select: str = RAW_AND_LANDING
 ) -> subprocess.CompletedProcess[str]:
     """The README's backfill command, as a user types it (its own process, no network)."""
-    return backfill(_env(data_dir, B3_BASE_URL=base_url), first, last)
+    return backfill(_env(data_dir, B3_BASE_URL=base_url), first, last, select)
 
 
 def _refined_dates(platform) -> list[str]:
@@ -85,13 +90,15 @@ def test_backfill_of_the_32_real_sample_dates_from_the_archive(tmp_path, samples
 
 
 @pytest.mark.slow  # a `dagster asset materialize` subprocess
-def test_backfill_on_generated_history(tmp_path, monkeypatch, dagster_home):
+@pytest.mark.parametrize("select", [RAW_AND_LANDING, LANDING_ONLY])
+def test_backfill_on_generated_history(tmp_path, monkeypatch, dagster_home, select):
+    """Both README selections: landing alone suffices after import-csv (it reads the archive)."""
     days = trading_days(date(2025, 2, 26), date(2025, 3, 7))  # across Carnival
     keys = [d.isoformat() for d in days]
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
     assert main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))]) == 0
     assert _materialized(dagster_home, RAW) == keys  # imported dates are not "missing"
-    proc = _backfill(tmp_path, keys[0], keys[-1])
+    proc = _backfill(tmp_path, keys[0], keys[-1], select=select)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     platform = local_platform(tmp_path)
     assert _refined_dates(platform) == keys

@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 from b3_assets.sessions import FIRST_TRADING_DATE, trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
+from b3_assets_tests.support.deployment import LANDING_ONLY, RAW_AND_LANDING
 from glue.layout import REFINED_PREFIX, SERVING_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +93,9 @@ def _import(files: list[Path], data_dir: Path) -> tuple[float, float]:
     return _run([str(REPO / ".venv/bin/b3-pipeline"), "import-csv", *map(str, files)], data_dir)
 
 
-def _materialize(data_dir: Path, first: date, last: date) -> tuple[float, float]:
+def _materialize(
+    data_dir: Path, first: date, last: date, select: str = RAW_AND_LANDING
+) -> tuple[float, float]:
     rng = (
         ["--partition", first.isoformat()]
         if first == last
@@ -106,7 +109,7 @@ def _materialize(data_dir: Path, first: date, last: date) -> tuple[float, float]
             "-m",
             "b3_assets.definitions",
             "--select",
-            "raw/ibov_portfolio,landing/ibov_portfolio",
+            select,
             *rng,
         ],
         data_dir,
@@ -197,11 +200,19 @@ def main() -> None:
         lake = tmp_path / "synthetic"
         _log("synthetic: import")
         imp = _import(csvs, lake)
-        _log(f"synthetic: materialize {syn[0]}...{syn[-1]}")
+        alone = tmp_path / "synthetic-landing-only"  # the same imported lake and instance
+        shutil.copytree(lake, alone, symlinks=True)
+        home = lake.with_name(f"{lake.name}.dagster_home")
+        shutil.copytree(home, alone.with_name(f"{alone.name}.dagster_home"), symlinks=True)
+        _log(f"synthetic: materialize {syn[0]}...{syn[-1]} (raw + landing)")
         run = _materialize(lake, syn[0], syn[-1])
         check = _check_refined(lake, syn)
         _log(check)
-        rows.append((f"backfill {len(syn)} synthetic dates", len(syn), imp, run))
+        rows.append((f"backfill {len(syn)} synthetic dates, raw + landing", len(syn), imp, run))
+        _log(f"synthetic: materialize {syn[0]}...{syn[-1]} (landing alone)")
+        run = _materialize(alone, syn[0], syn[-1], LANDING_ONLY)
+        _log(_check_refined(alone, syn))
+        rows.append((f"backfill {len(syn)} synthetic dates, landing alone", len(syn), imp, run))
         if args.keep_lake:
             shutil.copytree(lake, args.keep_lake, symlinks=True)
             _log(f"kept the synthetic lake at {args.keep_lake}")

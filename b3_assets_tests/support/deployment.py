@@ -57,8 +57,15 @@ def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.Com
     )
 
 
-def backfill(env: dict[str, str], first: str, last: str) -> subprocess.CompletedProcess[str]:
-    """The README's backfill command (raw + landing over a range), as a user types it."""
+#: The README's backfill selections: raw and landing, or landing alone after import-csv.
+RAW_AND_LANDING = "raw/ibov_portfolio,landing/ibov_portfolio"
+LANDING_ONLY = "landing/ibov_portfolio"
+
+
+def backfill(
+    env: dict[str, str], first: str, last: str, select: str = RAW_AND_LANDING
+) -> subprocess.CompletedProcess[str]:
+    """The README's backfill command over a range, as a user types it."""
     return cli(
         env,
         "dagster",
@@ -67,7 +74,7 @@ def backfill(env: dict[str, str], first: str, last: str) -> subprocess.Completed
         "-m",
         "b3_assets.definitions",
         "--select",
-        "raw/ibov_portfolio,landing/ibov_portfolio",
+        select,
         "--partition-range",
         f"{first}...{last}",
     )
