@@ -76,6 +76,7 @@ def _run(cmd: list[str], data_dir: Path) -> tuple[float, float]:
     The peak is that child's own (``wait4``: the process and the descendants it waited for),
     not the running maximum over every child so far that ``getrusage(RUSAGE_CHILDREN)`` gives.
     """
+    os.sync()  # the previous run's files reach the disk now, not during this one
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(data_dir), stdout=out, stderr=err)

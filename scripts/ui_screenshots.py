@@ -31,7 +31,8 @@ SHOTS = (
 
 def main(argv: list[str]) -> int:
     env = {**os.environ, "B3_UPDATE_SCREENSHOTS": "1"}
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "b3_assets_tests/test_ui_browser.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "slow or not slow",
+               "b3_assets_tests/test_ui_browser.py"]  # the UI tests are in the slow tier
     started = time.time()
     code = subprocess.call([*command, *argv], cwd=REPO, env=env)
     fresh = True
