@@ -13,8 +13,11 @@ Each lake gets its own throwaway Dagster instance (``DAGSTER_HOME``), so the imp
 timed here never land in the developer's ``./.dagster_home``. ``--keep-lake DIR`` keeps the
 synthetic lake (refined + serving copy + catalog.duckdb) for ``bench.bench_history --lake DIR``.
 
-Bounds: one date ~15 s, the 32 dates ~30 s, 250 synthetic dates ~2 min, 750 ~5-10 min on a
-2-core machine (progress goes to stderr).
+The synthetic backfill is timed twice on copies of the same imported lake and instance: raw +
+landing, and landing alone (enough after ``import-csv``, which records raw).
+
+Bounds on a 2-core machine: one date ~8 s, the 32 dates ~12 s, 750 synthetic dates ~2 min per
+selection, ~6 min in all (progress goes to stderr).
 """
 
 from __future__ import annotations
