@@ -13,7 +13,7 @@ from datetime import date
 
 import dagster as dg
 
-from b3_assets.resources import GlueJobResource
+from b3_assets.resources import GlueJobResource, failed_runs_failure
 from b3_assets.sensors import busy_runs
 
 #: How often the lake is compared with what was refined (a listing and a small read per date).
@@ -25,26 +25,27 @@ class ReconcileConfig(dg.Config):
 
 
 @dg.op(
-    description="Refines the stale landing dates the sensor found: locally now, with every "
-    "other stale date, oldest first; on AWS by starting Glue runs (their outcome is recorded "
-    "by the glue_job_runs sensor)."
+    description="Refines the stale landing dates the sensor found that are still stale, "
+    "oldest first, one Glue run per 250 dates: locally now; on AWS by starting Glue runs "
+    "(their outcome is recorded by the glue_job_runs sensor)."
 )
 def refine_stale_dates(
     context: dg.OpExecutionContext, config: ReconcileConfig, glue_job: GlueJobResource
 ) -> None:
-    days = [date.fromisoformat(d) for d in config.dates]
-    context.log.info(f"refining {len(days)} stale date(s): {', '.join(config.dates)}")
+    requested = [date.fromisoformat(d) for d in config.dates]
+    # Asked again now: a landing run since the tick may have refined some (or, on AWS, a Glue
+    # run may be working on them), and refining those again would only duplicate work.
+    still = set(glue_job.pending_refines())
+    days = [d for d in requested if d in still]
+    done = [d.isoformat() for d in requested if d not in still]
+    if done:
+        context.log.info(f"already current or being refined since the sensor's tick: {done}")
+    if not days:
+        return
+    context.log.info(f"refining {len(days)} stale date(s): {[d.isoformat() for d in days]}")
     failed = glue_job.refine(days)
     if failed:
-        raise dg.Failure(
-            description="refining stale dates failed:\n"
-            + "\n".join(
-                f"Glue job run {r['Id']} ({r['Arguments'].get('--data_carteira')}) "
-                f"{r['JobRunState']}: {r.get('ErrorMessage')}"
-                for r in failed
-            ),
-            allow_retries=False,
-        )
+        raise failed_runs_failure("refining stale dates failed:", failed)
 
 
 @dg.job(

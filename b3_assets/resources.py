@@ -264,6 +264,21 @@ def dates_label(days: tuple[date, ...]) -> str:
     return f"{days[0].isoformat()}…{days[-1].isoformat()}, {len(days)} dates"
 
 
+def failed_runs_failure(headline: str, failed: list[dict[str, Any]]) -> dg.Failure:
+    """The step failure for refines that failed: each Glue run, its dates and Glue's error.
+    Not retried: the same inputs fail the same way (fix the landing file, then rerun)."""
+    return dg.Failure(
+        description=headline
+        + "\n"
+        + "\n".join(
+            f"Glue job run {r['Id']} ({dates_label(run_dates(r['Arguments']))}) "
+            f"{r['JobRunState']}: {r.get('ErrorMessage')}"
+            for r in failed
+        ),
+        allow_retries=False,
+    )
+
+
 class LandingIOManager(dg.ConfigurableIOManager):
     """Writes ``landing/ibov/dt=…/ibov.parquet`` (atomic, deterministic) on the folder or S3.
 
@@ -295,14 +310,8 @@ class LandingIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"lake_uri": dg.MetadataValue.text(uri)})
         failed = self.glue_job.after_landing([date.fromisoformat(k) for k in obj], batch)
         if failed:
-            raise dg.Failure(
-                description="the landing files were written, but their refine failed:\n"
-                + "\n".join(
-                    f"Glue job run {r['Id']} ({dates_label(run_dates(r['Arguments']))}) "
-                    f"{r['JobRunState']}: {r.get('ErrorMessage')}"
-                    for r in failed
-                ),
-                allow_retries=False,
+            raise failed_runs_failure(
+                "the landing files were written, but their refine failed:", failed
             )
 
     def load_input(self, context: dg.InputContext) -> dict[str, pa.Table]:

@@ -12,17 +12,22 @@ import dagster as dg
 from b3_assets.assets import LANDING, REFINED
 from b3_assets.catalog import QueryEngine, QueryResult
 from b3_assets.checks import LANDING_CHECKS
+from b3_assets.cli import cmd_import_csv
 from b3_assets.resources import CatalogResource
 from b3_assets.sensors import MAX_RUNS_PER_TICK
+from b3_assets.sessions import trading_days
 from b3_assets_tests.replica import DEFAULT_DATE
+from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.chain import (
     CLOSED_URL,
     check_results,
     failure_message,
     local_platform,
     materialize,
+    materialize_range,
     sensor_tick,
 )
+from glue.layout import landing_key
 
 DAY = DEFAULT_DATE.isoformat()
 
@@ -101,6 +106,21 @@ def test_a_failed_local_refine_fails_the_landing_run_naming_the_glue_run(tmp_pat
     assert not result.success
     message = failure_message(result)
     assert "Glue job run jr_" in message and nxt in message and "FAILED" in message
+
+
+def test_a_failed_batch_refine_fails_the_range_run_naming_its_dates(tmp_path):
+    days = trading_days(date(2025, 3, 17), date(2025, 3, 20))
+    platform = local_platform(tmp_path / "lake")
+    assert cmd_import_csv(platform.lake, write_csvs(tmp_path / "csv", days)) == 0
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize_range(platform, instance, days[0], days[0]).success
+    (tmp_path / "lake" / landing_key(days[0])).write_bytes(b"PAR1 not parquet")
+    result = materialize_range(platform, instance, days[1], days[-1])
+    assert not result.success
+    message = failure_message(result)
+    # One run for the range and the stale date before it, named by its dates and its error.
+    label = f"{days[0].isoformat()}…{days[-1].isoformat()}, {len(days)} dates"
+    assert "Glue job run jr_" in message and label in message and "FAILED" in message, message
 
 
 def test_checks_pass_after_a_failed_attempt(tmp_path, b3_replica):

@@ -84,6 +84,11 @@ def test_the_reconciliation_sensor_refines_what_a_dead_refine_left(tmp_path):
     rows = refined_rows(tmp_path)
     assert {r[-2] for r in rows} == {D18.isoformat(), D19.isoformat(), D20.isoformat()}
     assert "PETR" not in {r[-1] for r in rows if r[-2] == D19.isoformat()}
+    # The same request again (a duplicate, or a landing run got there first): nothing to do.
+    runs = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
+    assert job.execute_in_process(run_config=request.run_config, instance=instance).success
+    again = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
+    assert len(again) == len(runs)
     tick = sensor_tick(platform, instance, name="refined_reconciliation")
     assert not tick.run_requests and "current" in tick.skip_message
 
