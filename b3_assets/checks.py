@@ -141,6 +141,15 @@ def run_metadata(run: FinishedRun) -> dict[str, Any]:
     return meta
 
 
+def glue_run_outcome(run: FinishedRun | None, day: date) -> CheckOutcome:
+    """The latest finished run of ``day`` published it (a run of many dates can fail for
+    some dates and publish the others)."""
+    if run is None:
+        return False, {"state": "no run"}
+    published = day in run.refined_dates
+    return published, {**run_metadata(run), "this_date": "published" if published else "failed"}
+
+
 def previous_date_outcome(rows: list[dict[str, Any]], expected: date | None) -> CheckOutcome:
     found = sorted({str(r["data_carteira_anterior"]) for r in rows})
     want = str(expected) if expected else "None"
@@ -166,12 +175,7 @@ def refined_b3_etl_soma_acao_checks(
     for key in keys:
         day = date.fromisoformat(key)
         run = watcher.latest_finished(day)
-        yield _evaluation(
-            REFINED,
-            GLUE_RUN_CHECK,
-            key,
-            (run is not None and run.succeeded, run_metadata(run) if run else {"state": "no run"}),
-        )
+        yield _evaluation(REFINED, GLUE_RUN_CHECK, key, glue_run_outcome(run, day))
         day_rows = rows.get(key, [])
         try:
             landing = read_landing(the_lake, day)

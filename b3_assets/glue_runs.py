@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from glue.outcome import published_despite_failure
+
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "STOPPED", "EXPIRED"})
 #: DPU per worker of each Glue worker type (standard execution class bills workers x DPU x time).
 DPU_PER_WORKER = {"G.025X": 0.25, "G.1X": 1, "G.2X": 2, "G.4X": 4, "G.8X": 8}
@@ -32,6 +34,15 @@ class FinishedRun:
     @property
     def succeeded(self) -> bool:
         return self.state == "SUCCEEDED"
+
+    @property
+    def refined_dates(self) -> tuple[date, ...]:
+        """The dates this run published: all of them when it succeeded; when a run of many
+        dates failed, those it published anyway (its error names them, glue/outcome.py)."""
+        if self.succeeded:
+            return self.dates
+        published = set(published_despite_failure(self.error_message))
+        return tuple(d for d in self.dates if d in published)
 
 
 def _as_utc(value: datetime | str) -> datetime:

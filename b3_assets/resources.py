@@ -26,7 +26,7 @@ from b3_assets.settings import Settings
 from glue.job import dates_in_flight
 from glue.job import stale_dates as glue_stale_dates
 from glue.layout import LANDING_BATCH_TAG, landing_key
-from glue.local_job import stale_dates, sync_serving
+from glue.local_job import serving_behind, stale_dates, sync_serving
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -147,7 +147,10 @@ class LocalGlueJob(GlueJobResource):
         return self.refine(sorted(days))
 
     def pending_refines(self) -> list[date]:
-        return stale_dates(Path(self.data_dir).resolve(), is_known_session)
+        """Stale dates, and published dates the serving copy does not show yet (a run killed
+        between its publish and its serving patch)."""
+        root = Path(self.data_dir).resolve()
+        return sorted(set(stale_dates(root, is_known_session)) | set(serving_behind(root)))
 
     def refine(self, dates: list[date]) -> list[dict[str, Any]]:
         """One local Glue run per :data:`MAX_DATES_PER_RUN` dates, oldest first (the order

@@ -55,7 +55,8 @@ def success_metadata(run: FinishedRun, lake_uri: str, console_url: str | None) -
 def materializations(
     runs: list[FinishedRun], lake: LakeResource, glue_job: GlueJobResource
 ) -> list[dg.AssetMaterialization]:
-    """One refined materialization per date of each SUCCEEDED run (no I/O beyond names)."""
+    """One refined materialization per date each run published: every date of a SUCCEEDED
+    run, and the dates a failed run of many dates published anyway (no I/O beyond names)."""
     the_lake = lake.get()
     return [
         dg.AssetMaterialization(
@@ -64,11 +65,11 @@ def materializations(
             metadata=success_metadata(
                 run, the_lake.uri(refined_date_prefix(day)), glue_job.console_url(run.run_id)
             ),
-            description=f"Glue job run {run.run_id}",
+            description=f"Glue job run {run.run_id}"
+            + ("" if run.succeeded else " (this date was published; others of the run failed)"),
         )
         for run in runs
-        if run.succeeded
-        for day in run.dates
+        for day in run.refined_dates
     ]
 
 
@@ -97,8 +98,8 @@ def range_requests(job: str, days: set[date], runs: list[FinishedRun]) -> list[d
 
 def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
     """Checks and report for refined dates; the checks alone for dates whose run failed."""
-    succeeded = {d for r in runs if r.succeeded for d in r.dates}
-    failed = {d for r in runs if not r.succeeded for d in r.dates} - succeeded
+    succeeded = {d for r in runs for d in r.refined_dates}
+    failed = {d for r in runs for d in r.dates} - succeeded
     return range_requests(refined_followup_job.name, succeeded, runs) + range_requests(
         refined_checks_job.name, failed, runs
     )

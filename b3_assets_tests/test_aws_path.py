@@ -28,11 +28,11 @@ from b3_assets.assets import REFINED
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.catalog import AthenaCatalog
 from b3_assets.checks import REFINED_CHECKS, run_metadata
-from b3_assets.glue_runs import GlueJobWatcher, WatchCursor
+from b3_assets.glue_runs import GlueJobWatcher, WatchCursor, finished_run
 from b3_assets.lake import S3Lake
 from b3_assets.landing import landing_key
 from b3_assets.local_aws import object_created_event
-from b3_assets.sensors import followup_requests
+from b3_assets.sensors import RANGE_START, followup_requests
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.support.aws import (
     LambdaContext,
@@ -48,6 +48,7 @@ from b3_assets_tests.support.chain import (
     sensor_tick,
 )
 from b3_assets_tests.support.moto_server import MotoServer, athena_result
+from glue.outcome import batch_failure
 from lambda_handler import handler as lh
 
 DAY = DEFAULT_DATE.isoformat()
@@ -184,6 +185,31 @@ def test_failed_glue_run_is_recorded_and_its_check_fails_with_glues_error(
     (request,) = followup_requests(runs)
     assert request.job_name == "refined_checks"  # no report for a date Glue did not refine
     assert run_metadata(run)["error_message"] == error
+
+
+def test_a_failed_batch_run_still_counts_the_dates_it_published() -> None:
+    """The Glue job's batch failure names what it published; the sensor reads it back (a
+    one-date failure, or a message Glue truncated, publishes nothing)."""
+    days = ["2025-03-17", "2025-03-18", "2025-03-19"]
+    started = datetime(2025, 3, 20, tzinfo=UTC)
+
+    def record(error: str) -> dict[str, Any]:
+        return {"Id": "jr_1", "JobRunState": "FAILED", "StartedOn": started,
+                "Arguments": {"--data_carteiras": ",".join(days)}, "ErrorMessage": error}
+
+    message = batch_failure({days[1]: "ValueError: no rows"}, [days[0], days[2]], 3)
+    run = finished_run(record(message))
+    assert run.refined_dates == (date(2025, 3, 17), date(2025, 3, 19))
+    requests = [
+        (r.job_name, r.tags[RANGE_START]) for r in followup_requests([run])
+    ]
+    assert requests == [
+        ("refined_followup", days[0]),
+        ("refined_followup", days[2]),
+        ("refined_checks", days[1]),
+    ]
+    assert finished_run(record(message[:60])).refined_dates == ()  # truncated
+    assert finished_run(record("ValueError: no rows")).refined_dates == ()
 
 
 def test_watcher_pages_through_get_job_runs(aws: MotoServer) -> None:

@@ -25,6 +25,7 @@ from b3_assets_tests.support.chain import (
     local_platform,
     materialize,
     materialize_range,
+    run_followups,
     sensor_tick,
 )
 from glue.layout import landing_key
@@ -108,19 +109,40 @@ def test_a_failed_local_refine_fails_the_landing_run_naming_the_glue_run(tmp_pat
     assert "Glue job run jr_" in message and nxt in message and "FAILED" in message
 
 
-def test_a_failed_batch_refine_fails_the_range_run_naming_its_dates(tmp_path):
+def test_a_bad_date_in_a_batch_refine_fails_alone_and_the_others_are_published(tmp_path):
+    """As the Glue job does: the run goes on past a date that fails, then fails naming each
+    failed date and every published one; the sensor records the published ones as refined
+    and their glue_job_run_succeeded passes, while the failed ones show Glue's error."""
     days = trading_days(date(2025, 3, 17), date(2025, 3, 20))
     platform = local_platform(tmp_path / "lake")
     assert cmd_import_csv(platform.lake, write_csvs(tmp_path / "csv", days)) == 0
     instance = dg.DagsterInstance.ephemeral()
     assert materialize_range(platform, instance, days[0], days[0]).success
+    # days[0]'s landing file breaks: it fails, and so does days[1] (its previous portfolio).
     (tmp_path / "lake" / landing_key(days[0])).write_bytes(b"PAR1 not parquet")
     result = materialize_range(platform, instance, days[1], days[-1])
     assert not result.success
     message = failure_message(result)
-    # One run for the range and the stale date before it, named by its dates and its error.
     label = f"{days[0].isoformat()}…{days[-1].isoformat()}, {len(days)} dates"
     assert "Glue job run jr_" in message and label in message and "FAILED" in message, message
+    assert "2 of 4 date(s) failed" in message
+    assert f'published: ["{days[2].isoformat()}", "{days[3].isoformat()}"]' in message
+    rows = platform.catalog.query("SELECT DISTINCT DataCarteira FROM b3_etl_soma_acao").rows
+    assert sorted(str(r[0]) for r in rows) == [days[0].isoformat(), *map(str, days[2:])]
+    tick = sensor_tick(platform, instance)
+    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
+    batch = sorted(m.partition for m in mats if "others of the run failed" in m.description)
+    assert batch == [d.isoformat() for d in days[2:]]
+    run_followups(platform, instance, tick)
+    outcome = {
+        d.isoformat(): check_results(instance, REFINED, ["glue_job_run_succeeded"], d.isoformat())
+        for d in days[1:]
+    }
+    assert outcome == {
+        days[1].isoformat(): {"glue_job_run_succeeded": "FAILED"},
+        days[2].isoformat(): {"glue_job_run_succeeded": "SUCCEEDED"},
+        days[3].isoformat(): {"glue_job_run_succeeded": "SUCCEEDED"},
+    }
 
 
 def test_checks_pass_after_a_failed_attempt(tmp_path, b3_replica):

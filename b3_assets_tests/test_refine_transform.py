@@ -20,7 +20,7 @@ import pytest
 from b3_assets.b3.parse import parse_csv
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from glue.layout import CURRENT_RUN_FILE, landing_date_from_key
-from glue.local_job import PART_FILE_NAME, run_local_refine
+from glue.local_job import PART_FILE_NAME, LandingListing, run_local_refine
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
@@ -374,3 +374,13 @@ def test_transform_loads_its_sql_from_a_zip(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == str(len(spark_sql()))
+
+
+def test_a_run_sees_a_landing_date_added_while_it_runs(tmp_path: Path) -> None:
+    """The run's listing is refreshed when a date folder appears (one stat per date), so a
+    gap filled during a long run is the previous date of the dates refined after it."""
+    write_landing(tmp_path, landing_table(D0228))
+    listing = LandingListing(tmp_path, None)
+    assert listing.now() == [D0228]
+    write_landing(tmp_path, landing_table(D0305))
+    assert listing.now() == [D0228, D0305]

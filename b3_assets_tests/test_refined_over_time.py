@@ -229,3 +229,21 @@ def test_the_next_landing_run_repairs_a_serving_copy_left_behind(tmp_path, monke
     assert _served_stamps(tmp_path) != _pointer_stamps(tmp_path, D18, D19)
     land(tmp_path, D20)  # the next landing run
     assert _served_stamps(tmp_path) == _pointer_stamps(tmp_path, D18, D19, D20)
+
+
+def test_the_reconciliation_sensor_finds_a_serving_copy_left_behind(tmp_path, monkeypatch):
+    """No landing run follows a run killed between its publish and its serving patch: the
+    hourly sensor counts the date as pending, and its run brings the catalog up to date."""
+    land(tmp_path, D18, D19)
+    with monkeypatch.context() as m:
+        m.setattr(local_job, "_patch_serving_of_run", lambda *args: None)
+        run_local_refine(tmp_path, D19, datetime(2030, 1, 2, tzinfo=UTC))
+    platform = local_platform(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    (request,) = sensor_tick(platform, instance, name="refined_reconciliation").run_requests
+    assert request.run_config["ops"]["refine_stale_dates"]["config"]["dates"] == [D19.isoformat()]
+    job = platform.defs.resolve_job_def("reconcile_refined")
+    assert job.execute_in_process(run_config=request.run_config, instance=instance).success
+    assert _served_stamps(tmp_path) == _pointer_stamps(tmp_path, D18, D19)
+    tick = sensor_tick(platform, instance, name="refined_reconciliation")
+    assert not tick.run_requests

@@ -52,6 +52,7 @@ from glue.layout import (
     refined_date_prefix,
     refined_run_prefix,
 )
+from glue.outcome import batch_failure
 from glue.serving import patch_serving
 from glue.sessions import is_b3_session
 from glue.transform import (
@@ -446,11 +447,8 @@ def serve_years(
 def _raise_on_failures(summary: Mapping[str, Any], n_dates: int) -> None:
     problems = []
     if summary["failed"]:
-        problems.append(
-            f"{len(summary['failed'])} of {n_dates} date(s) failed, each left as it was: "
-            f"{json.dumps(summary['failed'])}; published: "
-            f"{[d['data_carteira'] for d in summary['dates']]}"
-        )
+        published = [d["data_carteira"] for d in summary["dates"]]
+        problems.append(batch_failure(summary["failed"], published, n_dates))
     if summary.get("serving_failed"):
         problems.append(
             "the serving copy (b3_etl_soma_acao_historico) was not patched: "

@@ -1,12 +1,15 @@
 """The local (no AWS) refine job: the same SQL on DuckDB, a folder lake instead of S3.
 
-It writes what the Glue job writes (``refined/DataCarteira=D/Acao=X/run=<id>/…``), then
-publishes the date with one atomic rename of ``refined/DataCarteira=D/_current.json``, then
-patches the catalog's serving copy (``serving/b3_etl_soma_acao/ano=YYYY.parquet``, one file per
-year, replaced by rename), then removes older runs' folders. A run killed at any instant leaves
-the previous version published and readable; whatever it left behind is removed by the next
-run of that date, and a serving copy behind its pointers is repaired by :func:`sync_serving`.
-Runs of one date are serialized by a lock file, so two never interleave their writes.
+For each date of a run it writes what the Glue job writes
+(``refined/DataCarteira=D/Acao=X/run=<id>/…``), publishes the date with one atomic rename of
+``refined/DataCarteira=D/_current.json`` and removes older runs' folders; once the run's dates
+are done it patches the catalog's serving copy (``serving/b3_etl_soma_acao/ano=YYYY.parquet``,
+one file per year, replaced by rename) with the dates it published. A run killed at any instant
+leaves every date's previous version published and readable; whatever it left behind is removed
+by the next run of that date, and a serving copy behind its pointers is repaired by
+:func:`sync_serving` (the next landing run, or the hourly reconciliation: such a date counts as
+pending, :func:`serving_behind`). Runs of one date are serialized by a lock file, so two never
+interleave their writes.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from glue.layout import (
     refined_run_prefix,
     serving_year_key,
 )
+from glue.outcome import batch_failure
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
@@ -186,11 +190,14 @@ def run_local_refines(
     The landing listing, the files' fingerprints and the DuckDB session are shared by the
     dates (a backfill pays for them once, not per date). Each date is published on its own
     (:func:`run_local_refine`'s guarantees hold per date); the serving copy is patched once per
-    year at the end, also when a date fails, for every date this run published. The first
-    date that fails stops the run with its error; the dates before it stay published."""
+    year at the end, also when a date fails, for every date this run published. A date that
+    fails is left as it was and the run goes on, then fails naming each failed date and every
+    published one (:func:`glue.outcome.batch_failure`, as the Glue job does); a run of one
+    date raises that date's own error."""
     lake_root = Path(lake_root)
     run_id = run_id or uuid.uuid4().hex
-    landing = list_landing_dates(lake_root, is_session)
+    ordered = sorted(set(days))
+    landing = LandingListing(lake_root, is_session)
     fingerprints: dict[date, str | None] = {}
 
     def sha(day: date) -> str | None:
@@ -200,17 +207,52 @@ def run_local_refines(
 
     outcomes: list[RefineOutcome] = []
     tables: dict[date, pa.Table] = {}
+    failed: dict[str, str] = {}
     try:
         with duckdb_session() as con:
-            for day in sorted(set(days)):
-                with locked(lake_root / REFINED_PREFIX / f".lock-{day.isoformat()}"):
-                    outcome, tables[day] = _refine_and_publish(
-                        lake_root, day, landing, sha, processado_em, run_id, con
-                    )
+            for day in ordered:
+                try:
+                    with locked(lake_root / REFINED_PREFIX / f".lock-{day.isoformat()}"):
+                        outcome, tables[day] = _refine_and_publish(
+                            lake_root, day, landing.now(), sha, processado_em, run_id, con
+                        )
+                except Exception as exc:
+                    if len(ordered) == 1:
+                        raise
+                    log.exception("refining %s failed; the run goes on", day.isoformat())
+                    failed[day.isoformat()] = f"{type(exc).__name__}: {exc}"
+                    continue
                 outcomes.append(outcome)
     finally:
         _patch_serving_of_run(lake_root, run_id, tables)
+    if failed:
+        published = [o.data_carteira.isoformat() for o in outcomes]
+        raise RuntimeError(batch_failure(failed, published, len(ordered)))
     return outcomes
+
+
+class LandingListing:
+    """The landing dates of a folder lake, listed once per run and again only when a date
+    folder was added or removed since (the listing folder's mtime changes), so each date of a
+    run sees the landing dates present when it is refined, at one ``stat`` per date."""
+
+    def __init__(self, lake_root: Path, is_session: IsSession | None) -> None:
+        self.lake_root, self.is_session = lake_root, is_session
+        self._stamp: int | None = -1
+        self._dates: list[date] = []
+
+    def _folder_stamp(self) -> int | None:
+        try:
+            return (self.lake_root / LANDING_PREFIX).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def now(self) -> list[date]:
+        stamp = self._folder_stamp()
+        if stamp != self._stamp:
+            self._dates = list_landing_dates(self.lake_root, self.is_session)
+            self._stamp = stamp
+        return self._dates
 
 
 def _refine_and_publish(
@@ -386,6 +428,36 @@ def _patch_serving_of_run(lake_root: Path, run_id: str, tables: dict[date, pa.Ta
             _patch_year(lake_root, year, {d: t for d, t in ours.items() if d.year == year})
 
 
+def _serving_state(lake_root: Path) -> tuple[dict[date, dict[str, Any]], list[date], list[str]]:
+    """(published pointers, published dates whose serving rows are missing or from another
+    run, served dates with no pointer), comparing one processado_em per date."""
+    found = {d: published(lake_root, d) for d in list_landing_dates(lake_root)}
+    pointers = {d: p for d, p in found.items() if p is not None}
+    served: dict[str, str] = {}
+    for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
+        cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
+        for day, ts in zip(
+            cols.column("DataCarteira").to_pylist(),
+            cols.column("processado_em").to_pylist(),
+            strict=True,
+        ):
+            served[day] = ts.astimezone(UTC).isoformat()
+    behind = [
+        day
+        for day, pointer in pointers.items()
+        if served.get(day.isoformat())
+        != datetime.fromisoformat(pointer["processado_em"]).astimezone(UTC).isoformat()
+    ]
+    orphans = sorted(set(served) - {d.isoformat() for d in pointers})
+    return pointers, behind, orphans
+
+
+def serving_behind(lake_root: Path) -> list[date]:
+    """Published dates the serving copy (what the catalog answers) does not show as published:
+    a run killed between its publish and its serving patch. Pending like a stale date."""
+    return _serving_state(Path(lake_root))[1]
+
+
 def sync_serving(lake_root: Path) -> list[date]:
     """Repair the serving copy from the published pointers; returns the dates it patched.
 
@@ -394,26 +466,14 @@ def sync_serving(lake_root: Path) -> list[date]:
     under the serving lock (a run patches its own rows after its publish, under that lock)."""
     lake_root = Path(lake_root)
     with locked(lake_root / SERVING_PREFIX / ".lock"):
-        found = {d: published(lake_root, d) for d in list_landing_dates(lake_root)}
-        pointers = {d: p for d, p in found.items() if p is not None}
-        served: dict[str, str] = {}
-        for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
-            cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
-            for day, ts in zip(
-                cols.column("DataCarteira").to_pylist(),
-                cols.column("processado_em").to_pylist(),
-                strict=True,
-            ):
-                served[day] = ts.astimezone(UTC).isoformat()
+        _, behind, orphans = _serving_state(lake_root)
         changes: dict[date, pa.Table | None] = {}
-        for day, pointer in pointers.items():
-            stamp = datetime.fromisoformat(pointer["processado_em"]).astimezone(UTC).isoformat()
-            if served.get(day.isoformat()) != stamp:
-                try:
-                    changes[day] = read_published(lake_root, day)
-                except FileNotFoundError:  # a newer run replaced it just now: it patches its own
-                    continue
-        for orphan in sorted(set(served) - {d.isoformat() for d in pointers}):
+        for day in behind:
+            try:
+                changes[day] = read_published(lake_root, day)
+            except FileNotFoundError:  # a newer run replaced it just now: it patches its own
+                continue
+        for orphan in orphans:
             changes[date.fromisoformat(orphan)] = None
         for year in sorted({d.year for d in changes}):
             _patch_year(lake_root, year, {d: t for d, t in changes.items() if d.year == year})
