@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from glue.outcome import published_despite_failure
+from glue.outcome import failed_in_batch
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "ERROR", "STOPPED", "EXPIRED"})
 #: DPU per worker of each Glue worker type (standard execution class bills workers x DPU x time).
@@ -41,8 +41,8 @@ class FinishedRun:
         dates failed, those it published anyway (its error names them, glue/outcome.py)."""
         if self.succeeded:
             return self.dates
-        published = set(published_despite_failure(self.error_message))
-        return tuple(d for d in self.dates if d in published)
+        failed = failed_in_batch(self.error_message) if len(self.dates) > 1 else None
+        return () if failed is None else tuple(d for d in self.dates if d not in failed)
 
 
 def _as_utc(value: datetime | str) -> datetime:

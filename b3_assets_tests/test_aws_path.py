@@ -188,8 +188,8 @@ def test_failed_glue_run_is_recorded_and_its_check_fails_with_glues_error(
 
 
 def test_a_failed_batch_run_still_counts_the_dates_it_published() -> None:
-    """The Glue job's batch failure names what it published; the sensor reads it back (a
-    one-date failure, or a message Glue truncated, publishes nothing)."""
+    """The Glue job's batch failure names the dates it left; the sensor counts the others as
+    refined (a one-date failure, or a message cut before the list, counts none)."""
     days = ["2025-03-17", "2025-03-18", "2025-03-19"]
     started = datetime(2025, 3, 20, tzinfo=UTC)
 
@@ -197,7 +197,7 @@ def test_a_failed_batch_run_still_counts_the_dates_it_published() -> None:
         return {"Id": "jr_1", "JobRunState": "FAILED", "StartedOn": started,
                 "Arguments": {"--data_carteiras": ",".join(days)}, "ErrorMessage": error}
 
-    message = batch_failure({days[1]: "ValueError: no rows"}, [days[0], days[2]], 3)
+    message = batch_failure({days[1]: "ValueError: no rows " + "x" * 5000}, 3)
     run = finished_run(record(message))
     assert run.refined_dates == (date(2025, 3, 17), date(2025, 3, 19))
     requests = [
@@ -208,7 +208,9 @@ def test_a_failed_batch_run_still_counts_the_dates_it_published() -> None:
         ("refined_followup", days[2]),
         ("refined_checks", days[1]),
     ]
-    assert finished_run(record(message[:60])).refined_dates == ()  # truncated
+    # Glue truncates long messages: the errors go first, the list of failed dates stays.
+    assert finished_run(record(message[:200])).refined_dates == run.refined_dates
+    assert finished_run(record(message[:60])).refined_dates == ()  # the list cut: none
     assert finished_run(record("ValueError: no rows")).refined_dates == ()
 
 

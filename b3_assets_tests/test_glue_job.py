@@ -30,6 +30,7 @@ from b3_assets_tests.support.moto_server import MotoServer, unique_name
 from b3_assets_tests.support.spark import local_spark
 from glue import job as glue_job
 from glue.layout import TABLE_NAME, refined_current_key, refined_date_prefix, refined_run_prefix
+from glue.outcome import failed_in_batch
 from glue.transform import REFINED_FILE_SCHEMA
 
 if TYPE_CHECKING:
@@ -562,8 +563,9 @@ def test_a_batch_refines_each_date_in_one_run(spark: SparkSession, lake: Lake) -
         (lake.root / key).parent.mkdir(parents=True)
         shutil.copy(stray, lake.root / key)
         lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=stray.read_bytes())
-    with pytest.raises(RuntimeError, match=r"1 of 2 date\(s\) failed.*2025-02-26.*no rows"):
+    with pytest.raises(RuntimeError, match=r"1 of 2 date\(s\) failed.*2025-02-26.*no rows") as e:
         lake.run(spark, data_carteiras="2025-02-26,2025-03-05", JOB_RUN_ID="jr_c")
+    assert failed_in_batch(str(e.value)) == {date(2025, 2, 26)}  # what the sensor reads back
     assert lake.keys(refined_date_prefix(date(2025, 2, 26))) == []
     assert lake.partitions(date(2025, 2, 26)) == {}
     lake.assert_only_run(D0305, "jr_c", sorted(lake.published(D0305)))

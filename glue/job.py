@@ -447,14 +447,15 @@ def serve_years(
 def _raise_on_failures(summary: Mapping[str, Any], n_dates: int) -> None:
     problems = []
     if summary["failed"]:
-        published = [d["data_carteira"] for d in summary["dates"]]
-        problems.append(batch_failure(summary["failed"], published, n_dates))
+        problems.append(batch_failure(summary["failed"], n_dates))
     if summary.get("serving_failed"):
         problems.append(
             "the serving copy (b3_etl_soma_acao_historico) was not patched: "
             f"{summary['serving_failed']}; the next run touching those years repairs it"
         )
     if problems:
+        if not summary["failed"] and n_dates > 1:  # every date was published all the same
+            problems.insert(0, batch_failure({}, n_dates))
         raise RuntimeError("; ".join(problems))
 
 

@@ -191,9 +191,9 @@ def run_local_refines(
     dates (a backfill pays for them once, not per date). Each date is published on its own
     (:func:`run_local_refine`'s guarantees hold per date); the serving copy is patched once per
     year at the end, also when a date fails, for every date this run published. A date that
-    fails is left as it was and the run goes on, then fails naming each failed date and every
-    published one (:func:`glue.outcome.batch_failure`, as the Glue job does); a run of one
-    date raises that date's own error."""
+    fails is left as it was and the run goes on, then fails naming each failed date and its
+    error (:func:`glue.outcome.batch_failure`, as the Glue job does); a run of one date raises
+    that date's own error."""
     lake_root = Path(lake_root)
     run_id = run_id or uuid.uuid4().hex
     ordered = sorted(set(days))
@@ -226,8 +226,7 @@ def run_local_refines(
     finally:
         _patch_serving_of_run(lake_root, run_id, tables)
     if failed:
-        published = [o.data_carteira.isoformat() for o in outcomes]
-        raise RuntimeError(batch_failure(failed, published, len(ordered)))
+        raise RuntimeError(batch_failure(failed, len(ordered)))
     return outcomes
 
 

@@ -1,35 +1,39 @@
-"""What a multi-date refine run reports when some of its dates failed (Glue's ErrorMessage).
+"""What a multi-date refine run reports when it fails (Glue's ErrorMessage).
 
 A run of many dates goes on past a date that fails (that date stays as it was) and fails at
-the end naming each failed date with its error and every date it published; the sensor reads
-the published dates back so they are recorded as refined, not as failed. One home for the
-format: the Glue job and the local job write it, ``b3_assets.glue_runs`` reads it."""
+the end; its message starts with the dates that failed, so the sensor can record every other
+date of the run as refined. The list comes first and each date's error last, so a message Glue
+truncates loses errors before it loses the list. One home for the format: the Glue job and
+the local job write it, ``b3_assets.glue_runs`` reads it."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 
-_PUBLISHED = re.compile(r"; published: (\[[^\]]*\])")
+_FAILED = re.compile(
+    r"date\(s\) failed, each left as it was \(the others were published\): "
+    r"(\[[^\]]*\])"
+)
 
 
-def batch_failure(failed: Mapping[str, str], published: Sequence[str], n_dates: int) -> str:
+def batch_failure(failed: Mapping[str, str], n_dates: int) -> str:
     """The error of a run of ``n_dates`` dates of which ``failed`` (date -> error) failed."""
     return (
-        f"{len(failed)} of {n_dates} date(s) failed, each left as it was: "
-        f"{json.dumps(dict(failed))}; published: {json.dumps(list(published))}"
+        f"{len(failed)} of {n_dates} date(s) failed, each left as it was (the others were "
+        f"published): {json.dumps(sorted(failed))}; errors: {json.dumps(dict(failed))}"
     )
 
 
-def published_despite_failure(error_message: str | None) -> tuple[date, ...]:
-    """The dates a failed run published anyway (none when the message is not a batch failure,
-    e.g. a one-date run, or Glue truncated it)."""
-    found = _PUBLISHED.search(error_message or "")
+def failed_in_batch(error_message: str | None) -> frozenset[date] | None:
+    """The dates a failed multi-date run left unrefined, or None when the message is not a
+    batch failure (a one-date run, another error, or the list was truncated away)."""
+    found = _FAILED.search(error_message or "")
     if found is None:
-        return ()
+        return None
     try:
-        return tuple(sorted(date.fromisoformat(d) for d in json.loads(found.group(1))))
+        return frozenset(date.fromisoformat(d) for d in json.loads(found.group(1)))
     except (ValueError, TypeError):
-        return ()
+        return None
