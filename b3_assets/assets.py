@@ -83,7 +83,7 @@ def wait_before_retry(context: dg.AssetExecutionContext) -> None:
         time.sleep(wait)
 
 
-#: The landing contract (DESIGN.md), shown on the asset's page.
+#: The landing contract (docs/contracts.md), shown on the asset's page.
 LANDING_COLUMNS = {
     "data_carteira": "Portfolio date (B3's header date, never the run date)",
     "indice": "IBOV",

@@ -1,4 +1,4 @@
-"""The lake: a local folder or an S3 bucket, with the same relative keys (DESIGN.md).
+"""The lake: a local folder or an S3 bucket, with the same relative keys (docs/contracts.md).
 
 Writes are atomic in both: a local write goes to a hidden temporary file in the target folder
 and is renamed into place; an S3 PUT is atomic by nature. No reader ever sees half a file.

@@ -1,6 +1,6 @@
 """The marts: ``marts/ibov_movimentos``, ``marts/ibov_indicadores``, ``marts/ibov_setores``.
 
-Tables for history (DESIGN.md "Marts") computed from landing alone, so they exist as soon as
+Tables for history (docs/contracts.md "Marts") computed from landing alone, so they exist as soon as
 a date lands, whatever the Glue job does. Each mart is one SQL text in Athena's dialect
 (``b3_assets/sql/marts/``) over the landing rows of the dates computed (``carteira_atual``),
 of their previous landing dates (``carteira_anterior``) and one ``execucao`` row per date;

@@ -1,6 +1,7 @@
-"""B3's views of the four-month period, captured every trading day (DESIGN.md "More of what B3
-publishes"): raw/ibov_teorica -> landing/ibov_teorica (``GetTheoricalPortfolio``, the period's
-theoretical portfolio) and raw/ibov_previa -> landing/ibov_previa (``GetQuartelyPreview``, the
+"""B3's views of the four-month period, captured every trading day (docs/contracts.md,
+"More of what B3 publishes"): raw/ibov_teorica -> landing/ibov_teorica
+(``GetTheoricalPortfolio``, the period's theoretical portfolio) and raw/ibov_previa ->
+landing/ibov_previa (``GetQuartelyPreview``, the
 preview of the next period).
 
 Same habits as the day's portfolio (b3_assets/assets.py): partitioned by trading date,
@@ -37,7 +38,7 @@ RAW_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["raw", f"ibov_{v}"]) for v i
 LANDING_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["landing", f"ibov_{v}"]) for v in VIEWS}
 TITLES = {"teorica": "theoretical portfolio of the period", "previa": "preview of the next period"}
 
-#: The landing contract of both views (DESIGN.md), shown on the assets' pages.
+#: The landing contract of both views (docs/contracts.md), shown on the assets' pages.
 PERIOD_LANDING_COLUMNS = {
     "data_captura": "Trading date of the capture (B3 puts no date in these views)",
     **{

@@ -1,5 +1,5 @@
 """B3's sector labels ("Setor / Subsetor") into the economic sector and subsector of B3's
-classification: the curated mapping of DESIGN.md "Landing Parquet schema".
+classification: the curated mapping of docs/contracts.md "Landing Parquet schema".
 
 ``GetPortfolioDay`` with ``segment`` 2 labels every constituent with an abbreviated, unevenly
 spaced ``"Setor / Subsetor"`` (``Cons N  Básico / Alimentos Processados``,
@@ -22,7 +22,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 #: B3's classification (setor -> its subsetores), as B3 publishes it in full words: the only
-#: values ``setor`` and ``subsetor`` can take. The 11 sectors of DESIGN.md.
+#: values ``setor`` and ``subsetor`` can take. The 11 sectors of docs/contracts.md.
 CLASSIFICATION: dict[str, tuple[str, ...]] = {
     "Bens Industriais": (
         "Comércio", "Construção e Engenharia", "Máquinas e Equipamentos",

@@ -58,7 +58,7 @@ def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Mo
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """``../shared/b3_samples`` (real B3 files); skips (fails in CI) when it is missing."""
+    """``b3_assets_tests/fixtures/b3`` (real B3 files kept in the repository)."""
     skip_unless(SAMPLES_DIR.is_dir(), f"real B3 samples not found at {SAMPLES_DIR}")
     return SAMPLES_DIR
 

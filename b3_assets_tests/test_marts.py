@@ -181,7 +181,7 @@ def test_sql_is_athena_dialect_and_round_trips_unchanged(name: str) -> None:
     assert tables - ctes <= {"carteira_atual", "carteira_anterior", "execucao"}
     assert "execucao" in tables
     out = [s.alias_or_name for s in tree.selects]
-    assert out == [c.name for c in MART_COLUMNS[name]]  # DESIGN.md's columns, in order
+    assert out == [c.name for c in MART_COLUMNS[name]]  # docs/contracts.md's columns, in order
     duck = sqlglot.parse_one(duckdb_mart_sql(name), read="duckdb")
     assert not list(duck.find_all(exp.Div))  # no DOUBLE division reaches DuckDB
 

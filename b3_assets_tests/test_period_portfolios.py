@@ -2,7 +2,7 @@
 (GetTheoricalPortfolio -> raw/ibov_teorica -> landing/ibov_teorica) and the preview of the next
 period (GetQuartelyPreview -> raw/ibov_previa -> landing/ibov_previa).
 
-Parsed exactly, validated, archived first, landed with DESIGN.md's schema, filed only under the
+Parsed exactly, validated, archived first, landed with the contract's schema, filed only under the
 trading date B3 is on, never a Glue trigger, and never in the way of the day's portfolio. The
 Dagster runs use a Definitions built here from the period assets plus the day's raw and landing
 assets (b3_assets.definitions wires them for the code location)."""

@@ -1,7 +1,7 @@
 """Sectors (issue #10): the curated mapping of B3's labels, the sector view's validation
 rules, and the three landing columns (setor_b3, setor, subsetor) from every source.
 
-Generated data covers every behaviour; the real samples (../shared/b3_samples) add the proof
+Generated data covers every behaviour; the real samples (b3_assets_tests/fixtures/b3) add the proof
 that every label B3 actually sent is mapped."""
 
 from __future__ import annotations

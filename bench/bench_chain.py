@@ -6,7 +6,7 @@ refined -> catalog), the 32 real sample dates as one backfill, and a synthetic b
 ``b3-pipeline import-csv`` that filled the archive and the ``dagster asset materialize`` that
 ran the chain, with wall time and the peak RSS of that process (and its children).
 
-    .venv/bin/python -m bench.bench_chain [--samples ../shared/b3_samples] [--dates 250]
+    .venv/bin/python -m bench.bench_chain [--samples b3_assets_tests/fixtures/b3] [--dates 250]
         [--keep-lake DIR] [--synthetic-only]
 
 Each lake gets its own throwaway Dagster instance (``DAGSTER_HOME``), so the imports and runs
@@ -154,7 +154,8 @@ def synthetic_days(n: int) -> list[date]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=Path, default=REPO.parent / "shared" / "b3_samples")
+    parser.add_argument("--samples", type=Path, 
+                        default=REPO / "b3_assets_tests" / "fixtures" / "b3")
     parser.add_argument(
         "--dates",
         "--year-dates",

@@ -26,7 +26,7 @@ from b3_assets.b3.browser import fetch_browser, find_chromium
 from b3_assets_tests.replica import Replica
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = ROOT.parent / "shared" / "b3_samples"
+SAMPLES_DIR = ROOT / "b3_assets_tests" / "fixtures" / "b3"
 
 
 def cpu_model() -> str:

@@ -225,7 +225,7 @@ def _folder(uri: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
 
 
-# --- the marts (DESIGN.md "Marts") ---------------------------------------------------------
+# --- the marts (docs/contracts.md "Marts") -------------------------------------------------
 
 
 def mart_table_input(name: str, location: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The lake layout and the refined table's contract (DESIGN.md), in one place.
+"""The lake layout and the refined table's contract (docs/contracts.md), in one place.
 
 Standard library only: the Glue job, the local runner and ``b3_assets`` all import this module,
 and the Lambda keeps a copy of :data:`LANDING_KEY_PATTERN` alone (it deploys as a bare zip; a
@@ -22,9 +22,9 @@ LANDING_KEY_PATTERN = r"landing/ibov/dt=(\d{4}-\d{2}-\d{2})/ibov\.parquet"
 LANDING_BATCH_TAG = "b3-pipeline-batch"
 
 RAW_PREFIX = "raw/ibov"
-#: B3's views of the four-month period (DESIGN.md "More of what B3 publishes"), by trading date
-#: of capture: raw like raw/ibov, landing files that never start a Glue run (they do not match
-#: LANDING_KEY_PATTERN).
+#: B3's views of the four-month period (docs/contracts.md "More of what B3 publishes"), by
+#: trading date of capture: raw like raw/ibov, landing files that never start a Glue run (they
+#: do not match LANDING_KEY_PATTERN).
 PERIOD_VIEWS: tuple[str, str] = ("teorica", "previa")
 RAW_TEORICA_PREFIX = "raw/ibov_teorica"
 RAW_PREVIA_PREFIX = "raw/ibov_previa"
@@ -44,7 +44,7 @@ class Column(NamedTuple):
     comment: str
 
 
-#: The refined rows as the transform returns them, in order (DESIGN.md "Refined table").
+#: The refined rows as the transform returns them, in order (docs/contracts.md "Refined table").
 #: The last two are the partition columns: in the paths, not inside the files.
 REFINED_COLUMNS: tuple[Column, ...] = (
     Column("empresa", "string", "Company name (acao), min over the issuer's classes"),
@@ -198,7 +198,7 @@ def serving_lock_key(year: int) -> str:
     return f"{SERVING_LOCKS_PREFIX}/ano={year:04d}.lock"
 
 
-# --- marts (DESIGN.md "Marts") -----------------------------------------------------------
+# --- marts (docs/contracts.md "Marts") -------------------------------------------------
 
 #: Tables derived from landing alone (not from refined), one Parquet file per year under
 #: ``marts/<name>/``, so a history query reads a few files; each date's rows are replaced in

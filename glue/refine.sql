@@ -1,4 +1,4 @@
--- Refined table b3_etl_soma_acao (DESIGN.md): one row per issuer per portfolio date.
+-- Refined table b3_etl_soma_acao (docs/contracts.md): one row per issuer per portfolio date.
 --
 -- Written once in Spark SQL. The Glue job runs it as is; the local runner runs the same text
 -- transpiled by sqlglot to DuckDB (glue/transform.py). Keep it to constructs both engines

@@ -92,7 +92,7 @@ teardown() {
 trap teardown EXIT
 trap 'exit 143' TERM INT # a signal still runs the teardown
 ui_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-samples=$(cd "$repo/.." && pwd)/shared/b3_samples
+samples=$repo/b3_assets_tests/fixtures/b3
 if [ -d "$samples" ]; then
   replica_src="--samples, /samples"
   samples_mount="- $samples:/samples:ro"

@@ -1,4 +1,4 @@
-"""The IBOV portfolio as b3-pipeline understands it, and the landing schemas of DESIGN.md:
+"""The IBOV portfolio as b3-pipeline understands it, and the landing schemas of docs/contracts.md:
 the day's portfolio (``landing/ibov``) and B3's views of the four-month period
 (``landing/ibov_teorica``, ``landing/ibov_previa``).
 
@@ -20,7 +20,7 @@ from glue.layout import issuer_root
 
 INDICE = "IBOV"
 
-#: The landing Parquet schema (DESIGN.md "Landing Parquet schema"). The one definition.
+#: The landing Parquet schema (docs/contracts.md "Landing Parquet schema"). The one definition.
 LANDING_SCHEMA = pa.schema(
     [
         pa.field("data_carteira", pa.date32(), nullable=False),
@@ -40,7 +40,7 @@ LANDING_SCHEMA = pa.schema(
     ]
 )
 
-#: The landing Parquet of ``GetTheoricalPortfolio`` and ``GetQuartelyPreview`` (DESIGN.md
+#: The landing Parquet of ``GetTheoricalPortfolio`` and ``GetQuartelyPreview`` (docs/contracts.md
 #: "More of what B3 publishes"): B3 gives no date, so the first column is the trading date
 #: of the capture.
 PERIOD_LANDING_SCHEMA = pa.schema(

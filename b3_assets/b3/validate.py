@@ -1,4 +1,4 @@
-"""The rules a portfolio must pass before anything is written (DESIGN.md, issue #2 §3), each
+"""The rules a portfolio must pass before anything is written (docs/contracts.md, issue #2 §3), each
 written once over plain columns (codes, quantities, participations, header totals, reductors).
 
 Two callers share them: :func:`validate_portfolio` rejects a B3 payload with every problem

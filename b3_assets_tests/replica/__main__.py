@@ -21,8 +21,7 @@ from typing import Any
 
 from b3_assets_tests.replica.portfolios import DEFAULT_DATE, generate_portfolio, portfolio_for
 from b3_assets_tests.replica.server import FAULT_MODES, Replica
-
-SAMPLES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "b3_samples"
+from b3_assets_tests.support.ci import SAMPLES_DIR
 
 
 def parse_fault(spec: str) -> tuple[str, int | None, dict[str, Any]]:
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--date", type=date.fromisoformat, default=DEFAULT_DATE,
                     help="portfolio date (a real sample when present, else generated)")
     ap.add_argument("--samples", type=Path, default=SAMPLES_DIR,
-                    help="folder of the real B3 samples (default ../shared/b3_samples)")
+                    help="folder of the real B3 samples (default b3_assets_tests/fixtures/b3)")
     ap.add_argument("--generated", action="store_true", help="ignore the samples")
     ap.add_argument("--fault", action="append", default=[],
                     help=f"MODE[:COUNT][,key=value], MODE one of {', '.join(FAULT_MODES)}")

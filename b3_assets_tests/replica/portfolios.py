@@ -29,7 +29,7 @@ REDUTOR_Q = Decimal("0.00000001")
 DEFAULT_DATE = date(2025, 3, 5)
 #: The label of a ticker the replica has no sector for (B3's sector "Outros").
 FALLBACK_SECTOR = "Outros / Outros"
-#: Real B3 answers recorded in en-us (../shared/b3_samples/api_json/).
+#: Real B3 answers recorded in en-us (b3_assets_tests/fixtures/b3/api_json/).
 SEGMENT2_SAMPLE = "api_json/GetPortfolioDay_IBOV_segment2_en-us_2025-04-07.json"
 TEORICA_SAMPLE = "api_json/GetTheoricalPortfolio_IBOV_en-us_2025-04-07.json"
 SEGMENT2_SAMPLE_DATE = date(2025, 4, 7)

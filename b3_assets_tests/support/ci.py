@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES_DIR = Path(__file__).resolve().parents[3] / "shared" / "b3_samples"
+#: Real B3 files kept in the repository (public data; their origin in fixtures/b3/README.md).
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "b3"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

@@ -164,7 +164,7 @@ def landing_table(
 
 
 def landing_path(lake_root: Path, data_carteira: date) -> Path:
-    """Where the lake keeps a date's landing file (DESIGN.md "Lake layout")."""
+    """Where the lake keeps a date's landing file (docs/contracts.md "Lake layout")."""
     return lake_root / "landing" / "ibov" / f"dt={data_carteira.isoformat()}" / "ibov.parquet"
 
 

@@ -19,7 +19,7 @@ DAY1, DAY2 = "2025-02-28", "2025-03-05"
 
 def start_replica() -> Replica:
     """A replica of its own (module fixtures outlive the per-test ``b3_replica``); serves the
-    real samples when ``../shared/b3_samples`` exists, generated portfolios otherwise."""
+    real samples when ``b3_assets_tests/fixtures/b3`` exists, generated portfolios otherwise."""
     return Replica(samples_dir=SAMPLES_DIR if SAMPLES_DIR.is_dir() else None).start()
 
 

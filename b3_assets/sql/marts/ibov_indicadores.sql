@@ -1,4 +1,4 @@
--- Mart ibov_indicadores (DESIGN.md "Marts"): one row per portfolio date.
+-- Mart ibov_indicadores (docs/contracts.md "Marts"): one row per portfolio date.
 --
 -- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts.py).
 -- Inputs: carteira_atual, carteira_anterior, execucao, as in ibov_movimentos.sql.

@@ -1,4 +1,4 @@
--- Mart ibov_movimentos (DESIGN.md "Marts"): one row per ticker that entered or left the IBOV
+-- Mart ibov_movimentos (docs/contracts.md "Marts"): one row per ticker that entered or left the IBOV
 -- portfolio between the previous landing date and data_carteira.
 --
 -- Written once in Athena's dialect (Trino). Locally (and in Dagster on AWS) the same text runs

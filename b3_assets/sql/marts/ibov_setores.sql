@@ -1,4 +1,4 @@
--- Mart ibov_setores (DESIGN.md "Marts"): one row per portfolio date and economic sector.
+-- Mart ibov_setores (docs/contracts.md "Marts"): one row per portfolio date and economic sector.
 --
 -- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts.py).
 -- Inputs: carteira_atual and execucao, as in ibov_movimentos.sql (carteira_anterior unused).

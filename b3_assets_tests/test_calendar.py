@@ -1,0 +1,65 @@
+"""The partition rule, hour by hour: the latest partition is the session B3 serves now."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from b3_assets.collect import b3_session_now
+from b3_assets.partitions import trading_day_partitions
+from b3_assets.sessions import is_trading_day
+
+SP = ZoneInfo("America/Sao_Paulo")
+
+
+def _latest(moment: datetime) -> str:
+    return trading_day_partitions.get_partition_keys(current_time=moment)[-1]
+
+
+def _hours(first: date, days: int, step_h: int = 1):
+    start = datetime(first.year, first.month, first.day, tzinfo=SP)
+    return [start + timedelta(hours=h) for h in range(0, days * 24, step_h)]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        date(2026, 11, 30),  # a plain fortnight, with two weekends
+        date(2026, 12, 19),  # Christmas Eve and Christmas (Thu, Fri), New Year's Eve and Day
+        date(2025, 2, 24),  # Carnival Monday and Tuesday, then Ash Wednesday (a session)
+        date(2024, 11, 14),  # Consciência Negra (Wednesday 2024-11-20), Proclamação (Fri 15)
+        date(2025, 4, 14),  # Good Friday and Tiradentes (Mon 04-21)
+    ],
+)
+def test_the_latest_partition_is_the_session_b3_serves_every_hour(first):
+    for moment in _hours(first, 14):
+        served = b3_session_now(moment)
+        assert _latest(moment) == (
+            served.isoformat()
+        ), moment
+
+
+def test_weekends_and_holidays_are_never_partitions():
+    keys = trading_day_partitions.get_partition_keys(
+        current_time=datetime(2027, 1, 4, 12, tzinfo=SP)
+    )
+    days = [date.fromisoformat(k) for k in keys]
+    assert days[0] == date(2023, 1, 2)
+    assert all(is_trading_day(d) for d in days)
+    assert len(days) == len(set(days))
+    # Every session up to the last one is a partition: none lost to the exclusions.
+    assert days[-1] == date(2027, 1, 4)
+    first, last = days[0], days[-1]
+    sessions = [first + timedelta(n) for n in range((last - first).days + 1)]
+    assert days == [d for d in sessions if is_trading_day(d)]
+
+
+def test_a_weekday_partition_does_not_exist_before_its_day():
+    # Thursday 23:59: Friday's partition is not there yet (B3 still shows Thursday's).
+    assert _latest(datetime(2026, 12, 3, 23, 59, tzinfo=SP)
+    ) == "2026-12-03"
+    # Saturday 00:00: Monday's is (B3 shows the next session's portfolio all weekend).
+    assert _latest(datetime(2026, 12, 5, 0, 0, tzinfo=SP)
+    ) == "2026-12-07"
