@@ -10,9 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
-
-import pandas as pd
 
 from b3_assets.archive import RawArchive, StoreOutcome
 from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
@@ -20,7 +17,7 @@ from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, P
 from b3_assets.b3.parse import check_size
 from b3_assets.b3.payload import RawPayload
 from b3_assets.lake import Lake
-from b3_assets.sessions import B3_TIMEZONE, b3_calendar, is_trading_day
+from b3_assets.sessions import is_trading_day
 from glue.layout import period_raw_prefix
 
 Fetcher = Callable[[], RawPayload]
@@ -73,15 +70,6 @@ def import_csv(archive: RawArchive, path: Path) -> Collected:
 
 
 # --- the period views: theoretical portfolio and preview -------------------------------------
-
-def b3_session_now(now: datetime | None = None) -> date:
-    """The trading date B3 is on at ``now`` (default: now): today in São Paulo when it is a
-    session, else the next session (on weekends and holidays B3 already shows the next
-    session's data)."""
-    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(B3_TIMEZONE))
-    session = b3_calendar().date_to_session(pd.Timestamp(moment.date()), direction="next")
-    return session.date()
-
 
 def period_archive(lake: Lake, view: PeriodView) -> RawArchive:
     """The raw archive of a period view: ``raw/ibov_teorica`` or ``raw/ibov_previa``."""

@@ -14,6 +14,7 @@ from b3_assets.resources import resources_for
 from b3_assets.schedules import (
     daily_ibov_job,
     daily_ibov_schedule,
+    freshness_job,
     freshness_sensor,
     landing_freshness_checks,
     period_portfolios_job,
@@ -50,6 +51,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             audit_job,
             marts_job,
             reconcile_refined_job,
+            freshness_job,
         ],
         schedules=[
             daily_ibov_schedule,

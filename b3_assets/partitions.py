@@ -12,7 +12,7 @@ from b3_assets.sessions import B3_TIMEZONE, FIRST_TRADING_DATE, holiday_exclusio
 WEEKEND_TICKS = ("0 0 * * 6", "0 0 * * 0")
 
 #: One partition per B3 session, and the latest one is always the session B3 serves now
-#: (:func:`b3_assets.collect.b3_session_now`): today from midnight on a session day, and the
+#: (:func:`b3_assets.sessions.b3_session_now`): today from midnight on a session day, and the
 #: NEXT session all through a weekend or holiday (B3 already shows its portfolio then).
 #:
 #: Why an every-day cron with the weekends excluded, not ``1-5``: Dagster's ``end_offset=1``

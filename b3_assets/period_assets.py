@@ -27,10 +27,11 @@ from b3_assets.b3.api import fetch_period, period_url
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
 from b3_assets.b3.payload import RawPayload
-from b3_assets.collect import b3_session_now, collect_period, period_archive
+from b3_assets.collect import collect_period, period_archive
 from b3_assets.lake import Lake
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.resources import B3Site, LakeResource
+from b3_assets.sessions import b3_session_now
 from glue.layout import period_landing_key, period_landing_prefix, period_raw_prefix
 
 VIEWS: tuple[PeriodView, PeriodView] = ("teorica", "previa")

@@ -1,19 +1,64 @@
 """Every B3 trading day at 08:30 America/Sao_Paulo, that day's portfolio."""
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 import dagster as dg
 
 from b3_assets.assets import LANDING, RAW
 from b3_assets.marts import MART_KEYS
 from b3_assets.period_assets import LANDING_KEYS, RAW_KEYS
-from b3_assets.sessions import B3_TIMEZONE, is_trading_day
+from b3_assets.sessions import B3_TIMEZONE, is_trading_day, not_a_session_message, session_due
 
-#: Landing's freshness: the latest trading day's partition by 09:30 America/Sao_Paulo. On a
-#: holiday the latest partition is the previous session's, so holidays need nothing.
-landing_freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=[LANDING], deadline_cron="30 9 * * 1-5", timezone=B3_TIMEZONE
+#: Landing's freshness: the latest session's partition by 09:30 America/Sao_Paulo.
+FRESHNESS_DEADLINE = time(9, 30)
+
+
+def is_landed(instance: dg.DagsterInstance, day: date) -> bool:
+    """Whether landing has a materialization of ``day``'s partition (stored data, not a run)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=LANDING, asset_partitions=[day.isoformat()]), limit=1
+    )
+    return bool(records.records)
+
+
+@dg.asset_check(
+    asset=LANDING,
+    name="freshness_check",
+    description="The latest B3 session's portfolio has landed by 09:30 São Paulo. Weekends and "
+    "B3 holidays expect the session before them; the next session's partition, which exists "
+    "early (B3 already shows it), is never late.",
 )
+def landing_freshness_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    due = session_due(datetime.now(UTC), FRESHNESS_DEADLINE)
+    landed = is_landed(context.instance, due)
+    return dg.AssetCheckResult(
+        passed=landed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{due.isoformat()} has landed." if landed else (
+            f"{due.isoformat()} has not landed by {FRESHNESS_DEADLINE:%H:%M} São Paulo. If B3 "
+            "still serves it (it is today's session), materialize it (job "
+            "daily_ibov_portfolio); otherwise import B3's CSV for that day (see the gap audit)."
+        ),
+        metadata={"expected_partition": due.isoformat(), "landed": landed},
+    )
+
+
+landing_freshness_checks = [landing_freshness_check]
+freshness_job = dg.define_asset_job(
+    "landing_freshness",
+    selection=dg.AssetSelection.checks(landing_freshness_check),
+    description="Evaluates landing's freshness_check (started by the landing_freshness sensor).",
+)
+
+
+def freshness_request(instance: dg.DagsterInstance, now: datetime) -> dg.RunRequest:
+    """One evaluation when the due session's deadline passes, and one more when it lands: the
+    run key (date and state) makes each happen once, whatever the sensor's interval."""
+    due = session_due(now, FRESHNESS_DEADLINE)
+    state = "landed" if is_landed(instance, due) else "missing"
+    return dg.RunRequest(run_key=f"freshness-{due.isoformat()}-{state}")
+
+
 daily_ibov_job = dg.define_asset_job(
     "daily_ibov_portfolio",
     # Freshness is the freshness sensor's to evaluate, not the collecting run's.
@@ -27,10 +72,7 @@ daily_ibov_job = dg.define_asset_job(
 def request_for(day: date) -> dg.RunRequest | dg.SkipReason:
     """The run for ``day``: its partition on a session, a skip naming the holiday otherwise."""
     if not is_trading_day(day):
-        return dg.SkipReason(
-            f"{day.isoformat()} is not a B3 trading session (weekend or "
-            "B3 holiday): nothing to collect."
-        )
+        return dg.SkipReason(f"{not_a_session_message(day)} Nothing to collect.")
     return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
 
 
@@ -106,8 +148,13 @@ def second_attempt_schedule(
     return retry_request_for(context.instance, context.scheduled_execution_time.date())
 
 
-freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=landing_freshness_checks,
+@dg.sensor(
     name="landing_freshness",
+    job=freshness_job,
+    minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates landing's freshness_check after each session's 09:30 deadline and "
+    "again once that session lands (never on weekends or holidays' own account).",
 )
+def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest:
+    return freshness_request(context.instance, datetime.now(UTC))

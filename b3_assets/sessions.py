@@ -5,8 +5,9 @@ New Year's Eve, ...) are not partitions; Ash Wednesday (a late-opening session) 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 import pandas as pd
@@ -57,3 +58,39 @@ def weekday_holidays() -> tuple[date, ...]:
 def holiday_exclusions() -> list[datetime]:
     """The holidays in the form ``TimeWindowPartitionsDefinition(exclusions=…)`` takes."""
     return [datetime(d.year, d.month, d.day) for d in weekday_holidays()]
+
+
+def b3_session_now(now: datetime | None = None) -> date:
+    """The trading date B3 is on at ``now`` (default: now): today in São Paulo when it is a
+    session, else the next session (on weekends and holidays B3 already shows the next
+    session's data). The latest partition is always this date (``partitions.py``)."""
+    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(B3_TIMEZONE))
+    return b3_calendar().date_to_session(pd.Timestamp(moment.date()), direction="next").date()
+
+
+def session_due(now: datetime, deadline: time) -> date:
+    """The latest session whose portfolio should have landed by ``now``: today's once the
+    São Paulo ``deadline`` has passed on a session day, else the session before. On weekends
+    and holidays that is the last session, so a partition that exists early (the next
+    session's, which B3 already shows) is never "late"."""
+    local = now.astimezone(ZoneInfo(B3_TIMEZONE))
+    cal = b3_calendar()
+    today = pd.Timestamp(local.date())
+    if cal.is_session(today):
+        return local.date() if local.time() >= deadline else cal.previous_session(today).date()
+    return cal.date_to_session(today, direction="previous").date()
+
+
+def sessions_around(day: date) -> tuple[date, date]:
+    """The sessions just before and just after ``day`` (for "not a B3 session" messages)."""
+    cal, one_day = b3_calendar(), pd.Timedelta(days=1)
+    ts = pd.Timestamp(day)
+    return (cal.date_to_session(ts - one_day, direction="previous").date(),
+            cal.date_to_session(ts + one_day, direction="next").date())
+
+
+def not_a_session_message(day: date) -> str:
+    """The one wording for a date that is no partition (CLI, schedules, docs quote it)."""
+    before, after = sessions_around(day)
+    return (f"{day.isoformat()} is not a B3 session ({day:%A}, a weekend or B3 holiday): the "
+            f"sessions around it are {before.isoformat()} and {after.isoformat()}.")

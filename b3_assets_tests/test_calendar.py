@@ -7,9 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from b3_assets.collect import b3_session_now
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import b3_session_now, is_trading_day
 
 SP = ZoneInfo("America/Sao_Paulo")
 

@@ -55,5 +55,5 @@ def test_a_csv_dated_on_a_holiday_or_weekend_is_refused(tmp_path, monkeypatch, c
     files = write_csvs(tmp_path / "csv", [date(2025, 3, 4), date(2025, 3, 8)])
     assert main(["import-csv", *map(str, files)]) == 1
     err = capsys.readouterr().err
-    assert "2025-03-04" in err and "2025-03-08" in err and "not a B3 trading session" in err
+    assert "2025-03-04" in err and "2025-03-08" in err and "not a B3 session" in err
     assert not (tmp_path / "lake" / "raw").exists()

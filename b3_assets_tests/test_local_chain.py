@@ -209,7 +209,7 @@ def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):
         keys = [r.partition_key for r in data.run_requests or []]
         assert keys == ([expected] if expected else [])
         if not expected:
-            assert "not a B3 trading session" in data.skip_message
+            assert "not a B3 session" in data.skip_message
 
 
 def test_definitions_load_with_the_contract_keys(tmp_path):

@@ -7,12 +7,18 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.test_utils import freeze_time
+import pytest
 
 from b3_assets.assets import B3_RETRY, LANDING, retry_delay_s
 from b3_assets.audit import AUDIT, fix_for, missing_days
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.schedules import landing_freshness_checks, retry_request_for
+from b3_assets.schedules import (
+    FRESHNESS_DEADLINE,
+    freshness_request,
+    landing_freshness_checks,
+    retry_request_for,
+)
+from b3_assets.sessions import session_due
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform, materialize
 
@@ -33,29 +39,54 @@ def test_a_second_attempt_only_after_a_failed_first_one(tmp_path, b3_replica):
     replica = local_platform(tmp_path, b3_replica.base_url)
     assert materialize(replica, DAY, instance=instance).success
     assert "already landed" in retry_request_for(instance, DEFAULT_DATE).skip_message
-    assert "not a B3 trading session" in retry_request_for(instance, date(2025, 3, 4)).skip_message
+    assert "not a B3 session" in retry_request_for(instance, date(2025, 3, 4)).skip_message
 
 
-def _freshness(tmp_path, instance, when: datetime) -> bool:
-    (checks,) = landing_freshness_checks
-    job = dg.define_asset_job("fresh", selection=dg.AssetSelection.all_asset_checks())
-    landing = dg.AssetSpec(LANDING, partitions_def=trading_day_partitions)
-    defs = dg.Definitions(assets=[landing], asset_checks=[checks], jobs=[job])
-    with freeze_time(when):
-        result = defs.resolve_job_def("fresh").execute_in_process(instance=instance)
-    (evaluation,) = result.get_asset_check_evaluations()
-    return evaluation.passed
+@pytest.mark.parametrize(
+    ("when", "due"),
+    [
+        # Carnival Tuesday 10:00 and Monday 10:00: the latest session is Friday 02-28.
+        (datetime(2025, 3, 4, 10, 0, tzinfo=SP), date(2025, 2, 28)),
+        (datetime(2025, 3, 3, 10, 0, tzinfo=SP), date(2025, 2, 28)),
+        # Ash Wednesday: before 09:30 still Friday's, after it the day's own.
+        (datetime(2025, 3, 5, 9, 29, tzinfo=SP), date(2025, 2, 28)),
+        (datetime(2025, 3, 5, 9, 30, tzinfo=SP), date(2025, 3, 5)),
+        # A Saturday and a Sunday: Friday's (Monday's partition exists early, it is not late).
+        (datetime(2026, 12, 5, 10, 0, tzinfo=SP), date(2026, 12, 4)),
+        (datetime(2026, 12, 6, 23, 0, tzinfo=SP), date(2026, 12, 4)),
+        # Monday 08:29 São Paulo (11:29 UTC): still Friday's.
+        (datetime(2026, 12, 7, 11, 29, tzinfo=ZoneInfo("UTC")), date(2026, 12, 4)),
+        # Christmas Eve and Christmas (Thu, Fri holidays): Wednesday 12-23's.
+        (datetime(2026, 12, 24, 10, 0, tzinfo=SP), date(2026, 12, 23)),
+        (datetime(2026, 12, 25, 12, 0, tzinfo=SP), date(2026, 12, 23)),
+    ],
+)
+def test_landing_freshness_expects_the_latest_session_by_0930(when, due):
+    assert session_due(when, FRESHNESS_DEADLINE) == due
 
 
-def test_landing_freshness_expects_the_trading_day_by_0930_and_exempts_holidays(tmp_path):
+def test_the_freshness_check_reads_stored_landing_and_runs_once_per_state():
     instance = dg.DagsterInstance.ephemeral()
-    for key in ("2025-02-28", "2025-03-05"):  # 03-03 and 03-04 are Carnival
-        instance.report_runless_asset_event(dg.AssetMaterialization(LANDING, partition=key))
-    # Carnival Tuesday 10:00: the latest session (Friday 02-28) has landed: fresh.
-    assert _freshness(tmp_path, instance, datetime(2025, 3, 4, 10, 0, tzinfo=SP))
-    # Ash Wednesday 10:00 with 03-05 landed: fresh; Thursday 10:00 without 03-06: stale.
-    assert _freshness(tmp_path, instance, datetime(2025, 3, 5, 10, 0, tzinfo=SP))
-    assert not _freshness(tmp_path, instance, datetime(2025, 3, 6, 10, 0, tzinfo=SP))
+    (check,) = landing_freshness_checks
+    landing = dg.AssetSpec(LANDING, partitions_def=trading_day_partitions)
+    job = dg.define_asset_job("fresh", selection=dg.AssetSelection.all_asset_checks())
+    defs = dg.Definitions(assets=[landing], asset_checks=[check], jobs=[job])
+
+    def evaluate() -> dg.AssetCheckEvaluation:
+        result = defs.resolve_job_def("fresh").execute_in_process(instance=instance)
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    # Whatever today is: the session due now has not landed, then it has.
+    now = datetime.now(SP)
+    due = session_due(now, FRESHNESS_DEADLINE).isoformat()
+    missing = evaluate()
+    assert not missing.passed and due in missing.description
+    assert "materialize" in missing.description or "import" in missing.description
+    assert freshness_request(instance, now).run_key == f"freshness-{due}-missing"
+    instance.report_runless_asset_event(dg.AssetMaterialization(LANDING, partition=due))
+    assert evaluate().passed
+    assert freshness_request(instance, now).run_key == f"freshness-{due}-landed"
 
 
 def test_the_gap_audit_lists_each_missing_trading_day_with_its_fix(tmp_path, b3_replica):

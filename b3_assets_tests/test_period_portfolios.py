@@ -27,7 +27,7 @@ from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
 from b3_assets.b3.model import PERIOD_LANDING_SCHEMA
 from b3_assets.b3.parse import parse_period_pages
 from b3_assets.b3.payload import RawPayload
-from b3_assets.collect import b3_session_now, collect_period, period_archive
+from b3_assets.collect import collect_period, period_archive
 from b3_assets.lake import LocalLake
 from b3_assets.landing import read_landing
 from b3_assets.period_assets import (
@@ -38,6 +38,7 @@ from b3_assets.period_assets import (
     read_period_landing,
 )
 from b3_assets.sectors import classify
+from b3_assets.sessions import b3_session_now
 from b3_assets_tests.replica import DEFAULT_DATE, Replica, ReplicaPeriod, generate_period
 from b3_assets_tests.replica.portfolios import TEORICA_SAMPLE, load_period_sample, period_page
 from b3_assets_tests.support.chain import Platform, failure_message, local_platform

@@ -90,7 +90,7 @@ class RawPayload:
         if is_session is not None and not is_session(portfolio.data_carteira):
             raise B3PayloadError(
                 self.url, f"{portfolio.data_carteira.isoformat()} "
-                f"({portfolio.data_carteira:%A}) is not a B3 trading session: no portfolio is "
-                "published for it. Check the file's title line and name.",
+                f"({portfolio.data_carteira:%A}) is not a B3 session (a weekend or holiday): "
+                "no portfolio is published for it. Check the file's title line and name.",
                 portfolio.data_carteira)
         return validate_portfolio(portfolio)
