@@ -99,12 +99,18 @@ def cmd_query(catalog: QueryEngine, sql: str) -> int:
 
 
 def cmd_plot(
-    catalog: QueryEngine, issuer: str | None, output: Path | None, sector: str | None = None
+    catalog: QueryEngine,
+    issuer: str | None,
+    output: Path | None,
+    sector: str | None = None,
+    plots_dir: Path = Path("data") / "plots",
 ) -> int:
+    """Without ``-o`` the chart goes to ``<B3_DATA_DIR>/plots/``, beside the lake, never into
+    whatever folder the command happens to run in."""
     from b3_assets.report import issuer_history_png, sector_history_png
 
     name = sector.replace(" ", "_") if sector else (issuer or "").upper()
-    target = output or Path(f"{name}_history.png")
+    target = output or plots_dir / f"{name}_history.png"
     try:
         png = (
             sector_history_png(catalog, sector)
@@ -114,6 +120,7 @@ def cmd_plot(
     except (QueryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(png)
     print(f"wrote {target}")
     return 0
@@ -144,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = p_plot.add_mutually_exclusive_group(required=True)
     target.add_argument("issuer", nargs="?", help="issuer root, e.g. PETR")
     target.add_argument("--sector", help="a sector of ibov_setores, e.g. Financeiro")
-    p_plot.add_argument("-o", "--output", type=Path)
+    p_plot.add_argument("-o", "--output", type=Path,
+                        help="PNG file to write (default: <B3_DATA_DIR>/plots/<name>_history.png)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -159,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = resources["catalog"].engine()
     if args.command == "query":
         return cmd_query(catalog, args.sql)
-    return cmd_plot(catalog, args.issuer, args.output, args.sector)
+    return cmd_plot(catalog, args.issuer, args.output, args.sector,
+                    plots_dir=settings.data_dir / "plots")
 
 
 if __name__ == "__main__":

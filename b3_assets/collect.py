@@ -14,7 +14,7 @@ from pathlib import Path
 from b3_assets.archive import RawArchive, StoreOutcome
 from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
 from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
-from b3_assets.b3.parse import check_size
+from b3_assets.b3.parse import check_size, refuse_non_csv
 from b3_assets.b3.payload import RawPayload
 from b3_assets.lake import Lake
 from b3_assets.sessions import is_trading_day
@@ -53,9 +53,10 @@ def csv_payload(path: Path) -> RawPayload:
     Its ``fetched_at`` (landing's ``coletado_em``) is the time of the import, not the file's
     modification time: the newest import of a date is the one landing uses."""
     data = Path(path).read_bytes()
-    return RawPayload(
-        "csv", str(Path(path).resolve()), datetime.now(UTC), ((Path(path).name, data),)
-    )
+    refuse_non_csv(data, str(path))
+    # Parsed as CSV whatever the file's suffix (a renamed download is still B3's CSV).
+    name = path.name if path.suffix.lower() == ".csv" else f"{path.name}.csv"
+    return RawPayload("csv", str(Path(path).resolve()), datetime.now(UTC), ((name, data),))
 
 
 def import_csv(archive: RawArchive, path: Path) -> Collected:

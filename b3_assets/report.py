@@ -15,14 +15,15 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter
 from PIL import Image
 
 from b3_assets.catalog import QueryEngine
@@ -300,7 +301,7 @@ def issuer_history_png(catalog: QueryEngine, issuer: str) -> bytes:
         rows,
         "participacao_total_pct",
         f"{last['empresa']} ({root})",
-        f"Tickers: {last['tickers']}; {len(rows)} datas. {SOURCE_NOTE}.",
+        f"Tickers: {last['tickers']}; {n_datas(len(rows))}. {SOURCE_NOTE}.",
     )
 
 
@@ -326,8 +327,13 @@ def sector_history_png(catalog: QueryEngine, setor: str) -> bytes:
         )
     rows = [{k.lower(): v for k, v in r.items()} for r in rows]
     return _weight_history_png(
-        rows, "participacao_pct", setor.strip(), f"{len(rows)} datas. {SOURCE_NOTE}."
+        rows, "participacao_pct", setor.strip(), f"{n_datas(len(rows))}. {SOURCE_NOTE}."
     )
+
+
+def n_datas(n: int) -> str:
+    """"1 data", "2 datas" (the charts speak Portuguese, as B3 does)."""
+    return f"{n} data" if n == 1 else f"{n} datas"
 
 
 def _weight_history_png(
@@ -357,6 +363,9 @@ def _weight_history_png(
         span += f" a {days[-1].isoformat()}"
     ax.set_title(f"{title}: participação no IBOV, {span}")
     ax.grid(alpha=0.3)
+    if len(set(days)) == 1:  # one date: a week around it, not matplotlib's default decade
+        ax.set_xlim(days[0] - timedelta(days=3), days[0] + timedelta(days=3))
+        ax.xaxis.set_major_locator(FixedLocator([mdates.date2num(days[0])]))
     if len(days) > 6:
         fig.autofmt_xdate()
     _note(fig, note)

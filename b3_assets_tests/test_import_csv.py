@@ -57,3 +57,32 @@ def test_a_csv_dated_on_a_holiday_or_weekend_is_refused(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "2025-03-04" in err and "2025-03-08" in err and "not a B3 session" in err
     assert not (tmp_path / "lake" / "raw").exists()
+
+
+def test_a_parquet_or_zip_file_is_named_for_what_it_is(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path)
+    (csv,) = write_csvs(tmp_path / "csv", [DAY])
+    parquet = tmp_path / "ibov.parquet"
+    parquet.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    xlsx = tmp_path / "IBOVDia_05-03-25.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04" + b"\0" * 64)
+    assert main(["import-csv", str(parquet), str(xlsx), str(csv)]) == 1
+    captured = capsys.readouterr()
+    assert "a Parquet file, not B3's CSV download" in captured.err
+    assert "a ZIP archive (or an .xlsx workbook)" in captured.err
+    assert "no pages" not in captured.err
+    assert "imported 1 new" in captured.out  # the good file still goes in
+
+
+def test_a_utf16_export_and_a_renamed_download_are_read(tmp_path, monkeypatch, capsys):
+    """A spreadsheet's "Unicode text" (UTF-16 with BOM) and a download saved as .txt."""
+    _env(monkeypatch, tmp_path)
+    (csv,) = write_csvs(tmp_path / "csv", [DAY])
+    utf16 = tmp_path / "u16" / csv.name
+    utf16.parent.mkdir()
+    utf16.write_bytes(csv.read_bytes().decode("latin-1").encode("utf-16"))
+    assert main(["import-csv", str(utf16)]) == 0
+    renamed = tmp_path / "IBOVDia_05-03-25.txt"
+    renamed.write_bytes(csv.read_bytes())
+    assert main(["import-csv", str(renamed)]) == 0
+    assert len(RawArchive(LocalLake(tmp_path / "lake")).entries(DAY)) == 2  # different bytes

@@ -263,6 +263,27 @@ def test_standalone_replica_serves(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
+def test_standalone_replica_serves_the_session_b3_serves_now_by_default() -> None:
+    """The README's first click lands on any day: with no --date the replica serves the
+    latest partition's date (today, or the next session on a weekend or holiday)."""
+    from b3_assets.sessions import b3_session_now
+
+    before = b3_session_now()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "b3_assets_tests.replica", "--port", "0", "--generated"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        served = re.search(r"\((\d{4}-\d{2}-\d{2}), \d+ rows\)", line)
+        assert served, line
+        assert date.fromisoformat(served.group(1)) in {before, b3_session_now()}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_replica_as_a_context_manager() -> None:
     with Replica(generate_portfolio(date(2025, 1, 6))) as replica:
         assert requests.get(replica.page_url, timeout=5).status_code == 200

@@ -201,7 +201,9 @@ def test_cli_plot_writes_an_issuer_history(chain, tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     issuer = _issuer_on_both_days(chain.platform.catalog)
     assert cli_main(["plot", issuer]) == 0
-    png = (tmp_path / f"{issuer}_history.png").read_bytes()
+    # Without -o: beside the lake (B3_DATA_DIR/plots), never into the current folder.
+    assert list(tmp_path.iterdir()) == []
+    png = (chain.platform.settings.data_dir / "plots" / f"{issuer}_history.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and png_size(png)[0] == 900
     target = tmp_path / "out" / "p.png"
     target.parent.mkdir()

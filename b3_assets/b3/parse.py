@@ -20,7 +20,7 @@ from pathlib import PurePath
 from typing import Any
 
 from b3_assets.b3.errors import B3PayloadError, clip, listing
-from b3_assets.b3.model import Constituent, PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.b3.model import INDICE, Constituent, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.validate import MAX_CONSTITUENTS
 from b3_assets.sectors import normalize_label
 
@@ -40,7 +40,10 @@ _BR_INT = re.compile(r"^\d{1,3}(\.\d{3})*$|^\d+$")
 _BR_DECIMAL = re.compile(r"^-?(\d{1,3}(\.\d{3})*|\d+)(,\d+)?$")
 _B3_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{2}|\d{4})$")
 _CSV_TITLE_DATE = re.compile(r"Carteira do Dia\s*-?\s*(\d{2}/\d{2}/\d{2,4})")
-_FILE_DATE = re.compile(r"IBOVDia_(\d{2})-(\d{2})-(\d{2,4})")
+#: ``SMLL - Carteira do Dia 05/03/25``: the index code of a download's title line.
+_CSV_TITLE_INDEX = re.compile(r"^\s*([A-Z][A-Z0-9]{2,7})\s*-\s*Carteira do Dia")
+#: ``IBOVDia_05-03-25.csv``, ``SMLLDia_05-03-25.csv``: every index's download name.
+_FILE_DATE = re.compile(r"([A-Z][A-Z0-9]{2,7})?Dia_(\d{2})-(\d{2})-(\d{2,4})")
 
 API_RESULT_KEYS = ("cod", "asset", "type", "theoricalQty", "part")
 API_HEADER_KEYS = ("date", "theoricalQty", "reductor")
@@ -98,15 +101,22 @@ def collapse_spaces(text: str) -> str:
 
 
 def date_from_filename(name: str) -> date | None:
-    """``IBOVDia_05-03-25.csv`` -> 2025-03-05 (B3's download names carry the date)."""
+    """``IBOVDia_05-03-25.csv`` (or ``SMLLDia_…``, any index) -> 2025-03-05 (B3's download
+    names carry the date)."""
     m = _FILE_DATE.search(PurePath(name).name)
     if not m:
         return None
-    day, month, year = (int(g) for g in m.groups())
+    day, month, year = (int(g) for g in m.groups()[1:])
     try:
         return date(year + 2000 if year < 100 else year, month, day)
     except ValueError:
         return None
+
+
+def index_from_filename(name: str) -> str | None:
+    """``SMLLDia_05-03-25.csv`` -> ``SMLL``: the index of one of B3's downloads."""
+    m = _FILE_DATE.search(PurePath(name).name)
+    return m.group(1) if m and m.group(1) else None
 
 
 def api_request_params(url: str) -> dict[str, Any]:
@@ -213,6 +223,8 @@ def parse_api_pages(
     results = _results(decoded, where, data_carteira)
     part = header.get("part")
     return Portfolio(
+        # The index asked for is in the URL (``where``) B3 answered: IBOV unless another.
+        indice=str(api_request_params(where).get("index") or INDICE),
         data_carteira=data_carteira,
         constituents=tuple(_api_constituent(i, row, where, data_carteira)
                            for i, row in enumerate(results, start=1)),
@@ -250,13 +262,16 @@ def parse_period_pages(
 
 def _check_rows(rows: int, where: str, data_carteira: date | None) -> None:
     if rows > MAX_ROWS:
-        raise B3PayloadError(where, f"more than {MAX_ROWS:,} constituent rows (IBOV has about "
-                             "90): not the IBOV portfolio", data_carteira)
+        raise B3PayloadError(where, f"more than {MAX_ROWS:,} constituent rows (the biggest B3 "
+                             "index has about 240): not an index's portfolio", data_carteira)
 
 
 def _csv_lines(data: bytes, where: str) -> Iterator[str]:
     """The CSV's non-blank lines, stripped, one at a time (never the whole file as one
     string): UTF-8 (BOM or not) as re-encoded copies are, latin-1 as B3 sends it."""
+    refuse_non_csv(data, where)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (a spreadsheet's "Unicode text")
+        data = data.decode("utf-16").encode("utf-8")
     encoding = "utf-8"
     for number, raw in enumerate(io.BytesIO(data), start=1):
         if b"\x00" in raw:
@@ -269,6 +284,25 @@ def _csv_lines(data: bytes, where: str) -> Iterator[str]:
         line = line.removeprefix("\ufeff").strip() if number == 1 else line.strip()
         if line:
             yield line
+
+
+#: Leading bytes of files people mistake for B3's CSV download, and what they are.
+_NOT_CSV_MAGIC = {
+    b"PAR1": "a Parquet file",
+    b"PK\x03\x04": "a ZIP archive (or an .xlsx workbook)",
+    b"%PDF": "a PDF document",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) workbook",
+    b"\x1f\x8b": "a gzip file",
+}
+
+
+def refuse_non_csv(data: bytes, where: str) -> None:
+    """Name what a file is when it is plainly not B3's CSV, instead of a parse error."""
+    for magic, what in _NOT_CSV_MAGIC.items():
+        if data.startswith(magic):
+            raise B3PayloadError(
+                where, f"the file is {what}, not B3's CSV download: import-csv takes the "
+                "'Download' file of B3's Carteira do Dia page (e.g. IBOVDia_05-03-25.csv)")
 
 
 def _title_date(first_line: str, where: str) -> date | None:
@@ -312,6 +346,8 @@ def parse_csv(
     if first is None:
         raise B3PayloadError(where, "the CSV is empty")
     data_carteira = _title_date(first, where)
+    title_index = _CSV_TITLE_INDEX.match(first)
+    indice = (title_index.group(1) if title_index else None) or index_from_filename(where)
     header_line = next(lines, None) if data_carteira else first
     data_carteira = data_carteira or fallback_date or date_from_filename(where)
     if data_carteira is None:
@@ -345,6 +381,7 @@ def parse_csv(
     if redutor is None:
         raise B3PayloadError(where, "the 'Redutor' row is missing", data_carteira)
     return Portfolio(
+        indice=indice or INDICE,
         data_carteira=data_carteira,
         constituents=tuple(constituents),
         qtde_teorica_total=total,

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from b3_assets.sessions import b3_session_now
 from b3_assets_tests.replica.portfolios import DEFAULT_DATE, generate_portfolio, portfolio_for
 from b3_assets_tests.replica.server import FAULT_MODES, Replica
 from b3_assets_tests.support.ci import SAMPLES_DIR
@@ -33,7 +34,7 @@ def parse_fault(spec: str) -> tuple[str, int | None, dict[str, Any]]:
         key, _, value = opt.partition("=")
         if key == "serve_date":
             options[key] = date.fromisoformat(value)
-        elif key in {"ms", "status", "max_page_size"}:
+        elif key in {"ms", "status", "max_page_size"}:  # index=SMLL: that index only
             options[key] = int(value)
         elif key in {"hang_s", "drip_s"}:
             options[key] = float(value)
@@ -50,14 +51,17 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    ap.add_argument("--date", type=date.fromisoformat, default=DEFAULT_DATE,
-                    help="portfolio date (a real sample when present, else generated)")
+    ap.add_argument("--date", type=date.fromisoformat, default=None,
+                    help="portfolio date (a real sample when present, else generated); default: "
+                    "the session B3 serves now (today, or the next session on a weekend or "
+                    f"holiday), so the README's first click lands; {DEFAULT_DATE} is a real one")
     ap.add_argument("--samples", type=Path, default=SAMPLES_DIR,
                     help="folder of the real B3 samples (default b3_assets_tests/fixtures/b3)")
     ap.add_argument("--generated", action="store_true", help="ignore the samples")
     ap.add_argument("--fault", action="append", default=[],
                     help=f"MODE[:COUNT][,key=value], MODE one of {', '.join(FAULT_MODES)}")
     args = ap.parse_args(argv)
+    args.date = args.date or b3_session_now()
 
     portfolio = (generate_portfolio(args.date) if args.generated
                  else portfolio_for(args.date, args.samples))
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"B3 replica serving {portfolio.origin} ({portfolio.data_carteira}, "
           f"{len(portfolio.rows)} rows) at {replica.base_url}", flush=True)
     print(f"page: {replica.page_url}", flush=True)
+    print(f"indices: {len(replica.indices())} listed by GetStockIndex "
+          f"({', '.join(replica.indices())})", flush=True)
     for view in ("teorica", "previa"):
         period = replica.period(view)
         print(f"{view}: {period.origin} (period from {period.period_start}, "
