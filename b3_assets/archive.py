@@ -63,17 +63,25 @@ class StoreOutcome:
 class RawArchive:
     """The archive under ``prefix`` (``raw/ibov``: the day's portfolio; ``raw/ibov_teorica``,
     ``raw/ibov_previa``: the period views). ``date_field``: the manifest's name for the
-    folder's date (``data_carteira``; ``data_captura`` for views B3 does not date)."""
+    folder's date (``data_carteira``; ``data_captura`` for views B3 does not date).
+    ``sub``: a folder under each date's (``raw/indices/dt=D/indice=SMLL/``), so the many
+    archives of one date (every index's portfolio) are listed together."""
 
     def __init__(self, lake: Lake, prefix: str = RAW_PREFIX,
-                 date_field: str = "data_carteira") -> None:
+                 date_field: str = "data_carteira", sub: str = "") -> None:
         self.lake = lake
         self.prefix = prefix.strip("/")
         self.date_field = date_field
+        self.sub = sub.strip("/")
+
+    def date_prefix(self, data_carteira: date) -> str:
+        """The folder of one date's payloads (``raw/ibov/dt=D``, ``raw/indices/dt=D/…``)."""
+        prefix = raw_date_prefix(data_carteira, self.prefix)
+        return f"{prefix}/{self.sub}" if self.sub else prefix
 
     def entries(self, data_carteira: date) -> list[ArchivedPayload]:
         """Every complete payload archived for the date, oldest first."""
-        prefix = raw_date_prefix(data_carteira, self.prefix)
+        prefix = self.date_prefix(data_carteira)
         found = []
         for key in self.lake.list_keys(prefix + "/"):
             if key.endswith("/" + MANIFEST):
@@ -129,7 +137,7 @@ class RawArchive:
                 others = tuple(e for e in entries if e is not entry)
                 return StoreOutcome(entry, False, others)
         stamp = payload.fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
-        prefix = f"{raw_date_prefix(data_carteira, self.prefix)}/{stamp}-{payload.digest[:12]}"
+        prefix = f"{self.date_prefix(data_carteira)}/{stamp}-{payload.digest[:12]}"
         manifest = {
             self.date_field: data_carteira.isoformat(),
             "source": payload.source,

@@ -13,10 +13,13 @@ from b3_assets.lake import Lake
 from glue.layout import LANDING_PREFIX, landing_key
 
 
-def landing_parquet(table: pa.Table) -> bytes:
-    """Deterministic Parquet bytes: the same table always gives the same file."""
-    if not table.schema.equals(LANDING_SCHEMA, check_metadata=False):
-        raise ValueError(f"landing table does not have the landing schema:\n{table.schema}")
+def landing_parquet(table: pa.Table, schema: pa.Schema = LANDING_SCHEMA) -> bytes:
+    """Deterministic Parquet bytes: the same table always gives the same file. ``schema``:
+    the landing schema the table must have exactly (IBOV's by default; every index's
+    landing files use their own: docs/contracts.md)."""
+    if not table.schema.equals(schema, check_metadata=False):
+        raise ValueError(f"landing table does not have the landing schema:\n{table.schema}\n"
+                         f"expected:\n{schema}")
     buf = io.BytesIO()
     pq.write_table(
         table.replace_schema_metadata(None),

@@ -256,3 +256,97 @@ def mart_prefix(name: str) -> str:
 def mart_year_key(name: str, year: int) -> str:
     """``marts/<name>/ano=YYYY.parquet``: every row of one mart for one year."""
     return f"{mart_prefix(name)}/ano={year:04d}.parquet"
+
+
+# --- every B3 index and the index levels (docs/contracts.md "Every B3 index", "Index levels") --
+
+#: Every index's payloads of a date: ``raw/indices/dt=D/indice=CODE/<fetched-at>-<digest>/``,
+#: and GetStockIndex's ``raw/indices/dt=D/composicao/…`` (one listing finds a date's archives).
+RAW_INDICES_PREFIX = "raw/indices"
+RAW_MEMBERSHIP_FOLDER = "composicao"
+LANDING_INDICES_PREFIX = "landing/indices"
+#: One year of an index's closes as captured on a trading date:
+#: ``raw/index_levels/indice=CODE/ano=YYYY/dt=D/<fetched-at>-<digest>/``.
+RAW_LEVELS_PREFIX = "raw/index_levels"
+LANDING_LEVELS_PREFIX = "landing/index_levels"
+#: Every index table of the catalog, read from one Parquet file per year (``serving/<name>/``
+#: for the daily landing files compacted by year; the levels are one file per index and year).
+INDEX_SERVING_PREFIX = "serving"
+TABLE_CARTEIRAS = "b3_carteiras"
+TABLE_COMPOSICAO = "b3_composicao"
+TABLE_FECHAMENTO = "b3_indices_fechamento"
+MART_B3_MOVIMENTOS = "b3_movimentos"
+
+
+def index_raw_folder(index: str) -> str:
+    """``indice=SMLL``: the folder of one index's payloads under a date's."""
+    return f"indice={index}"
+
+
+def carteiras_key(day: date) -> str:
+    """``landing/indices/dt=YYYY-MM-DD/carteiras.parquet``: every index's portfolio of a date."""
+    return f"{LANDING_INDICES_PREFIX}/dt={day.isoformat()}/carteiras.parquet"
+
+
+def composicao_key(day: date) -> str:
+    """``landing/indices/dt=YYYY-MM-DD/composicao.parquet``: GetStockIndex as served that date."""
+    return f"{LANDING_INDICES_PREFIX}/dt={day.isoformat()}/composicao.parquet"
+
+
+def levels_key(index: str, year: int) -> str:
+    """``landing/index_levels/indice=CODE/ano=YYYY.parquet``: one year of an index's closes."""
+    return f"{LANDING_LEVELS_PREFIX}/indice={index}/ano={year:04d}.parquet"
+
+
+def levels_raw_prefix(index: str, year: int) -> str:
+    """``raw/index_levels/indice=CODE/ano=YYYY``: the captures of one year of closes."""
+    return f"{RAW_LEVELS_PREFIX}/indice={index}/ano={year:04d}"
+
+
+def index_table_prefix(name: str) -> str:
+    """``serving/b3_carteiras`` (or ``b3_composicao``, ``marts/b3_movimentos``): the folder
+    of a table's year files, its catalog table's location."""
+    if name == MART_B3_MOVIMENTOS:
+        return f"{MARTS_PREFIX}/{name}"
+    if name == TABLE_FECHAMENTO:
+        return LANDING_LEVELS_PREFIX
+    return f"{INDEX_SERVING_PREFIX}/{name}"
+
+
+_LANDING_TABLE_COLUMNS: tuple[Column, ...] = (
+    Column("data_carteira", "date", "Portfolio date (B3's header date)"),
+    Column("indice", "string", "Index code: IBOV, SMLL, IFIX…"),
+    Column("codigo", "string", "Ticker, e.g. PETR4"),
+    Column("acao", "string", "Company name as B3 lists it"),
+    Column("tipo", "string", "Share type, runs of spaces collapsed"),
+    Column("qtde_teorica", "bigint", "Theoretical quantity"),
+    Column("participacao_pct", "decimal(7,3)", "Weight in the index, %"),
+    Column("qtde_teorica_total", "bigint", "Header: total theoretical quantity"),
+    Column("redutor", "decimal(24,8)", "Header: the index reductor"),
+    Column("coletado_em", "timestamp", "When the payload was fetched (UTC)"),
+    Column("setor_b3", "string", "B3's sector label (null: the index has no sector view)"),
+    Column("setor", "string", "Economic sector from the project's mapping"),
+    Column("subsetor", "string", "Subsector from the same mapping"),
+)
+
+#: The columns of each index table, in order, with Glue/Hive types (DuckDB and Athena alike).
+INDEX_TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
+    TABLE_CARTEIRAS: _LANDING_TABLE_COLUMNS,
+    TABLE_COMPOSICAO: (
+        Column("data_captura", "date", "Trading date GetStockIndex was captured on"),
+        Column("codigo", "string", "Ticker"),
+        Column("empresa", "string", "Company name as B3 lists it"),
+        Column("tipo", "string", "Share type, runs of spaces collapsed"),
+        Column("indice", "string", "An index the ticker belongs to this period"),
+    ),
+    TABLE_FECHAMENTO: (
+        Column("indice", "string", "Index code"),
+        Column("data", "date", "Session"),
+        Column("fechamento", "decimal(18,2)", "The index's close on that session"),
+    ),
+    MART_B3_MOVIMENTOS: (
+        *MART_COLUMNS[MART_MOVIMENTOS],
+        Column("indice", "string", "Index code: who entered and left which index"),
+    ),
+}
+INDEX_TABLE_NAMES: tuple[str, ...] = tuple(INDEX_TABLE_COLUMNS)

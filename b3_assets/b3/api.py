@@ -68,7 +68,13 @@ PERIOD_ENDPOINTS: dict[str, str] = {
 }
 PAGE_PATH = "/indexPage/day/IBOV?language=pt-br"
 PAGE_SIZE = 120
-#: A real IBOV has ~90 rows; more pages than this means the paging info is nonsense.
+#: ``GetStockIndex``: the membership of every index (one row per ticker).
+STOCK_INDEX_PATH = "/indexProxy/indexCall/GetStockIndex/"
+#: B3's page asks every ticker at once (~540 rows, ~70 KB).
+STOCK_INDEX_PAGE_SIZE = 9999
+#: The index statistics: one year of daily closes of one index.
+LEVELS_PATH = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
+#: The biggest index (IGCX, ~240 rows) fits in 2 pages of 120; more than this is nonsense.
 MAX_PAGES = 50
 #: How many times a fetch starts over from page 1 when B3 switches portfolios between pages.
 MAX_RESTARTS = 2
@@ -103,10 +109,26 @@ def portfolio_query(page_number: int, page_size: int = PAGE_SIZE, *, language: s
 
 
 def portfolio_url(base_url: str, page_number: int, page_size: int = PAGE_SIZE,
-                  segment: str = SEGMENT) -> str:
-    """``{base}/indexProxy/indexCall/GetPortfolioDay/{base64(json)}`` for one page."""
+                  segment: str = SEGMENT, index: str = "IBOV") -> str:
+    """``{base}/indexProxy/indexCall/GetPortfolioDay/{base64(json)}`` for one page of
+    ``index``'s portfolio (every B3 index is served by the same endpoint)."""
     return (f"{base_url.rstrip('/')}{API_PATH}"
-            f"{portfolio_query(page_number, page_size, segment=segment)}")
+            f"{portfolio_query(page_number, page_size, segment=segment, index=index)}")
+
+
+def stock_index_url(base_url: str, page_number: int = 1) -> str:
+    """``{base}/indexProxy/indexCall/GetStockIndex/{base64(json)}``: every listed ticker with
+    the indices it belongs to this period, in one page of :data:`STOCK_INDEX_PAGE_SIZE` (as
+    B3's own page asks), so the list of indices to collect comes from B3, not from code."""
+    token = _token({"pageNumber": page_number, "pageSize": STOCK_INDEX_PAGE_SIZE})
+    return f"{base_url.rstrip('/')}{STOCK_INDEX_PATH}{token}"
+
+
+def index_levels_url(base_url: str, index: str, year: int, *, language: str = "pt-br") -> str:
+    """``{base}/indexStatisticsProxy/IndexCall/GetPortfolioDay/{base64(json)}``: one year of
+    ``index``'s daily closes (one answer, no paging)."""
+    token = _token({"language": language, "index": index, "year": year})
+    return f"{base_url.rstrip('/')}{LEVELS_PATH}{token}"
 
 
 def period_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
@@ -381,7 +403,7 @@ def _all_pages(
     total_pages, total_records = _page_info(doc)
     if total_pages is not None and total_pages > MAX_PAGES:
         raise B3PayloadError(first_url, f"page.totalPages is {total_pages}, more than "
-                             f"{MAX_PAGES} pages of {PAGE_SIZE}: not the IBOV portfolio")
+                             f"{MAX_PAGES} pages of {PAGE_SIZE}: not an index's portfolio")
     id0 = identity(doc)
     rows = len(doc["results"]) if isinstance(doc.get("results"), list) else None
     for number in range(2, (total_pages or 1) + 1):
@@ -433,6 +455,8 @@ def _fetch(session: requests.Session, url_for: Callable[[int], str],
 def fetch_api(
     base_url: str,
     *,
+    index: str = "IBOV",
+    segment: str = SEGMENT,
     timeout_s: float = 20.0,
     retries: int = 4,
     backoff_s: float = 0.5,
@@ -440,7 +464,8 @@ def fetch_api(
     max_wait_s: float = MAX_WAIT_S,
     deadline_s: float | None = None,
 ) -> RawPayload:
-    """Every page of today's IBOV portfolio from the JSON API, bytes as B3 sent them.
+    """Every page of today's portfolio of ``index`` (IBOV by default; B3 serves every index
+    the same way) in B3's ``segment`` view, from the JSON API, bytes as B3 sent them.
 
     Asks 120 rows a page (all of IBOV) but follows ``page.totalPages`` whenever B3 pages
     anyway. When B3 publishes a new portfolio between two pages, starts over from page 1
@@ -449,9 +474,53 @@ def fetch_api(
     :func:`retry_policy` is made and closed. The whole fetch ends within ``deadline_s``
     (default :func:`default_deadline`) or raises :class:`B3UnavailableError`."""
     base = check_base_url(base_url)
-    return _fetch_all(base, lambda n: portfolio_url(base, n), _header_date, timeout_s=timeout_s,
-                      retries=retries, backoff_s=backoff_s, session=session,
-                      max_wait_s=max_wait_s, deadline_s=deadline_s)
+    return _fetch_all(base, lambda n: portfolio_url(base, n, segment=segment, index=index),
+                      _header_date, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+
+
+def fetch_stock_index(
+    base_url: str,
+    *,
+    timeout_s: float = 20.0,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    session: requests.Session | None = None,
+    max_wait_s: float = MAX_WAIT_S,
+    deadline_s: float | None = None,
+) -> RawPayload:
+    """``GetStockIndex`` as B3 serves it now (which indices exist and who is in each), bytes
+    as B3 sent them; the same retries, errors and deadlines as :func:`fetch_api`."""
+    base = check_base_url(base_url)
+    return _fetch_all(base, lambda n: stock_index_url(base, n), _stock_index_identity,
+                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+
+
+def fetch_index_levels(
+    base_url: str,
+    index: str,
+    year: int,
+    *,
+    timeout_s: float = 20.0,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    session: requests.Session | None = None,
+    max_wait_s: float = MAX_WAIT_S,
+    deadline_s: float | None = None,
+) -> RawPayload:
+    """One year of ``index``'s daily closes (the index statistics endpoint), bytes as B3 sent
+    them; the same retries, errors and deadlines as :func:`fetch_api`."""
+    base = check_base_url(base_url)
+    return _fetch_all(base, lambda n: index_levels_url(base, index, year), lambda doc: None,
+                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+
+
+def _stock_index_identity(doc: Mapping[str, Any]) -> Any:
+    """What identifies a ``GetStockIndex`` answer across pages: its header (period, update)."""
+    header = doc.get("header")
+    return dict(header) if isinstance(header, Mapping) else None
 
 
 def fetch_period(

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from b3_assets.b3.errors import B3PayloadError, clip, listing
-from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, Portfolio
+from b3_assets.b3.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, Portfolio
 
 MIN_CONSTITUENTS = 50
 #: IBOV has ~85 classes; far more means B3 (or a file) sent something else.
@@ -229,6 +229,22 @@ def column_rules(cols: Columns) -> dict[str, Outcome]:
     }
 
 
+#: IBOV's own size and ticker rules. Other indices are exempt: B3's indices hold from 6 (IBEE)
+#: to ~240 (IGCX) members, and some list fund shares and BDRs rather than company stock.
+IBOV_ONLY_RULES = frozenset({"at_least_50_constituents", "at_most_200_constituents",
+                             "codes_are_b3_tickers"})
+
+
+def index_rules(cols: Columns, indice: str = INDICE) -> dict[str, Outcome]:
+    """The rules of ``indice``'s portfolio: every rule for IBOV; for any other index those
+    that hold for every index (unique codes, positive quantities adding up to the header's
+    total, weights adding up to 100 ± 0.01, a sound reductor)."""
+    rules = column_rules(cols)
+    if indice == INDICE:
+        return rules
+    return {name: outcome for name, outcome in rules.items() if name not in IBOV_ONLY_RULES}
+
+
 def sector_rules(portfolio: Portfolio) -> dict[str, Outcome]:
     """The sector view's own rules (payloads of ``segment`` 2 only: a CSV has no sectors)."""
     rows = portfolio.constituents
@@ -244,17 +260,20 @@ def portfolio_problems(portfolio: Portfolio | PeriodPortfolio) -> list[str]:
     """Every reason to reject ``portfolio``; empty when it is sound."""
     if not portfolio.constituents:
         return ["the results are empty"]
-    outcomes = list(column_rules(Columns.of(portfolio)).values())
+    outcomes = list(index_rules(Columns.of(portfolio), portfolio.indice).values())
     if isinstance(portfolio, Portfolio) and portfolio.by_sector:
         outcomes += sector_rules(portfolio).values()
     return [o.problem for o in outcomes if not o.passed]
 
 
 def validate_portfolio(portfolio: Portfolio) -> Portfolio:
-    """``portfolio`` itself when sound; else :class:`B3PayloadError` naming every problem."""
+    """``portfolio`` itself when sound; else :class:`B3PayloadError` naming the index (when
+    not IBOV) and every problem."""
     problems = portfolio_problems(portfolio)
     if problems:
-        raise B3PayloadError(portfolio.where, "; ".join(problems), portfolio.data_carteira)
+        which = "" if portfolio.indice == INDICE else f"index {portfolio.indice}: "
+        raise B3PayloadError(portfolio.where, which + "; ".join(problems),
+                             portfolio.data_carteira)
     return portfolio
 
 

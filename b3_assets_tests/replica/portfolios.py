@@ -61,6 +61,8 @@ class ReplicaPortfolio:
     part_total: Decimal = Decimal("100.000")
     origin: str = "generated"
     csv_bytes: bytes | None = None
+    #: The index this is the portfolio of (its CSV title: ``SMLL - Carteira do Dia …``).
+    indice: str = "IBOV"
 
     def constituents(self, segment: str = "2") -> tuple[Constituent, ...]:
         """The rows as the project's parser should read them back (for assertions), in the
@@ -436,7 +438,7 @@ def csv_bytes(portfolio: ReplicaPortfolio) -> bytes:
     if portfolio.csv_bytes is not None:
         return portfolio.csv_bytes
     lines = [
-        f"IBOV - Carteira do Dia {fmt_date(portfolio.data_carteira)}",
+        f"{portfolio.indice} - Carteira do Dia {fmt_date(portfolio.data_carteira)}",
         "Código;Ação;Tipo;Qtde. Teórica;Part. (%)",
     ]
     lines += [

@@ -1,6 +1,8 @@
 """A local stand-in for ``sistemaswebb3-listados.b3.com.br``: the Carteira do Dia page, its
 JSON API (``GetPortfolioDay`` by code or by sector, ``GetTheoricalPortfolio``,
-``GetQuartelyPreview``) and the CSV download, with the faults the real site shows (or may show)
+``GetQuartelyPreview``) and the CSV download, for IBOV and every index ``GetStockIndex`` lists
+(b3_assets_tests/replica/indices.py), plus each index's closes by year
+(``indexStatisticsProxy``), with the faults the real site shows (or may show)
 switchable per test, so every fetch path can be proven without the network.
 
 Which client is a browser: a page's ``fetch()`` in Chromium sends Fetch Metadata headers
@@ -19,11 +21,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from b3_assets_tests.replica.indices import (
+    NO_SECTOR_VIEW,
+    as_index,
+    generate_index_portfolio,
+    levels_doc,
+    levels_for,
+    stock_index_doc,
+    stock_index_rows,
+)
 from b3_assets_tests.replica.portfolios import (
     DEFAULT_DATE,
     ReplicaPeriod,
@@ -40,19 +52,26 @@ API_PREFIX = "/indexProxy/indexCall/GetPortfolioDay/"
 CSV_PREFIX = "/indexProxy/indexCall/GetDownloadPortfolioDay/"
 TEORICA_PREFIX = "/indexProxy/indexCall/GetTheoricalPortfolio/"
 PREVIA_PREFIX = "/indexProxy/indexCall/GetQuartelyPreview/"
+STOCK_INDEX_PREFIX = "/indexProxy/indexCall/GetStockIndex/"
+LEVELS_PREFIX = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
 #: Request kind of each data endpoint (``Request.kind``) and B3's name of it (``Fault.endpoint``).
 KINDS: dict[str, tuple[str, str]] = {
     API_PREFIX: ("api", "GetPortfolioDay"),
     CSV_PREFIX: ("csv", "GetDownloadPortfolioDay"),
     TEORICA_PREFIX: ("teorica", "GetTheoricalPortfolio"),
     PREVIA_PREFIX: ("previa", "GetQuartelyPreview"),
+    STOCK_INDEX_PREFIX: ("stock_index", "GetStockIndex"),
+    LEVELS_PREFIX: ("levels", "IndexStatistics"),
 }
+#: Kinds that carry no portfolio: only transport faults, ``empty`` and ``truncated`` apply.
+_NOT_PORTFOLIOS = {"stock_index", "levels"}
 ENDPOINTS = tuple(name for _, name in KINDS.values())
 PAGE_HTML = (Path(__file__).with_name("page.html")).read_bytes()
 
 #: Fault modes and what they do to the JSON API endpoints (and, for transport faults, the CSV
 #: download). Every fault hits every endpoint unless ``endpoint=`` names one (``ENDPOINTS``);
-#: ``other_date`` leaves the period views alone (they carry no date).
+#: ``other_date`` leaves the period views alone (they carry no date); ``index=`` limits a
+#: fault to one index's requests (its portfolio, CSV and closes).
 FAULT_MODES: dict[str, str] = {
     "latency": "delay the answer by `ms` milliseconds, then answer normally",
     "5xx": "answer HTTP `status` (503) with an HTML error page",
@@ -101,12 +120,17 @@ class Fault:
     max_page_size: int = 20
     #: Only this endpoint (``GetPortfolioDay``, ``GetTheoricalPortfolio``, ...); None: all.
     endpoint: str | None = None
+    #: Only requests for this index (``SMLL``...: its portfolio, CSV, levels); None: all.
+    index: str | None = None
     hits: int = 0
 
-    def applies(self, browser: bool, endpoint: str | None = None) -> bool:
+    def applies(self, browser: bool, endpoint: str | None = None,
+                index: str | None = None) -> bool:
         if self.count is not None and self.hits >= self.count:
             return False
         if self.endpoint is not None and endpoint is not None and endpoint != self.endpoint:
+            return False
+        if self.index is not None and index != self.index:
             return False
         if self.target == "non-browser":
             return not browser
@@ -167,6 +191,11 @@ class Replica:
             for view in ("teorica", "previa")
         }
         self._periods = dict(self._default_periods)
+        self._index_portfolios: dict[str, ReplicaPortfolio] = {}
+        self._stock_rows: list[dict[str, Any]] | None = None
+        self._generated: dict[tuple[str, date], ReplicaPortfolio] = {}
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._faults: list[Fault] = []
         self._requests: list[Request] = []
         self._lock = threading.Lock()
@@ -227,6 +256,52 @@ class Replica:
             self._periods[period.view] = period
         return period
 
+    # --- every index ---
+    def stock_index_rows(self) -> list[dict[str, Any]]:
+        """What ``GetStockIndex`` serves now (B3's sample, IBOV's members those served)."""
+        with self._lock:
+            rows, ibov = self._stock_rows, self._portfolio
+        return [dict(r) for r in rows] if rows is not None else stock_index_rows(ibov)
+
+    def set_stock_index_rows(self, rows: list[dict[str, Any]] | None) -> None:
+        """Serve these GetStockIndex rows (``company``, ``spotlight``, ``code``, ``indexes``);
+        None: back to B3's sample."""
+        with self._lock:
+            self._stock_rows = None if rows is None else [dict(r) for r in rows]
+            self._generated = {}
+
+    def indices(self) -> list[str]:
+        """Every index GetStockIndex lists now."""
+        return sorted({c for r in self.stock_index_rows() for c in r["indexes"].split(",") if c})
+
+    def index_portfolio(self, index: str) -> ReplicaPortfolio:
+        """What ``GetPortfolioDay`` serves for ``index`` now: IBOV's portfolio for IBOV, one set
+        with :meth:`set_index_portfolio`, else one generated from its GetStockIndex members for
+        the IBOV portfolio's date."""
+        with self._lock:
+            chosen = self._index_portfolios.get(index)
+            ibov = self._portfolio
+        if chosen is not None:
+            return chosen
+        if index == "IBOV":
+            return as_index(ibov, "IBOV")
+        key = (index, ibov.data_carteira)
+        if key not in self._generated:
+            self._generated[key] = generate_index_portfolio(index, ibov.data_carteira,
+                                                            self.stock_index_rows())
+        return self._generated[key]
+
+    def set_index_portfolio(self, portfolio: ReplicaPortfolio) -> ReplicaPortfolio:
+        """Serve ``portfolio`` for its ``indice``."""
+        with self._lock:
+            self._index_portfolios[portfolio.indice] = portfolio
+        return portfolio
+
+    def levels(self, index: str, year: int) -> dict[date, Decimal]:
+        """The closes the statistics endpoint serves for ``index`` and ``year`` (sessions
+        before the IBOV portfolio's date: that session has not closed yet)."""
+        return levels_for(index, year, self._portfolio.data_carteira)
+
     def fault(self, mode: str, *, count: int | None = None, target: str | None = None,
               **options: Any) -> Fault:
         """Add a fault (see FAULT_MODES); several may be active at once."""
@@ -248,9 +323,28 @@ class Replica:
             self._requests = []
             self._portfolio = self._default
             self._periods = dict(self._default_periods)
+            self._index_portfolios = {}
+            self._stock_rows = None
+            self._generated = {}
+            self._max_in_flight = self._in_flight
             self._release.set()
             self._release = threading.Event()
             self._generation += 1
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most data requests answered at the same time since the last reset."""
+        with self._lock:
+            return self._max_in_flight
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     @property
     def requests(self) -> list[Request]:
@@ -264,7 +358,7 @@ class Replica:
                 if r.kind == kind and (browser is None or r.browser == browser)]
 
     # --- used by the handler ---
-    def _take_faults(self, kind: str, endpoint: str, browser: bool
+    def _take_faults(self, kind: str, endpoint: str, browser: bool, index: str | None = None
                      ) -> tuple[ReplicaPortfolio, ReplicaPeriod | None, list[Fault],
                                 threading.Event, int]:
         with self._lock:
@@ -274,7 +368,10 @@ class Replica:
                     continue
                 if kind in ("teorica", "previa") and f.mode == "other_date":
                     continue
-                if f.applies(browser, endpoint):
+                if kind in _NOT_PORTFOLIOS and f.mode not in _TRANSPORT | {"empty",
+                                                                            "truncated"}:
+                    continue
+                if f.applies(browser, endpoint, index):
                     f.hits += 1
                     active.append(f)
             period = self._periods.get(kind)
@@ -318,8 +415,16 @@ class _Handler(BaseHTTPRequestHandler):
     def replica(self) -> Replica:
         return self.server.replica
 
+    def _uncount(self) -> None:
+        """No longer in flight: from just before the answer (a client cannot have asked its
+        next request before this answer, so in-flight counts are never overstated)."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.replica._leave()
+
     def _record(self, status: int | None) -> None:
         """Log this request; called BEFORE answering so a client never outruns the log."""
+        self._uncount()
         self.replica._log(
             Request(self._kind, self.path, self._params, self._browser, status, self._faults,
                     self._headers),
@@ -370,17 +475,25 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.dumps({"message": str(exc)}).encode()
                 self._send(400, body, "application/json; charset=utf-8")
                 return
+            self.replica._enter()
+            self._counted = True
             try:
                 self._serve_data()
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+            finally:
+                self._uncount()
             return
         self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>",
                    "text/html; charset=utf-8")
 
     def _serve_data(self) -> None:
+        params = self._params or {}
+        index = str(params.get("index") or "IBOV") if self._kind != "stock_index" else None
         portfolio, period, faults, release, self._generation = self.replica._take_faults(
-            self._kind, self._endpoint, self._browser)
+            self._kind, self._endpoint, self._browser, index)
+        if index is not None and index != "IBOV" and self._kind in ("api", "csv"):
+            portfolio = self.replica.index_portfolio(index)
         self._faults = tuple(f.mode for f in faults)
         for f in faults:
             if f.mode == "latency":
@@ -416,7 +529,29 @@ class _Handler(BaseHTTPRequestHandler):
             body = base64.b64encode(csv_bytes(portfolio))
             self._send(200, body, "application/json; charset=utf-8")
             return
-        self._send_api(portfolio, period, self._params or {}, by_mode)
+        if self._kind in _NOT_PORTFOLIOS:
+            self._send_other(portfolio, params, by_mode)
+            return
+        self._send_api(portfolio, period, params, by_mode)
+
+    def _send_other(self, portfolio: ReplicaPortfolio, params: dict[str, Any],
+                    by_mode: dict[str, Fault]) -> None:
+        """GetStockIndex, or one year of an index's closes (indexStatisticsProxy)."""
+        language = "en-us" if str(params.get("language", "")).lower() == "en-us" else "pt-br"
+        if self._kind == "stock_index":
+            doc = stock_index_doc(self.replica.stock_index_rows(),
+                                  _int(params.get("pageNumber"), 1),
+                                  _int(params.get("pageSize"), 20), portfolio.data_carteira)
+        else:
+            closes = self.replica.levels(str(params.get("index") or "IBOV"),
+                                         _int(params.get("year"), portfolio.data_carteira.year))
+            doc = levels_doc(closes, language)
+        if "empty" in by_mode:
+            doc["results"] = []
+        body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if "truncated" in by_mode:
+            body = body[: len(body) // 2]
+        self._send(200, body, "application/json; charset=utf-8")
 
     def _send_api(self, portfolio: ReplicaPortfolio, period: ReplicaPeriod | None,
                   params: dict[str, Any], by_mode: dict[str, Fault]) -> None:
@@ -430,8 +565,11 @@ class _Handler(BaseHTTPRequestHandler):
             doc = period_page(period, page_number=page_number, page_size=page_size,
                               language=language)
         else:
+            segment = str(params.get("segment", "1"))
+            if portfolio.indice in NO_SECTOR_VIEW:  # B3 has no labels for it: code view rows
+                segment = "1"
             doc = api_page(portfolio, page_number=page_number, page_size=page_size,
-                           language=language, segment=str(params.get("segment", "1")))
+                           language=language, segment=segment)
         if "empty" in by_mode:
             doc["results"] = []
             doc["page"] = {**doc["page"], "totalRecords": 0, "totalPages": 0}
