@@ -3,13 +3,15 @@
 # so deploy/compose.yaml runs all three from this one image.
 #
 #   docker build -t b3-pipeline .                   # from the official Python image
-#   podman build --build-arg BASE_IMAGE=localhost/debian:bookworm \
-#     --secret id=hostca,src=/etc/ssl/certs/ca-certificates.crt -t b3-pipeline .
+#   scripts/stack.sh build                          # podman, no registry (docs/hosting.md):
+#     podman build --format docker --build-arg BASE_IMAGE=localhost/debian:bookworm \
+#       --secret id=hostca,src=/etc/ssl/certs/ca-certificates.crt -t localhost/b3-pipeline:latest .
 #
 # BASE_IMAGE: any Debian bookworm. The official python:3.11-slim-bookworm brings its own
 # Python 3.11; a bare bookworm (debootstrap, scripts/container_base.sh) gets Debian's, which
 # is 3.11 too. The optional `hostca` secret is a CA bundle for pip/uv behind an intercepting
-# proxy; it is only mounted while installing, never stored in the image.
+# proxy; it is only mounted while installing, never stored in the image. `--format docker`:
+# podman's default OCI format has no HEALTHCHECK.
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
@@ -64,7 +66,7 @@ RUN echo /app > /opt/venv/lib/python3.11/site-packages/b3_pipeline.pth \
 
 COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml
 COPY deploy/workspace.yaml /opt/dagster/workspace.yaml
-COPY --chmod=755 deploy/health.sh /usr/local/bin/b3-health
+COPY --chmod=755 deploy/health.py /usr/local/bin/b3-health
 
 ENV PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/home \

@@ -1,9 +1,9 @@
 # PostgreSQL 15 from Debian with the official postgres image's interface (POSTGRES_USER,
 # POSTGRES_PASSWORD, POSTGRES_DB, PGDATA=/var/lib/postgresql/data, pg_isready), for hosts
-# that cannot pull docker.io/library/postgres (CI here builds it FROM the debootstrap base):
-#   podman build -f deploy/postgres.Dockerfile --build-arg BASE_IMAGE=localhost/debian:bookworm \
-#     -t localhost/b3-postgres:15 deploy/
-#   POSTGRES_IMAGE=localhost/b3-postgres:15 in deploy/.env
+# that cannot pull docker.io/library/postgres. scripts/stack.sh builds it FROM the same base
+# as the app image and tags it localhost/b3-postgres:15 (the stack's POSTGRES_IMAGE):
+#   podman build --format docker -f deploy/postgres.Dockerfile \
+#     --build-arg BASE_IMAGE=localhost/debian:bookworm -t localhost/b3-postgres:15 deploy
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
