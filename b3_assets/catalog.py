@@ -21,13 +21,17 @@ import duckdb
 from botocore.exceptions import ClientError
 
 from glue.layout import (
+    INDEX_TABLE_COLUMNS,
+    INDEX_TABLE_NAMES,
     MART_COLUMNS,
     MART_NAMES,
     REFINED_COLUMNS,
     SERVING_PREFIX,
+    TABLE_FECHAMENTO,
     TABLE_NAME,
     Column,
     duckdb_type,
+    index_table_prefix,
     mart_prefix,
 )
 
@@ -59,6 +63,11 @@ class QueryEngine(ABC):
         """Make the marts' tables current in this catalog (mart name -> lake URI of its
         folder, ``…/marts/<name>/``), after their files were written."""
         raise NotImplementedError(f"the {self.name} catalog has no marts")
+
+    def publish_index_tables(self, locations: Mapping[str, str]) -> None:
+        """Make the index tables current (``b3_carteiras``, ``b3_composicao``,
+        ``b3_indices_fechamento``, ``b3_movimentos``: name -> lake URI of its folder)."""
+        raise NotImplementedError(f"the {self.name} catalog has no index tables")
 
 
 def _empty_view_select(columns: Sequence[Column] = REFINED_COLUMNS) -> str:
@@ -97,17 +106,36 @@ def mart_view_sql(data_dir: Path, name: str) -> str:
     return f"CREATE OR REPLACE VIEW {name} AS {select}"
 
 
+def index_view_sql(data_dir: Path, name: str) -> str:
+    """The view of an index table over its year files: ``serving/b3_carteiras/ano=*``,
+    ``serving/b3_composicao/ano=*``, ``marts/b3_movimentos/ano=*``, and the levels'
+    ``landing/index_levels/indice=*/ano=*`` (one file per index and year). Read at every
+    query, each file replaced by one rename, like the marts' views."""
+    columns = INDEX_TABLE_COLUMNS[name]
+    folder = Path(data_dir).resolve() / index_table_prefix(name)
+    pattern = "indice=*/ano=*.parquet" if name == TABLE_FECHAMENTO else "ano=*.parquet"
+    if not any(folder.glob(pattern)):
+        select = _empty_view_select(columns)
+    else:
+        literal = (folder / pattern).as_posix().replace("'", "''")
+        names = ", ".join(f'"{c.name}"' for c in columns)
+        select = f"SELECT {names} FROM read_parquet('{literal}', hive_partitioning = false)"
+    return f"CREATE OR REPLACE VIEW {name} AS {select}"
+
+
 def catalog_views_sql(data_dir: Path) -> dict[str, str]:
-    """Every view of the local catalog (view name -> its CREATE statement): the refined table
-    and the marts."""
+    """Every view of the local catalog (view name -> its CREATE statement): the refined table,
+    the marts and the index tables."""
     views = {TABLE_NAME: refined_view_sql(data_dir)}
     views.update({name: mart_view_sql(data_dir, name) for name in MART_NAMES})
+    views.update({name: index_view_sql(data_dir, name) for name in INDEX_TABLE_NAMES})
     return views
 
 
 def view_columns(view: str) -> list[str]:
     """The columns a view of the local catalog must have, in order (glue/layout.py)."""
-    columns = REFINED_COLUMNS if view == TABLE_NAME else MART_COLUMNS[view]
+    columns = (REFINED_COLUMNS if view == TABLE_NAME else INDEX_TABLE_COLUMNS[view]
+               if view in INDEX_TABLE_COLUMNS else MART_COLUMNS[view])
     return [c.name for c in columns]
 
 
@@ -165,6 +193,10 @@ class DuckDBCatalog(QueryEngine):
 
     def publish_marts(self, locations: Mapping[str, str]) -> None:
         """The marts' views in ``catalog.duckdb`` (they read ``B3_DATA_DIR/marts/``)."""
+        self.refresh()
+
+    def publish_index_tables(self, locations: Mapping[str, str]) -> None:
+        """The index tables' views in ``catalog.duckdb`` (their globs are in the views)."""
         self.refresh()
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
@@ -263,6 +295,11 @@ class AthenaCatalog(QueryEngine):
 
         for name, location in locations.items():
             ensure_mart_table(self.glue(), self.database, name, location)
+
+    def publish_index_tables(self, locations: Mapping[str, str]) -> None:
+        """Create or update each index table's Glue table (unpartitioned Parquet over its S3
+        folder, like the marts'); same IAM as :meth:`publish_marts`."""
+        self.publish_marts(locations)
 
     def query(self, sql: str, params: Sequence[Param] = ()) -> QueryResult:
         kwargs: dict[str, Any] = {

@@ -6,6 +6,12 @@ from b3_assets.alerts import alert_sensors
 from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio, refined_b3_etl_soma_acao
 from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
 from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
+from b3_assets.indices.assets import (
+    INDICES_ASSETS,
+    INDICES_CHECKS,
+    INDICES_JOBS,
+    INDICES_SCHEDULES,
+)
 from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
 from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
@@ -36,12 +42,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *PERIOD_ASSETS,
             ibov_marts,
             report_ibov_marts,
+            *INDICES_ASSETS,
         ],
         asset_checks=[
             landing_ibov_portfolio_checks,
             refined_b3_etl_soma_acao_checks,
             ibov_marts_checks,
             *landing_freshness_checks,
+            *INDICES_CHECKS,
         ],
         jobs=[
             daily_ibov_job,
@@ -52,12 +60,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             marts_job,
             reconcile_refined_job,
             freshness_job,
+            *INDICES_JOBS,
         ],
         schedules=[
             daily_ibov_schedule,
             period_portfolios_schedule,
             second_attempt_schedule,
             audit_schedule,
+            *INDICES_SCHEDULES,
         ],
         sensors=[glue_job_runs, refined_reconciliation, freshness_sensor, *alert_sensors(settings)],
         resources=resources_for(settings),

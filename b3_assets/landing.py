@@ -41,6 +41,12 @@ def read_landing(lake: Lake, data_carteira: date) -> pa.Table:
     return conform_landing(table)  # files older than setor_b3/setor/subsetor: nulls
 
 
+def read_parquet_key(lake: Lake, key: str, schema: pa.Schema) -> pa.Table:
+    """A landing file of any schema read back with exactly ``schema`` (columns by name)."""
+    table = pq.read_table(io.BytesIO(lake.read_bytes(key)), use_threads=False)
+    return table.select(schema.names).cast(schema)
+
+
 def landing_dates(lake: Lake) -> list[date]:
     return [
         date.fromisoformat(f.removeprefix("dt="))

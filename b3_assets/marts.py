@@ -154,10 +154,7 @@ def _relation_to_arrow(relation: Any) -> pa.Table:
 
 def conform_mart(name: str, table: pa.Table) -> pa.Table:
     """The mart's rows with exactly its schema; a lossy cast raises instead of rounding."""
-    schema = MART_SCHEMAS[name]
-    if table.column_names != schema.names:
-        raise MartError(f"{name} produced columns {table.column_names}, expected {schema.names}")
-    return table.cast(schema, safe=True)
+    return MART_TABLES[name].conform(name, table)
 
 
 def compute_marts(
@@ -242,6 +239,33 @@ def plan_marts(sessions: Sequence[date], requested: Iterable[date]) -> MartPlan:
 # --- storage: one file per mart and year --------------------------------------------------
 
 
+@dataclass(frozen=True)
+class YearTable:
+    """A table stored as one Parquet file per year under ``prefix`` (``ano=YYYY.parquet``),
+    each date's rows (``date_column``) replaced at once: the marts, and the index tables the
+    catalog reads for history (b3_assets/indices/)."""
+
+    schema: pa.Schema
+    sort: list[tuple[str, str]]
+    prefix: str
+    date_column: str = "data_carteira"
+
+    def key(self, year: int) -> str:
+        return f"{self.prefix}/ano={year:04d}.parquet"
+
+    def conform(self, name: str, table: pa.Table) -> pa.Table:
+        """The rows with exactly the schema; a lossy cast raises instead of rounding."""
+        if table.column_names != self.schema.names:
+            raise MartError(f"{name} produced columns {table.column_names}, expected "
+                            f"{self.schema.names}")
+        return table.cast(self.schema, safe=True)
+
+
+MART_TABLES: dict[str, YearTable] = {
+    name: YearTable(MART_SCHEMAS[name], MART_SORT[name], mart_prefix(name)) for name in MART_NAMES
+}
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", row_group_size=1 << 20)
@@ -256,17 +280,19 @@ class MartStore:
     conditional on the ETag read (``If-Match``/``If-None-Match``) and retried on a conflict,
     so two runs patching the same year never lose each other's dates."""
 
-    def __init__(self, lake: Lake, attempts: int = 8) -> None:
+    def __init__(self, lake: Lake, attempts: int = 8,
+                 tables: Mapping[str, YearTable] = MART_TABLES) -> None:
         self.lake = lake
         self.attempts = attempts
+        self.tables = tables
 
     def read(self, name: str, year: int) -> pa.Table:
         """Every stored row of ``name`` in ``year`` (an empty table when there is none)."""
-        return self._decode(name, year, self._get(mart_year_key(name, year))[0])
+        return self._decode(name, year, self._get(self.tables[name].key(year))[0])
 
     def years(self, name: str) -> list[int]:
         """The years with a file, ascending."""
-        prefix = mart_prefix(name) + "/"
+        prefix = self.tables[name].prefix + "/"
         found = (re.fullmatch(r"ano=(\d{4})\.parquet", k[len(prefix) :]) for k in
                  self.lake.list_keys(prefix))  # fmt: skip
         return sorted(int(m.group(1)) for m in found if m)
@@ -275,27 +301,29 @@ class MartStore:
         """Make ``rows`` the only rows of ``dates`` (all in ``year``) in the year's file."""
         if any(d.year != year for d in dates):
             raise MartError(f"dates {sorted(dates)} are not all in {year}")
-        new = conform_mart(name, rows)
+        spec = self.tables[name]
+        new = spec.conform(name, rows)
         days = pa.array(sorted(dates), pa.date32())
 
         def patch(current: pa.Table) -> pa.Table:
-            keep = pc.invert(pc.is_in(current.column("data_carteira"), value_set=days))
+            keep = pc.invert(pc.is_in(current.column(spec.date_column), value_set=days))
             table = pa.concat_tables([current.filter(keep), new])
-            return table.take(pc.sort_indices(table, MART_SORT[name], null_placement="at_end"))
+            return table.take(pc.sort_indices(table, spec.sort, null_placement="at_end"))
 
         self._update(name, year, patch)
 
     # backends ---------------------------------------------------------------------------
 
     def _decode(self, name: str, year: int, data: bytes | None) -> pa.Table:
+        spec = self.tables[name]
         if data is None:
-            return MART_SCHEMAS[name].empty_table()
+            return spec.schema.empty_table()
         table = pq.read_table(io.BytesIO(data), use_threads=False)
         try:
-            return conform_mart(name, table.select(MART_SCHEMAS[name].names))
+            return spec.conform(name, table.select(spec.schema.names))
         except (KeyError, ValueError, pa.ArrowInvalid) as exc:
             raise MartError(
-                f"{self.lake.uri(mart_year_key(name, year))} does not hold {name}'s columns "
+                f"{self.lake.uri(spec.key(year))} does not hold {name}'s columns "
                 f"({exc}); delete it and materialize marts/{name} for {year}'s dates again"
             ) from exc
 
@@ -314,11 +342,11 @@ class MartStore:
             return None, None
 
     def _update(self, name: str, year: int, patch: Callable[[pa.Table], pa.Table]) -> None:
-        key = mart_year_key(name, year)
+        key = self.tables[name].key(year)
         if isinstance(self.lake, LocalLake):
             from glue.local_job import locked, write_atomic
 
-            with locked(self.lake.path(mart_prefix(name)) / ".lock"):
+            with locked(self.lake.path(self.tables[name].prefix) / ".lock"):
                 current = self._decode(name, year, self._get(key)[0])
                 write_atomic(self.lake.path(key), _parquet_bytes(patch(current)))
             return

@@ -147,7 +147,9 @@ def test_another_date_is_refused_and_nothing_is_archived(b3_replica, tmp_path: P
     lake = LocalLake(tmp_path)
     capture = _capture(b3_replica, lake, day=date(2025, 3, 6))
     assert not capture.portfolios and capture.membership is None
-    assert all(isinstance(e, B3DateMismatchError) for e in capture.failures.values())
+    assert isinstance(capture.other_date, B3DateMismatchError) and not capture.failures
+    assert "no index archived for 2025-03-06" in capture.problems()[0]
+    assert len(b3_replica.api_requests()) == 1  # one index asked, then nothing more
     assert land_indices(lake, capture).carteiras is None
     assert lake.list_keys("raw/") == []
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
-from glue.layout import MART_COLUMNS, MART_NAMES, REFINED_FILE_COLUMNS, REFINED_PARTITION_COLUMNS
+from glue.layout import (
+    INDEX_TABLE_COLUMNS,
+    INDEX_TABLE_NAMES,
+    MART_COLUMNS,
+    MART_NAMES,
+    REFINED_FILE_COLUMNS,
+    REFINED_PARTITION_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -233,13 +240,17 @@ def mart_table_input(name: str, location: str) -> dict[str, Any]:
 
     A mart is one file per year (``ano=YYYY.parquet``) directly in that folder, so Athena reads
     every year with no partition to register, and a history query opens a few files."""
-    if name not in MART_COLUMNS:
-        raise KeyError(f"no mart {name!r}; the marts are {', '.join(MART_NAMES)}")
+    columns = MART_COLUMNS.get(name) or INDEX_TABLE_COLUMNS.get(name)
+    if columns is None:
+        raise KeyError(f"no mart {name!r}; the marts are "
+                       f"{', '.join((*MART_NAMES, *INDEX_TABLE_NAMES))}")
     spec = table_input(name, location)
-    spec["Description"] = f"IBOV mart {name} (b3-pipeline, computed from landing)"
+    spec["Description"] = (f"IBOV mart {name} (b3-pipeline, computed from landing)"
+                           if name in MART_COLUMNS else
+                           f"Every B3 index: {name} (b3-pipeline, one file per year)")
     spec["Parameters"] = {**spec["Parameters"], "parquet.compression": "ZSTD"}
     spec["PartitionKeys"] = []
-    spec["StorageDescriptor"]["Columns"] = _columns(MART_COLUMNS[name])
+    spec["StorageDescriptor"]["Columns"] = _columns(columns)
     return spec
 
 

@@ -79,6 +79,8 @@ class IndicesCapture:
     reused: list[str] = field(default_factory=list)
     failures: dict[str, B3Error] = field(default_factory=dict)
     membership_error: B3Error | None = None
+    #: B3 serves another date: only the archive could give this one (set when that mattered).
+    other_date: B3DateMismatchError | None = None
 
     @property
     def expected(self) -> list[str]:
@@ -94,11 +96,14 @@ class IndicesCapture:
         return {i: len(p.constituents) for i, p in sorted(self.portfolios.items())}
 
     def problems(self) -> list[str]:
-        """One line per failure: which index (or GetStockIndex), and B3's error."""
+        """One line per failure: which index (or GetStockIndex), and B3's error; and a date
+        with nothing at all, when B3 serves another one."""
         lines = []
         if self.membership_error is not None:
             lines.append(f"GetStockIndex (the list of indices): {self.membership_error}")
         lines += [f"{i}: {self.failures[i]}" for i in sorted(self.failures)]
+        if not self.portfolios and not lines and self.other_date is not None:
+            lines.append(f"no index archived for {self.day}: {self.other_date}")
         return lines
 
 
@@ -115,7 +120,12 @@ def capture_indices(
 ) -> IndicesCapture:
     """Every index of ``day``: from the archive (no network) unless absent or ``refetch``,
     else from B3, validated and archived. Never raises for B3 trouble: the capture names each
-    failure (and a date B3 is not on fails every index to fetch, each with the reason)."""
+    failure.
+
+    One index is asked first: when B3 is on another date, nothing else is asked (B3 serves
+    only the current portfolios). A date whose GetStockIndex was not archived then expects
+    only the indices archived for it (a CSV import); one whose list was archived names every
+    index still missing."""
     capture = IndicesCapture(day)
     members = membership_archive(lake)
     membership_payload: RawPayload | None = None
@@ -153,14 +163,9 @@ def capture_indices(
         index_archive(lake, index).store(payload, day)
         return portfolio
 
-    pending = to_fetch
-    options = {} if workers is None else {"workers": workers}
-    for attempt in range(retry_rounds + 1):
-        if attempt:
-            time.sleep(retry_pause_s)
-            log.info("retrying %s alone (attempt %d)", ", ".join(pending), attempt + 1)
-        results = run_pooled(pending, collect_one, **options)
-        pending = []
+    def record(results: dict[str, Portfolio | B3Error]) -> list[str]:
+        """Keep each result; the indices worth another try (transient failures)."""
+        again = []
         for index, result in results.items():
             if isinstance(result, Portfolio):
                 capture.portfolios[index] = result
@@ -169,14 +174,30 @@ def capture_indices(
             else:
                 capture.failures[index] = result
                 if not isinstance(result, B3PermanentError):
-                    pending.append(index)
+                    again.append(index)
+        return again
+
+    pending: list[str] = []
+    if to_fetch:
+        probe = run_pooled(to_fetch[:1], collect_one)
+        if isinstance(probe[to_fetch[0]], B3DateMismatchError):
+            capture.other_date = probe[to_fetch[0]]
+            if membership_payload is not None:  # B3's list is of another date: not ``day``'s
+                capture.membership = None
+            else:  # the date's list is archived: every index still missing is named
+                capture.failures.update({i: capture.other_date for i in to_fetch})
+        else:
+            pending = record(probe) + to_fetch[1:]
+    options = {} if workers is None else {"workers": workers}
+    for attempt in range(retry_rounds + 1):
         if not pending:
             break
+        if attempt:
+            time.sleep(retry_pause_s)
+            log.info("retrying %s alone (attempt %d)", ", ".join(pending), attempt + 1)
+        pending = record(run_pooled(pending, collect_one, **options))
     if membership_payload is not None and capture.membership is not None and capture.fetched:
         members.store(membership_payload, day)  # B3 is on ``day``: its list is that date's
-    elif membership_payload is not None and capture.membership is not None and any(
-            isinstance(e, B3DateMismatchError) for e in capture.failures.values()):
-        capture.membership = None  # B3 is on another date: its list is not ``day``'s
     capture.fetched.sort()
     capture.reused.sort()
     return capture
@@ -184,11 +205,16 @@ def capture_indices(
 
 @dataclass(frozen=True)
 class LandedIndices:
-    """The landing files one capture wrote (lake keys), and their rows."""
+    """The landing files one capture wrote (lake keys) and their tables."""
 
     carteiras: str | None
     composicao: str | None
-    rows: int
+    carteiras_table: pa.Table | None = None
+    composicao_table: pa.Table | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.carteiras_table.num_rows if self.carteiras_table is not None else 0
 
 
 def land_indices(lake: Lake, capture: IndicesCapture) -> LandedIndices:
@@ -196,13 +222,13 @@ def land_indices(lake: Lake, capture: IndicesCapture) -> LandedIndices:
     (indice, codigo)) and ``composicao.parquet`` (when the date's GetStockIndex is known),
     each in one atomic write. Nothing is written for a date with no index at all."""
     carteiras = composicao = None
-    table: pa.Table | None = None
+    table = members = None
     if capture.portfolios:
         table = landing_rows(capture.portfolios.values())
         carteiras = carteiras_key(capture.day)
         lake.write_bytes(carteiras, landing_parquet(table))
     if capture.membership is not None:
+        members = capture.membership.to_landing_table()
         composicao = composicao_key(capture.day)
-        lake.write_bytes(composicao, landing_parquet(capture.membership.to_landing_table(),
-                                                     COMPOSICAO_SCHEMA))
-    return LandedIndices(carteiras, composicao, table.num_rows if table is not None else 0)
+        lake.write_bytes(composicao, landing_parquet(members, COMPOSICAO_SCHEMA))
+    return LandedIndices(carteiras, composicao, table, members)
