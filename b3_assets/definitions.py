@@ -12,6 +12,7 @@ from b3_assets.indices.assets import (
     INDICES_JOBS,
     INDICES_SCHEDULES,
 )
+from b3_assets.levels.assets import LEVELS_ASSETS, LEVELS_CHECKS, LEVELS_JOBS, LEVELS_SCHEDULES
 from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
 from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
@@ -43,6 +44,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ibov_marts,
             report_ibov_marts,
             *INDICES_ASSETS,
+            *LEVELS_ASSETS,
         ],
         asset_checks=[
             landing_ibov_portfolio_checks,
@@ -50,6 +52,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ibov_marts_checks,
             *landing_freshness_checks,
             *INDICES_CHECKS,
+            *LEVELS_CHECKS,
         ],
         jobs=[
             daily_ibov_job,
@@ -61,6 +64,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             reconcile_refined_job,
             freshness_job,
             *INDICES_JOBS,
+            *LEVELS_JOBS,
         ],
         schedules=[
             daily_ibov_schedule,
@@ -68,6 +72,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             second_attempt_schedule,
             audit_schedule,
             *INDICES_SCHEDULES,
+            *LEVELS_SCHEDULES,
         ],
         sensors=[glue_job_runs, refined_reconciliation, freshness_sensor, *alert_sensors(settings)],
         resources=resources_for(settings),
