@@ -14,6 +14,7 @@ from b3_assets.archive import RawArchive
 from b3_assets.b3.errors import B3Error
 from b3_assets.catalog import QueryEngine, QueryError, QueryResult
 from b3_assets.collect import Collected, import_csv
+from b3_assets.indices.collect import index_archive
 from b3_assets.lake import Lake
 from b3_assets.settings import Settings, SettingsError
 
@@ -36,6 +37,7 @@ def record_in_dagster(imported: list[Collected]) -> str:
     import dagster as dg
 
     from b3_assets.assets import RAW
+    from b3_assets.indices.assets import RAW_INDICES
 
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -43,7 +45,7 @@ def record_in_dagster(imported: list[Collected]) -> str:
         for got in imported:
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
-                    asset_key=RAW,
+                    asset_key=RAW if got.portfolio.indice == "IBOV" else RAW_INDICES,
                     partition=got.portfolio.data_carteira.isoformat(),
                     description="b3-pipeline import-csv",
                     metadata={"payload": got.stored.archived.prefix if got.stored else "?"},
@@ -60,7 +62,7 @@ def cmd_import_csv(lake: Lake, files: Sequence[Path]) -> int:
     bar = tqdm(files, desc="import-csv", unit="file", disable=len(files) < 2, file=sys.stderr)
     for path in bar:
         try:
-            got = import_csv(archive, Path(path))
+            got = import_csv(archive, Path(path), lambda index: index_archive(lake, index))
         except (B3Error, OSError) as exc:
             failures.append(f"{path}: {exc}")
             continue

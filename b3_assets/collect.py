@@ -13,7 +13,7 @@ from pathlib import Path
 
 from b3_assets.archive import RawArchive, StoreOutcome
 from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
-from b3_assets.b3.model import PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.b3.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.parse import check_size, refuse_non_csv
 from b3_assets.b3.payload import RawPayload
 from b3_assets.lake import Lake
@@ -59,13 +59,21 @@ def csv_payload(path: Path) -> RawPayload:
     return RawPayload("csv", str(Path(path).resolve()), datetime.now(UTC), ((name, data),))
 
 
-def import_csv(archive: RawArchive, path: Path) -> Collected:
-    """Validate a downloaded CSV and put it in the raw archive under its portfolio date."""
+def import_csv(archive: RawArchive, path: Path,
+               archive_for: Callable[[str], RawArchive] | None = None) -> Collected:
+    """Validate a downloaded CSV and put it in the raw archive under its portfolio date:
+    ``archive`` for IBOV, ``archive_for(index)`` for any other index's download (its title
+    ``SMLL - Carteira do Dia …`` or name ``SMLLDia_…`` says which)."""
     check_size(Path(path).stat().st_size, str(path), "CSV")  # before reading it into memory
     payload = csv_payload(path)
     portfolio = payload.portfolio(is_session=is_trading_day)
     if not portfolio.constituents:
         raise B3PayloadError(str(path), "no constituents")
+    if portfolio.indice != INDICE:
+        if archive_for is None:
+            raise B3PayloadError(str(path), f"this is index {portfolio.indice}'s portfolio, "
+                                 "not IBOV's")
+        archive = archive_for(portfolio.indice)
     stored = archive.store(payload, portfolio.data_carteira)
     return Collected(portfolio, payload, stored, False)
 

@@ -104,3 +104,30 @@ def test_one_failing_index_fails_only_its_run_and_the_second_attempt_fetches_it(
     assert len(landed) == 34
     assert check_results(instance, LANDING_CARTEIRAS, ["every_index_landed_and_valid"],
                          DAY.isoformat()) == {"every_index_landed_and_valid": "SUCCEEDED"}
+
+
+def test_any_index_csv_bootstraps_its_history_through_import_csv(
+        b3_replica, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        instance: dg.DagsterInstance):
+    from b3_assets.cli import main
+    from b3_assets_tests.replica import csv_bytes
+    from b3_assets_tests.replica.indices import generate_index_portfolio
+
+    past = date(2025, 3, 6)  # the replica (B3) serves 2025-03-05: only the CSV has this date
+    smll = generate_index_portfolio("SMLL", past, b3_replica.stock_index_rows())
+    path = tmp_path / "SMLLDia_06-03-25.csv"
+    path.write_bytes(csv_bytes(smll))
+    lake_dir = tmp_path / "lake"
+    monkeypatch.setenv("B3_DATA_DIR", str(lake_dir))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["import-csv", str(path)]) == 0
+    assert (lake_dir / "raw/indices/dt=2025-03-06/indice=SMLL").is_dir()
+    assert not (lake_dir / "raw/ibov").exists()
+    platform = local_platform(lake_dir, b3_replica.base_url)
+    result = platform.defs.resolve_job_def("daily_b3_indices").execute_in_process(
+        partition_key=past.isoformat(), instance=instance, raise_on_error=False)
+    assert result.success, failure_message(result)
+    rows = platform.catalog.query(
+        "SELECT indice, codigo, qtde_teorica, participacao_pct, setor_b3 FROM b3_carteiras "
+        "WHERE data_carteira = ? ORDER BY codigo", [past]).rows
+    assert rows == sorted(("SMLL", r.cod, r.qty, r.part, None) for r in smll.rows)

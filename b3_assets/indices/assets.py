@@ -103,7 +103,9 @@ def rows_markdown(rows: Mapping[str, int], missing: Sequence[str]) -> str:
             "codigo; sectors null where B3 has no sector view); table b3_carteiras.",
             metadata={"dagster/column_schema": _column_schema(TABLE_CARTEIRAS)}),
         dg.AssetSpec(
+            # Skippable: a date bootstrapped from CSV downloads has no GetStockIndex.
             LANDING_COMPOSICAO, deps=[RAW_INDICES], group_name=GROUP, owners=OWNERS,
+            skippable=True,
             tags={"layer": "landing"}, kinds={"parquet"},
             description="**Landing** GetStockIndex as served on the date: one row per (ticker, "
             "index) (landing/indices/dt=…/composicao.parquet); table b3_composicao.",
@@ -150,7 +152,7 @@ def b3_indices_daily(
         problems += [f"{day} {line}" for line in capture.problems()]
     catalog.engine().publish_index_tables(
         {name: the_lake.uri(index_table_prefix(name) + "/") for name in INDEX_YEAR_TABLES})
-    complete = not problems and all(len(m) == 3 for m in landed.values())
+    complete = not problems and all(LANDING_CARTEIRAS in m for m in landed.values())
     if not complete:
         for day, meta in landed.items():
             for key, values in meta.items():
@@ -159,13 +161,14 @@ def b3_indices_daily(
         raise dg.Failure(
             description="Some indices were not collected (the others landed; a rerun fetches "
             "only these):\n" + "\n".join(problems or ["nothing landed for " + ", ".join(
-                d.isoformat() for d, m in landed.items() if len(m) < 3)]),
+                d.isoformat() for d, m in landed.items() if LANDING_CARTEIRAS not in m)]),
             allow_retries=False,
             metadata={"landed_dates": ", ".join(d.isoformat() for d, m in landed.items() if m)
                       or "none"})
     last = landed[days[-1]]
     for key in (RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO):
-        yield dg.MaterializeResult(asset_key=key, metadata={**last[key], "dates": len(days)})
+        if key in last:  # no GetStockIndex for a date bootstrapped from CSV downloads
+            yield dg.MaterializeResult(asset_key=key, metadata={**last[key], "dates": len(days)})
 
 
 # --- checks: one result per date ------------------------------------------------------------
