@@ -181,9 +181,13 @@ def test_truncated_json(good: ReplicaPortfolio) -> None:
 
 
 def test_not_csv() -> None:
-    with pytest.raises(B3PayloadError, match="binary") as err:
+    with pytest.raises(B3PayloadError, match=r"a ZIP archive \(or an \.xlsx workbook\)") as err:
         parse_csv(b"PK\x03\x04\x00\x00zipped", CSV_NAME, NOW)
     assert CSV_NAME in str(err.value)
+    with pytest.raises(B3PayloadError, match="a Parquet file, not B3's CSV"):
+        parse_csv(b"PAR1\x15\x04", CSV_NAME, NOW)
+    with pytest.raises(B3PayloadError, match="binary"):
+        parse_csv(b"IBOV;x\n\x00\x01\x02\n", CSV_NAME, NOW)
     with pytest.raises(B3PayloadError, match="empty"):
         parse_csv(b"  \n", CSV_NAME, NOW)
     with pytest.raises(B3PayloadError) as err:
@@ -433,6 +437,6 @@ def test_the_csv_date_is_exposed_for_a_session_check(good: ReplicaPortfolio) -> 
     assert csv_portfolio_date(untitled, "IBOVDia_07-03-25.csv") == date(2025, 3, 7)
     assert csv_portfolio_date(untitled, "anything.csv") is None
     saturday = RawPayload("csv", "file://x", NOW, (("IBOVDia_08-03-25.csv", untitled),))
-    with pytest.raises(B3PayloadError, match=r"2025-03-08 \(Saturday\) is not a B3 trading"):
+    with pytest.raises(B3PayloadError, match=r"2025-03-08 \(Saturday\) is not a B3 session"):
         saturday.portfolio(is_session=lambda d: d.weekday() < 5)
     assert saturday.portfolio(is_session=lambda d: True).data_carteira == date(2025, 3, 8)
