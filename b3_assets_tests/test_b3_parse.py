@@ -187,7 +187,7 @@ def test_not_csv() -> None:
     with pytest.raises(B3PayloadError, match="a Parquet file, not B3's CSV"):
         parse_csv(b"PAR1\x15\x04", CSV_NAME, NOW)
     with pytest.raises(B3PayloadError, match="binary"):
-        parse_csv(b"IBOV;x\n\x00\x01\x02\n", CSV_NAME, NOW)
+        parse_csv(b"\x00\x01\x02IBOV\n", CSV_NAME, NOW)
     with pytest.raises(B3PayloadError, match="empty"):
         parse_csv(b"  \n", CSV_NAME, NOW)
     with pytest.raises(B3PayloadError) as err:
