@@ -62,3 +62,24 @@ def test_a_weekday_partition_does_not_exist_before_its_day():
     # Saturday 00:00: Monday's is (B3 shows the next session's portfolio all weekend).
     assert _latest(datetime(2026, 12, 5, 0, 0, tzinfo=SP)
     ) == "2026-12-07"
+
+
+@pytest.mark.any_day
+def test_right_now_the_daily_job_lands_the_latest_partition_exactly(tmp_path, b3_replica):
+    """Whatever today is (a Sunday, Christmas, 08:29 on a Monday: scripts/any_day.sh), the
+    latest partition is the session B3 serves, and the daily job lands it as served."""
+    from b3_assets.landing import read_landing
+    from b3_assets_tests.support.chain import local_platform, materialize
+
+    served = b3_session_now()
+    latest = trading_day_partitions.get_last_partition_key()
+    assert latest in {served.isoformat(), b3_session_now().isoformat()}  # midnight may pass
+    portfolio = b3_replica.set_portfolio(date.fromisoformat(latest))
+    platform = local_platform(tmp_path, b3_replica.base_url)
+    assert materialize(platform, latest).success
+    table = read_landing(platform.lake, date.fromisoformat(latest)).to_pylist()
+    assert {r["data_carteira"] for r in table} == {date.fromisoformat(latest)}
+    landed = [(r["codigo"], r["qtde_teorica"], r["participacao_pct"]) for r in table]
+    expected = sorted((c.codigo, c.qtde_teorica, c.participacao_pct)
+                      for c in portfolio.constituents())
+    assert landed == expected

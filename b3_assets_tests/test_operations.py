@@ -22,6 +22,8 @@ from b3_assets.sessions import session_due
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform, materialize
 
+pytestmark = pytest.mark.any_day  # the freshness check, the audit and the retry read the clock
+
 SP = ZoneInfo("America/Sao_Paulo")
 DAY = DEFAULT_DATE.isoformat()
 

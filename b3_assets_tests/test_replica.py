@@ -263,6 +263,7 @@ def test_standalone_replica_serves(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
+@pytest.mark.any_day
 def test_standalone_replica_serves_the_session_b3_serves_now_by_default() -> None:
     """The README's first click lands on any day: with no --date the replica serves the
     latest partition's date (today, or the next session on a weekend or holiday)."""
