@@ -344,9 +344,11 @@ INDEX_TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("data", "date", "Session"),
         Column("fechamento", "decimal(18,2)", "The index's close on that session"),
     ),
+    # ibov_movimentos' columns plus the index, right after the two dates.
     MART_B3_MOVIMENTOS: (
-        *MART_COLUMNS[MART_MOVIMENTOS],
+        *MART_COLUMNS[MART_MOVIMENTOS][:2],
         Column("indice", "string", "Index code: who entered and left which index"),
+        *MART_COLUMNS[MART_MOVIMENTOS][2:],
     ),
 }
 INDEX_TABLE_NAMES: tuple[str, ...] = tuple(INDEX_TABLE_COLUMNS)

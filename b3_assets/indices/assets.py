@@ -1,13 +1,19 @@
-"""Every B3 index in Dagster: raw/b3_indices -> landing/b3_carteiras, landing/b3_composicao,
-partitioned by trading date, with their own job and schedules so IBOV never waits for them.
+"""Every B3 index in Dagster: raw/b3_indices -> landing/b3_carteiras, landing/b3_composicao
+-> marts/b3_movimentos, partitioned by trading date, with their own job and schedules so IBOV
+never waits for them.
 
 One step captures a date (b3_assets/indices/collect.py), lands what it collected, patches the
-year files the catalog reads (``serving/b3_carteiras/ano=YYYY.parquet``…) and makes the
-catalog current; when an index is missing it fails naming each one, after recording what
-landed, so the 09:50 second attempt (or any rerun) fetches only those.
+year files the catalog reads (``serving/b3_carteiras/ano=YYYY.parquet``…), computes the
+entries and exits of every index (b3_assets/indices/movimentos.py) and makes the catalog
+current; then it evaluates the per-date checks on what is stored, and, when an index is
+missing, fails naming each one after recording what landed, so the 09:50 second attempt (or
+any rerun) fetches only those. The checks are evaluated by that step, not a step of their
+own, because Dagster skips a check step after a failed asset step: a missing index must show
+as a failed check of the date, not as no result.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,14 +27,22 @@ from b3_assets.b3.indices import COMPOSICAO_SCHEMA, fetch_index_portfolio
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.b3.validate import Columns, index_rules
 from b3_assets.indices.collect import IndicesCapture, capture_indices, land_indices
+from b3_assets.indices.movimentos import (
+    MovimentosRun,
+    build_movimentos,
+    movimentos_outcome,
+    stored_movimentos,
+    summary_markdown,
+)
 from b3_assets.lake import Lake, LakeError
 from b3_assets.landing import read_parquet_key
-from b3_assets.marts import MartStore, YearTable
+from b3_assets.marts import MartError, MartStore, YearTable
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.resources import B3Site, CatalogResource, LakeResource
 from b3_assets.sessions import is_trading_day
 from glue.layout import (
     INDEX_TABLE_COLUMNS,
+    MART_B3_MOVIMENTOS,
     TABLE_CARTEIRAS,
     TABLE_COMPOSICAO,
     carteiras_key,
@@ -39,6 +53,9 @@ from glue.layout import (
 RAW_INDICES = dg.AssetKey(["raw", "b3_indices"])
 LANDING_CARTEIRAS = dg.AssetKey(["landing", "b3_carteiras"])
 LANDING_COMPOSICAO = dg.AssetKey(["landing", "b3_composicao"])
+MOVIMENTOS = dg.AssetKey(["marts", "b3_movimentos"])
+CARTEIRAS_CHECK = dg.AssetCheckKey(LANDING_CARTEIRAS, "every_index_landed_and_valid")
+MOVIMENTOS_CHECK = dg.AssetCheckKey(MOVIMENTOS, "entries_and_exits_match_landing")
 GROUP = "indices"
 OWNERS = ["team:b3-pipeline"]
 
@@ -110,6 +127,16 @@ def rows_markdown(rows: Mapping[str, int], missing: Sequence[str]) -> str:
             description="**Landing** GetStockIndex as served on the date: one row per (ticker, "
             "index) (landing/indices/dt=…/composicao.parquet); table b3_composicao.",
             metadata={"dagster/column_schema": _column_schema(TABLE_COMPOSICAO)}),
+        dg.AssetSpec(
+            MOVIMENTOS, deps=[LANDING_CARTEIRAS], group_name=GROUP, owners=OWNERS,
+            tags={"layer": "mart"}, kinds={"duckdb", "parquet"},
+            description="**Mart** who entered and left every index on the date: each index "
+            "landed on the date against the latest earlier landing date holding it "
+            "(ibov_movimentos' columns plus indice; b3_assets/sql/marts/b3_movimentos.sql, "
+            "Athena's dialect run on DuckDB). Computed by the landing step after every landing "
+            "write (a partial run too), with the next landing date; stored as "
+            "marts/b3_movimentos/ano=YYYY.parquet; table b3_movimentos.",
+            metadata={"dagster/column_schema": _column_schema(MART_B3_MOVIMENTOS)}),
     ],
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -117,14 +144,16 @@ def rows_markdown(rows: Mapping[str, int], missing: Sequence[str]) -> str:
 def b3_indices_daily(
     context: dg.AssetExecutionContext, config: IndicesConfig, lake: LakeResource, b3: B3Site,
     catalog: CatalogResource,
-) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """Each date of the run: capture (archive first), land, patch the year files, then the
-    catalog. Every date is tried; a date with a missing index fails the run at the end, naming
-    each index and B3's error, after its landed files were recorded."""
+    movements of every index and the catalog, then each date's checks on what is stored. Every
+    date is tried; a date with a missing index fails the run at the end, naming each index and
+    B3's error, after its landed files and its check results were recorded."""
     the_lake = lake.get()
     store = index_store(the_lake)
     problems: list[str] = []
     landed: dict[date, dict[dg.AssetKey, dict[str, Any]]] = {}
+    run_missing: dict[date, RunMissing] = {}
     days = partition_dates(context)
     for day in days:
         capture = capture_date(the_lake, b3, day, config.refetch)
@@ -150,8 +179,30 @@ def b3_indices_daily(
                          f"{len(capture.reused)} from the archive); missing: "
                          f"{', '.join(capture.missing) or 'none'}")
         problems += [f"{day} {line}" for line in capture.problems()]
+        run_missing[day] = RunMissing(capture.missing, capture.membership_error is not None)
+    movimentos: MovimentosRun | None = None
+    with_carteiras = [d for d, m in landed.items() if LANDING_CARTEIRAS in m]
+    if with_carteiras:
+        try:
+            movimentos = build_movimentos(the_lake, with_carteiras)
+        except (MartError, LakeError) as exc:
+            problems.append(f"marts/b3_movimentos not computed for "
+                            f"{', '.join(map(str, with_carteiras))}: {exc}; the landing files "
+                            "are stored: materialize daily_b3_indices for those dates again")
     catalog.engine().publish_index_tables(
-        {name: the_lake.uri(index_table_prefix(name) + "/") for name in INDEX_YEAR_TABLES})
+        {name: the_lake.uri(index_table_prefix(name) + "/")
+         for name in (*INDEX_YEAR_TABLES, MART_B3_MOVIMENTOS)})
+    if not _checks_in_own_step(context):
+        # Recorded before any failure below: a missing index is a failed check of its date.
+        yield from check_evaluations(the_lake, days, movimentos, run_missing)
+    if movimentos is not None:
+        for day in movimentos.computed:
+            meta = movimentos_metadata(movimentos, day, the_lake)
+            if day in landed:
+                landed[day][MOVIMENTOS] = meta
+            else:  # the next landing date, recomputed with this one
+                yield dg.AssetMaterialization(asset_key=MOVIMENTOS, partition=day.isoformat(),
+                                              metadata=meta)
     complete = not problems and all(LANDING_CARTEIRAS in m for m in landed.values())
     if not complete:
         for day, meta in landed.items():
@@ -166,26 +217,42 @@ def b3_indices_daily(
             metadata={"landed_dates": ", ".join(d.isoformat() for d, m in landed.items() if m)
                       or "none"})
     last = landed[days[-1]]
-    for key in (RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO):
+    for key in (RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO, MOVIMENTOS):
         if key in last:  # no GetStockIndex for a date bootstrapped from CSV downloads
             yield dg.MaterializeResult(asset_key=key, metadata={**last[key], "dates": len(days)})
 
 
 # --- checks: one result per date ------------------------------------------------------------
 
-def carteiras_outcome(lake: Lake, day: date) -> tuple[bool, dict[str, Any]]:
-    """Every index GetStockIndex listed on ``day`` has landed, and every landed index passes
-    its rules as stored (unique codes, quantities adding up to the header's total, weights to
-    100 ± 0.01, a sound reductor); the metadata names each missing index and broken rule."""
+@dataclass(frozen=True)
+class RunMissing:
+    """What a collection of a date could not get: the indices, and whether GetStockIndex (the
+    list of indices to expect) failed."""
+
+    indices: Sequence[str] = ()
+    membership_failed: bool = False
+
+
+def carteiras_outcome(lake: Lake, day: date, run: RunMissing | None = None
+                      ) -> tuple[bool, dict[str, Any]]:
+    """Every index GetStockIndex listed on ``day`` (and every index the run just failed to
+    collect) is in the stored file, and every landed index passes its rules as stored (unique
+    codes, quantities adding up to the header's total, weights to 100 ± 0.01, a sound
+    reductor); the metadata names each missing index and broken rule. Judged on what is
+    stored: an index a failed rerun could not fetch again is not missing if it landed before."""
+    run = run or RunMissing()
     try:
         table = read_parquet_key(lake, carteiras_key(day), LANDING_SCHEMA)
     except LakeError as exc:
-        return False, {"problem": str(exc)}
+        return False, {"problem": str(exc), "missing_indices": ", ".join(run.indices) or
+                       "unknown (no index landed)",
+                       "fix": f"materialize daily_b3_indices for {day} while B3 serves it"}
     try:
         listed = set(read_parquet_key(lake, composicao_key(day), COMPOSICAO_SCHEMA)
                      .column("indice").to_pylist())
     except LakeError:
         listed = set()
+    listed |= set(run.indices)
     landed = sorted(set(table.column("indice").to_pylist()))
     broken = []
     for index in landed:
@@ -199,43 +266,110 @@ def carteiras_outcome(lake: Lake, day: date) -> tuple[bool, dict[str, Any]]:
         if set(rows.column("data_carteira").to_pylist()) != {day}:
             broken.append(f"{index}: rows of another date than {day}")
     missing = sorted(listed - set(landed))
-    return not missing and not broken, {
+    unknown_list = run.membership_failed and not listed - set(run.indices)
+    if unknown_list:
+        broken.append("GetStockIndex failed: the list of indices to expect is unknown")
+    meta: dict[str, Any] = {
         "indices_landed": len(landed),
         "missing_indices": ", ".join(missing) or "none",
         "broken_rules": "; ".join(broken)[:2000] or "none",
     }
+    if missing or unknown_list:
+        meta["fix"] = (f"materialize daily_b3_indices for {day} again while B3 serves that "
+                       "date (the 09:50 second attempt does): only what is missing is fetched")
+    return not missing and not broken, meta
+
+
+def _evaluation(check: dg.AssetCheckKey, day: date, outcome: tuple[bool, dict[str, Any]]
+                ) -> dg.AssetCheckEvaluation:
+    passed, meta = outcome
+    return dg.AssetCheckEvaluation(
+        asset_key=check.asset_key, check_name=check.name, passed=passed,
+        partition=day.isoformat(),
+        metadata={k: v if isinstance(v, int) else dg.MetadataValue.text(str(v))
+                  for k, v in {"data_carteira": day.isoformat(), **meta}.items()})
+
+
+def check_evaluations(lake: Lake, days: Sequence[date], movimentos: MovimentosRun | None,
+                      run_missing: Mapping[date, RunMissing] | None = None,
+                      checks: Sequence[dg.AssetCheckKey] = (CARTEIRAS_CHECK, MOVIMENTOS_CHECK),
+                      ) -> Iterator[dg.AssetCheckEvaluation]:
+    """One result per check and date, on the files as stored: the landing check of each date
+    asked for; the movements' check of each date computed (with the next landing dates) or,
+    without a run, of each date asked for."""
+    run_missing = run_missing or {}
+    if CARTEIRAS_CHECK in checks:
+        for day in days:
+            yield _evaluation(CARTEIRAS_CHECK, day, carteiras_outcome(lake, day,
+                                                                      run_missing.get(day)))
+    if MOVIMENTOS_CHECK in checks:
+        computed = movimentos.computed if movimentos is not None else list(days)
+        stored = stored_movimentos(lake, computed)
+        for day in computed:
+            yield _evaluation(MOVIMENTOS_CHECK, day, movimentos_outcome(lake, day, stored[day]))
+
+
+def movimentos_metadata(run: MovimentosRun, day: date, lake: Lake) -> dict[str, Any]:
+    rows = run.rows_of(day)
+    return {
+        "dagster/row_count": len(rows),
+        "entradas": sum(1 for r in rows if r["movimento"] == "entrada"),
+        "saidas": sum(1 for r in rows if r["movimento"] == "saida"),
+        "indices_without_previous_date": ", ".join(
+            i for i, p in run.previous[day].items() if p is None) or "none",
+        "movimentos": dg.MetadataValue.md(summary_markdown(rows)),
+        "lake_uri": dg.MetadataValue.text(
+            lake.uri(index_table_prefix(MART_B3_MOVIMENTOS) + f"/ano={day.year:04d}.parquet")),
+    }
+
+
+def _checks_in_own_step(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run evaluates the indices' checks in their own step (a run that selected
+    them, e.g. from the UI's asset page); else the landing step evaluates them."""
+    selection = context.run.asset_check_selection
+    if selection is None:  # the whole job: the checks it contains
+        selection = context.job_def.asset_layer.asset_graph.asset_check_keys
+    return bool({CARTEIRAS_CHECK, MOVIMENTOS_CHECK} & set(selection))
 
 
 @dg.multi_asset_check(
     name="indices_landing_checks",
-    specs=[dg.AssetCheckSpec(
-        "every_index_landed_and_valid", asset=LANDING_CARTEIRAS,
-        description="Every index GetStockIndex listed on the date has landed, and each passes "
-        "its rules as stored (unique codes, positive quantities adding up to the header total, "
-        "weights adding up to 100 ± 0.01, B3's date on every row); names what is missing or "
-        "broken.", partitions_def=trading_day_partitions)],
+    specs=[
+        dg.AssetCheckSpec(
+            CARTEIRAS_CHECK.name, asset=LANDING_CARTEIRAS,
+            description="Every index GetStockIndex listed on the date has landed, and each "
+            "passes its rules as stored (unique codes, positive quantities adding up to the "
+            "header total, weights adding up to 100 ± 0.01, B3's date on every row); names what "
+            "is missing or broken. Evaluated by the landing step, a failed run too.",
+            partitions_def=trading_day_partitions),
+        dg.AssetCheckSpec(
+            MOVIMENTOS_CHECK.name, asset=MOVIMENTOS,
+            description="For every index landed on the date, the stored entries and exits are "
+            "exactly the set differences with that index's previous landing date; names each "
+            "index that differs.", partitions_def=trading_day_partitions),
+    ],
     can_subset=True,  # evaluations per partition, not one output (as b3_assets/checks.py)
 )
 def every_index_landed_and_valid(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    the_lake = lake.get()
-    for key in context.partition_keys:
-        passed, meta = carteiras_outcome(the_lake, date.fromisoformat(key))
-        yield dg.AssetCheckEvaluation(
-            asset_key=LANDING_CARTEIRAS, check_name="every_index_landed_and_valid",
-            passed=passed, partition=key,
-            metadata={k: v if isinstance(v, int) else dg.MetadataValue.text(str(v))
-                      for k, v in {"data_carteira": key, **meta}.items()})
+    """On demand (the UI's "Execute"): the selected checks of each date, on what is stored;
+    the daily job's landing step evaluates the same right after it writes."""
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    yield from check_evaluations(lake.get(), days, None,
+                                 checks=sorted(context.selected_asset_check_keys, key=str))
 
 
 # --- job and schedules ----------------------------------------------------------------------
 
 daily_indices_job = dg.define_asset_job(
     "daily_b3_indices",
-    selection=dg.AssetSelection.assets(RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO),
+    # The landing step evaluates the checks (also when it fails): no check step to skip.
+    selection=dg.AssetSelection.assets(RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO,
+                                       MOVIMENTOS).without_checks(),
     description="Every B3 index of the day (GetStockIndex, each portfolio) archived and landed, "
-    "with its check; separate from IBOV's job, which never waits for it.",
+    "the entries and exits of every index (marts/b3_movimentos), with their per-date checks; "
+    "separate from IBOV's job, which never waits for it.",
 )
 
 
