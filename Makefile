@@ -10,7 +10,7 @@ setup:
 dev: setup
 	@mkdir -p "$(DAGSTER_HOME)"
 	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
-	.venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@scripts/dev.sh  # Ctrl-C or SIGTERM stops it (and everything it started) within 15 s
 
 test: setup
 	@scripts/browser.sh
@@ -18,6 +18,7 @@ test: setup
 	@scripts/postgres.sh
 	.venv/bin/ruff check .
 	.venv/bin/pytest -m "slow or not slow"
+	scripts/any_day.sh  # the date-sensitive tests again on a Saturday, a holiday, 08:29
 
 bench: setup
 	.venv/bin/python -m bench.bench_fetch

@@ -223,3 +223,31 @@ def test_a_partial_run_records_a_failed_check_naming_the_missing_index(
     assert check_results(instance, MOVIMENTOS, [MOVIMENTOS_CHECK.name], WED.isoformat()) == {
         MOVIMENTOS_CHECK.name: "SUCCEEDED"}
     assert instance.get_latest_materialization_event(MOVIMENTOS) is not None
+
+
+def test_glue_tables_of_every_index(moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On AWS the same step publishes the four tables to Glue (unpartitioned Parquet over
+    their folders, the contract's columns), so Athena reads them."""
+    from b3_assets.catalog import AthenaCatalog
+    from b3_assets_tests.support.moto_server import unique_name, use_moto
+    from glue.layout import INDEX_TABLE_NAMES, index_table_prefix
+
+    use_moto(monkeypatch, moto.endpoint)
+    database = unique_name("b3db").replace("-", "_")
+    athena = AthenaCatalog(moto.client("athena"), database, "primary")
+    bucket = unique_name("b3-lake")
+    athena.publish_index_tables({n: f"s3://{bucket}/{index_table_prefix(n)}/"
+                                 for n in INDEX_TABLE_NAMES})
+    glue = moto.client("glue")
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert set(tables) == {"b3_carteiras", "b3_composicao", "b3_indices_fechamento",
+                           "b3_movimentos"}
+    for name, table in tables.items():
+        sd = table["StorageDescriptor"]
+        assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == [
+            (c.name, c.glue_type) for c in INDEX_TABLE_COLUMNS[name]]
+        assert sd["Location"] == f"s3://{bucket}/{index_table_prefix(name)}/"
+        assert table.get("PartitionKeys", []) == []
+        assert "ParquetHiveSerDe" in sd["SerdeInfo"]["SerializationLibrary"]
+    assert tables["b3_movimentos"]["StorageDescriptor"]["Location"].endswith(
+        "/marts/b3_movimentos/")

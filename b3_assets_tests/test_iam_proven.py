@@ -393,6 +393,66 @@ def assert_athena_on_behalf_allowed(rec: IamRecorder, dep: Deployment) -> None:
     assert not denied, "Athena, acting for Dagster, is denied:\n" + "\n".join(denied)
 
 
+#: Every index table of the catalog -> the lake folder Athena reads it from.
+INDEX_TABLE_FOLDERS = {
+    "b3_carteiras": "serving/b3_carteiras/",
+    "b3_composicao": "serving/b3_composicao/",
+    "b3_movimentos": "marts/b3_movimentos/",
+    "b3_indices_fechamento": "landing/index_levels/",
+}
+
+
+@pytest.mark.slow  # ~25 s: 34 indices and a year of their closes through S3 and Glue on moto
+def test_every_index_and_the_index_levels_are_allowed(
+    aws: MotoServer, rec: IamRecorder, b3_replica: Any
+) -> None:
+    """daily_b3_indices (raw, landing, the year files of b3_carteiras/b3_composicao, the mart
+    b3_movimentos, their Glue tables), b3_index_levels for a year, and a query on the new
+    tables: every call of Dagster allowed; without the new statements, denied."""
+    dep = deploy(aws, rec, b3_replica.base_url)
+    platform, instance = Platform(dep.settings), dg.DagsterInstance.ephemeral()
+    with rec.as_principal(DAGSTER):
+        for job, partition in (("daily_b3_indices", DAY), ("b3_index_levels", "2022")):
+            result = platform.defs.resolve_job_def(job).execute_in_process(
+                partition_key=partition, instance=instance, raise_on_error=False)
+            assert result.success, failure_message(result)
+        aws.queue_athena_results([athena_result([("indice", "varchar"), ("n", "bigint")],
+                                                [("SMLL", 130)])])
+        sql = "SELECT indice, count(*) AS n FROM b3_carteiras WHERE indice = ? GROUP BY 1"
+        assert platform.catalog.query(sql, ["SMLL"]).rows == [("SMLL", 130)]
+
+    assert rec.unmapped() == []
+    dagster = assert_allowed(rec, dep, DAGSTER, {"s3:PutObject", "s3:GetObject",
+                                                 "glue:CreateTable", "athena:StartQueryExecution"})
+    lake = f"arn:aws:s3:::{dep.settings.bucket}/"
+    written = {"/".join(n.resource.removeprefix(lake).split("/")[:2])
+               for n in needs_of(dagster, "s3:PutObject")}
+    assert written == {"raw/indices", "landing/indices", "serving/b3_carteiras",
+                       "serving/b3_composicao", "marts/b3_movimentos", "raw/index_levels",
+                       "landing/index_levels"}
+    glue = rec.ignore(aws.client("glue"))
+    tables = glue.get_tables(DatabaseName=dep.settings.glue_database)["TableList"]
+    locations = {t["Name"]: t["StorageDescriptor"]["Location"] for t in tables}
+    assert locations == {name: f"s3://{dep.settings.bucket}/{folder}"
+                         for name, folder in INDEX_TABLE_FOLDERS.items()}
+    # Athena reads each new table with Dagster's credentials (not botocore calls: documented).
+    arn = f"arn:aws:glue:{dep.stack.region}:{dep.stack.account}"
+    db = dep.settings.glue_database
+    needs = [Need("glue:GetDatabase", f"{arn}:database/{db}")]
+    for name, folder in INDEX_TABLE_FOLDERS.items():
+        needs += [Need("glue:GetTable", f"{arn}:table/{db}/{name}"),
+                  Need("s3:ListBucket", lake.rstrip("/"), {"s3:prefix": folder}),
+                  Need("s3:GetObject", f"{lake}{folder}ano=2025.parquet")]
+    on_behalf = Call(DAGSTER, "athena", "StartQueryExecution (Athena, as the caller)", {},
+                     dep.stack.region, needs=needs)
+    assert not denied_needs([on_behalf], dep.statements(DAGSTER))
+    # The check bites: without the new statement, exactly the index paths are denied.
+    fewer = [st for st in dep.statements(DAGSTER) if st.get("Sid") != "ReadWriteEveryIndex"]
+    denied = rec.denied(DAGSTER, fewer)
+    assert denied and all("indices" in d or "index_levels" in d or "serving/b3_c" in d
+                          for d in denied)
+
+
 # --------------------------------------------------------------------------- the Glue job
 
 

@@ -342,6 +342,21 @@ def test_dagster_policy_lets_dagster_run_the_pipeline_and_nothing_more(default: 
         assert allows(dag, "s3:PutObject", s3(key)) and allows(dag, "s3:GetObject", s3(key))
     assert allows(dag, "s3:GetObject", s3("serving/b3_etl_soma_acao/ano=2025/run=x/a.parquet"))
     assert not allows(dag, "s3:PutObject", s3("serving/b3_etl_soma_acao/ano=2025/run=x/a.parquet"))
+    # Every B3 index and the index levels: raw, landing, the catalog's year files, the mart.
+    for key in ("raw/indices/dt=2025-03-05/indice=SMLL/x/payload.json",
+                "landing/indices/dt=2025-03-05/carteiras.parquet",
+                "raw/index_levels/indice=SMLL/ano=2025/dt=2025-03-05/x/payload.json",
+                "landing/index_levels/indice=SMLL/ano=2025.parquet",
+                "serving/b3_carteiras/ano=2025.parquet", "serving/b3_composicao/ano=2025.parquet",
+                "marts/b3_movimentos/ano=2025.parquet"):
+        assert allows(dag, "s3:PutObject", s3(key)) and allows(dag, "s3:GetObject", s3(key)), key
+    for prefix in ("raw/indices/dt=2025-03-05/", "landing/indices/", "raw/index_levels/",
+                   "landing/index_levels/indice=SMLL/"):
+        assert allows(dag, "s3:ListBucket", s3(), {"s3:prefix": prefix}), prefix
+    for table in ("b3_carteiras", "b3_composicao", "b3_indices_fechamento", "b3_movimentos"):
+        for action in ("glue:GetTable", "glue:CreateTable", "glue:UpdateTable"):
+            assert allows(dag, action, f"{GLUE}:table/default/{table}"), (action, table)
+    assert not allows(dag, "glue:CreateTable", f"{GLUE}:table/default/b3_other")
     workgroup = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/b3-pipeline"
     for action in ("athena:StartQueryExecution", "athena:GetQueryExecution",
                    "athena:GetQueryResults", "athena:StopQueryExecution"):
