@@ -47,4 +47,12 @@ for moment in "${moments[@]}"; do
 done
 rm -f "/tmp/any_day.$$.log"
 printf 'any_day: %s\n' "${summary[@]}"
+set +o pipefail # a line without "failed" is no error
+passed=0 failed=0
+for line in "${summary[@]}"; do
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s += $1} END {print s + 0}')
+  f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s += $1} END {print s + 0}')
+  passed=$((passed + p)) failed=$((failed + f))
+done
+echo "any_day: $passed passed, $failed failed"
 exit "$rc"
