@@ -1,5 +1,5 @@
 # The two quick-start commands: `make dev` (Dagster UI on the local lake) and `make test`.
-.PHONY: setup dev test lint bench screenshots container-smoke
+.PHONY: setup dev test lint bench screenshots container-smoke stack-up stack-down
 
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_HOME
@@ -29,3 +29,10 @@ screenshots: setup
 
 container-smoke: setup
 	scripts/container_smoke.sh
+
+# The container deployment with rootful podman, no registry needed (docs/hosting.md). Root.
+stack-up:
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down

@@ -1,7 +1,9 @@
-"""The container deployment end to end (issue #11): scripts/container_smoke.sh builds the
-image from a debootstrap base, brings deploy/compose.yaml up with podman-compose, checks every
-part, materializes one date from the B3 replica through the webserver and tears it all down.
-Rootful podman: root on Debian/Ubuntu (the script installs what is missing)."""
+"""The container deployment end to end (issues #11, #18): scripts/container_smoke.sh runs the
+documented command, scripts/stack.sh up (`make stack-up`: the tools, the base image from
+debootstrap if missing, the app and PostgreSQL images once each, podman-compose up with no
+build and no pull, healthy), checks every part with b3-health, materializes one date from the
+B3 replica through the webserver and tears it all down with scripts/stack.sh down -v.
+Rootful podman: root on Debian/Ubuntu (the scripts install what is missing)."""
 
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ def test_the_compose_stack_runs_one_date_end_to_end():
         out, err = proc.communicate(timeout=150)
         pytest.fail("container smoke took over 12 minutes\n" + err[-8000:])
     # The phases and their times, in the test's output (pytest -rA shows them).
-    phases = "\n".join(line for line in err.splitlines() if line.startswith("container_smoke:"))
+    prefixes = ("container_smoke:", "stack:", "container_tools:", "container_base:")
+    phases = "\n".join(line for line in err.splitlines() if line.startswith(prefixes))
     print(phases)
     assert proc.returncode == 0, f"{phases}\n--- stderr tail ---\n{err[-6000:]}"
     assert "smoke passed" in phases
