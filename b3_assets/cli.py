@@ -106,19 +106,25 @@ def cmd_plot(
     output: Path | None,
     sector: str | None = None,
     plots_dir: Path = Path("data") / "plots",
+    indice: str | None = None,
 ) -> int:
     """Without ``-o`` the chart goes to ``<B3_DATA_DIR>/plots/``, beside the lake, never into
     whatever folder the command happens to run in."""
+    from b3_assets.indices.report import index_report_png
     from b3_assets.report import issuer_history_png, sector_history_png
 
-    name = sector.replace(" ", "_") if sector else (issuer or "").upper()
+    if indice:
+        name = f"indice_{indice.strip().upper()}"
+    else:
+        name = sector.replace(" ", "_") if sector else (issuer or "").upper()
     target = output or plots_dir / f"{name}_history.png"
     try:
-        png = (
-            sector_history_png(catalog, sector)
-            if sector
-            else issuer_history_png(catalog, issuer or "")
-        )
+        if indice:
+            png = index_report_png(catalog, indice)
+        elif sector:
+            png = sector_history_png(catalog, sector)
+        else:
+            png = issuer_history_png(catalog, issuer or "")
     except (QueryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -153,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = p_plot.add_mutually_exclusive_group(required=True)
     target.add_argument("issuer", nargs="?", help="issuer root, e.g. PETR")
     target.add_argument("--sector", help="a sector of ibov_setores, e.g. Financeiro")
+    target.add_argument(
+        "--indice", metavar="CODE",
+        help="any B3 index, e.g. SMLL: its closes over every year collected "
+        "(b3_indices_fechamento) above the top 15 weights of its latest portfolio "
+        "(b3_carteiras), titled with its latest entries and exits (b3_movimentos)")
     p_plot.add_argument("-o", "--output", type=Path,
                         help="PNG file to write (default: <B3_DATA_DIR>/plots/<name>_history.png)")
     args = parser.parse_args(argv)
@@ -170,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "query":
         return cmd_query(catalog, args.sql)
     return cmd_plot(catalog, args.issuer, args.output, args.sector,
-                    plots_dir=settings.data_dir / "plots")
+                    plots_dir=settings.data_dir / "plots", indice=args.indice)
 
 
 if __name__ == "__main__":

@@ -251,3 +251,36 @@ def test_glue_tables_of_every_index(moto, monkeypatch: pytest.MonkeyPatch) -> No
         assert "ParquetHiveSerDe" in sd["SerdeInfo"]["SerializationLibrary"]
     assert tables["b3_movimentos"]["StorageDescriptor"]["Location"].endswith(
         "/marts/b3_movimentos/")
+
+
+def test_plot_an_index_and_query_the_new_tables(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`b3-pipeline plot --indice SMLL`: its closes above its latest top weights (titled with
+    the latest entries and exits); an unknown code names the known ones; `query` answers."""
+    import pyarrow.parquet as pq
+
+    from b3_assets.cli import main
+    from b3_assets.indices.assets import index_store
+    from glue.layout import TABLE_CARTEIRAS, levels_key
+
+    lake = LocalLake(tmp_path)
+    tables = {WED: {"SMLL": ["S1", "S2", "S3"]}, THU: {"SMLL": ["S1", "S2", "S4"]}}
+    for day, indices in tables.items():
+        land(lake, day, indices)
+        index_store(lake).replace(TABLE_CARTEIRAS, 2025, {day}, carteira(day, indices))
+    build_movimentos(lake, [WED, THU])
+    closes = pa.table({"indice": ["SMLL"] * 2, "data": [WED, THU],
+                       "fechamento": [Decimal("2101.35"), Decimal("2088.10")]},
+                      schema=pa.schema([("indice", pa.string()), ("data", pa.date32()),
+                                        ("fechamento", pa.decimal128(18, 2))]))
+    (tmp_path / levels_key("SMLL", 2025)).parent.mkdir(parents=True)
+    pq.write_table(closes, tmp_path / levels_key("SMLL", 2025))
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
+    out = tmp_path / "smll.png"
+    assert main(["plot", "--indice", "smll", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert main(["plot", "--indice", "SMLX"]) == 1
+    assert "Did you mean SMLL?" in capsys.readouterr().err
+    assert main(["query", "SELECT indice, movimento, codigo FROM b3_movimentos "
+                          "WHERE data_carteira = DATE '2025-03-06' ORDER BY movimento"]) == 0
+    printed = capsys.readouterr().out
+    assert "entrada" in printed and "S4" in printed and "S3" in printed
