@@ -17,7 +17,7 @@ from b3_assets.b3.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, Perio
 from b3_assets.b3.parse import check_size, refuse_non_csv
 from b3_assets.b3.payload import RawPayload
 from b3_assets.lake import Lake
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import FIRST_TRADING_DATE, is_trading_day
 from glue.layout import period_raw_prefix
 
 Fetcher = Callable[[], RawPayload]
@@ -59,6 +59,23 @@ def csv_payload(path: Path) -> RawPayload:
     return RawPayload("csv", str(Path(path).resolve()), datetime.now(UTC), ((name, data),))
 
 
+def _session_check(where: str) -> Callable[[date], bool]:
+    """``is_trading_day`` for a file's date, where a date outside the calendar the project
+    knows is a refusal naming the range (never a traceback that stops the other files)."""
+
+    def is_session(day: date) -> bool:
+        try:
+            return is_trading_day(day)
+        except ValueError as exc:
+            raise B3PayloadError(
+                where, f"{exc}: b3-pipeline keeps sessions from {FIRST_TRADING_DATE} on, and "
+                "later ones once exchange_calendars knows them (upgrade it with uv lock "
+                "--upgrade-package exchange-calendars). Check the file's title line and name.",
+                day) from exc
+
+    return is_session
+
+
 def import_csv(archive: RawArchive, path: Path,
                archive_for: Callable[[str], RawArchive] | None = None) -> Collected:
     """Validate a downloaded CSV and put it in the raw archive under its portfolio date:
@@ -66,7 +83,7 @@ def import_csv(archive: RawArchive, path: Path,
     ``SMLL - Carteira do Dia …`` or name ``SMLLDia_…`` says which)."""
     check_size(Path(path).stat().st_size, str(path), "CSV")  # before reading it into memory
     payload = csv_payload(path)
-    portfolio = payload.portfolio(is_session=is_trading_day)
+    portfolio = payload.portfolio(is_session=_session_check(str(path)))
     if not portfolio.constituents:
         raise B3PayloadError(str(path), "no constituents")
     if portfolio.indice != INDICE:

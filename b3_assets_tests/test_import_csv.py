@@ -86,3 +86,24 @@ def test_a_utf16_export_and_a_renamed_download_are_read(tmp_path, monkeypatch, c
     renamed.write_bytes(csv.read_bytes())
     assert main(["import-csv", str(renamed)]) == 0
     assert len(RawArchive(LocalLake(tmp_path / "lake")).entries(DAY)) == 2  # different bytes
+
+
+def test_a_file_dated_outside_the_calendar_is_refused_and_the_rest_go_in(
+        tmp_path, monkeypatch, capsys):
+    """Before: a traceback after archiving the first file, which Dagster never recorded, and
+    the files after it never read."""
+    import dagster as dg
+
+    from b3_assets.assets import RAW
+
+    _env(monkeypatch, tmp_path)
+    old, good, future = write_csvs(
+        tmp_path / "csv", [date(2022, 12, 29), DAY, date(2099, 3, 5)])
+    assert main(["import-csv", str(good), str(old), str(future)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("outside the B3 calendar") == 2
+    assert "2022-12-29" in captured.err and "2099-03-05" in captured.err
+    assert "Traceback" not in captured.err
+    assert "imported 1 new" in captured.out and "recorded 1" in captured.out
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        assert instance.get_materialized_partitions(RAW) == {DAY.isoformat()}
