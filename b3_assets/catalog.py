@@ -75,61 +75,100 @@ def _empty_view_select(columns: Sequence[Column] = REFINED_COLUMNS) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def refined_view_sql(data_dir: Path) -> str:
-    """The view over the serving copy of the refined table (one Parquet file per year).
+@dataclass(frozen=True)
+class LakeView:
+    """One view of the local catalog: a table's Parquet files in the lake (one per year, or
+    per index and year), read through a glob at every query so it stays current as files are
+    replaced (each by one rename: a reader sees a date whole, from one run)."""
 
-    The glob is evaluated at every query, so the view stays current as dates are refined;
-    each year file is replaced by one rename, so a reader sees a date whole, from one run."""
-    serving = Path(data_dir).resolve() / SERVING_PREFIX
-    if not any(serving.glob("ano=*.parquet")):
-        select = _empty_view_select()
-    else:
-        literal = (serving / "ano=*.parquet").as_posix().replace("'", "''")
-        columns = ", ".join(f'"{c.name}"' for c in REFINED_COLUMNS)
-        select = f"SELECT {columns} FROM read_parquet('{literal}', hive_partitioning = false)"
-    return f"CREATE OR REPLACE VIEW {TABLE_NAME} AS {select}"
+    name: str
+    columns: Sequence[Column]
+    folder: Path
+    pattern: str = "ano=*.parquet"
+
+    def files(self) -> list[Path]:
+        return sorted(self.folder.glob(self.pattern))
+
+    def sql(self, files: Sequence[Path] | None = None) -> str:
+        """``CREATE OR REPLACE VIEW`` over the glob, or over ``files`` only (the readable
+        ones, when a file of the table is corrupt)."""
+        names = ", ".join(f'"{c.name}"' for c in self.columns)
+        if files is None and any(self.folder.glob(self.pattern)):
+            source = _sql_text((self.folder / self.pattern).as_posix())
+        elif files:
+            source = "[" + ", ".join(_sql_text(p.as_posix()) for p in files) + "]"
+        else:
+            return f"CREATE OR REPLACE VIEW {self.name} AS {_empty_view_select(self.columns)}"
+        return (f"CREATE OR REPLACE VIEW {self.name} AS SELECT {names} "
+                f"FROM read_parquet({source}, hive_partitioning = false)")
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lake_views(data_dir: Path) -> list[LakeView]:
+    """Every view of the local catalog: the refined table's serving copy, the marts and the
+    index tables (the levels: one file per index and year)."""
+    lake = Path(data_dir).resolve()
+    views = [LakeView(TABLE_NAME, REFINED_COLUMNS, lake / SERVING_PREFIX)]
+    views += [LakeView(name, MART_COLUMNS[name], lake / mart_prefix(name)) for name in MART_NAMES]
+    views += [
+        LakeView(name, INDEX_TABLE_COLUMNS[name], lake / index_table_prefix(name),
+                 "indice=*/ano=*.parquet" if name == TABLE_FECHAMENTO else "ano=*.parquet")
+        for name in INDEX_TABLE_NAMES
+    ]
+    return views
 
 
 def mart_view_sql(data_dir: Path, name: str) -> str:
-    """The view of a mart (``ibov_movimentos``…) over its year files ``marts/<name>/ano=*``.
-
-    Like the refined view: the glob is read at every query, and each year file is replaced by
-    one rename, so a reader sees each date's rows from one run."""
-    columns = MART_COLUMNS[name]
-    folder = Path(data_dir).resolve() / mart_prefix(name)
-    if not any(folder.glob("ano=*.parquet")):
-        select = _empty_view_select(columns)
-    else:
-        literal = (folder / "ano=*.parquet").as_posix().replace("'", "''")
-        names = ", ".join(f'"{c.name}"' for c in columns)
-        select = f"SELECT {names} FROM read_parquet('{literal}', hive_partitioning = false)"
-    return f"CREATE OR REPLACE VIEW {name} AS {select}"
-
-
-def index_view_sql(data_dir: Path, name: str) -> str:
-    """The view of an index table over its year files: ``serving/b3_carteiras/ano=*``,
-    ``serving/b3_composicao/ano=*``, ``marts/b3_movimentos/ano=*``, and the levels'
-    ``landing/index_levels/indice=*/ano=*`` (one file per index and year). Read at every
-    query, each file replaced by one rename, like the marts' views."""
-    columns = INDEX_TABLE_COLUMNS[name]
-    folder = Path(data_dir).resolve() / index_table_prefix(name)
-    pattern = "indice=*/ano=*.parquet" if name == TABLE_FECHAMENTO else "ano=*.parquet"
-    if not any(folder.glob(pattern)):
-        select = _empty_view_select(columns)
-    else:
-        literal = (folder / pattern).as_posix().replace("'", "''")
-        names = ", ".join(f'"{c.name}"' for c in columns)
-        select = f"SELECT {names} FROM read_parquet('{literal}', hive_partitioning = false)"
-    return f"CREATE OR REPLACE VIEW {name} AS {select}"
+    """The view of one mart (``ibov_movimentos``…) over its year files ``marts/<name>/``."""
+    return next(v for v in lake_views(data_dir) if v.name == name).sql()
 
 
 def catalog_views_sql(data_dir: Path) -> dict[str, str]:
-    """Every view of the local catalog (view name -> its CREATE statement): the refined table,
-    the marts and the index tables."""
-    views = {TABLE_NAME: refined_view_sql(data_dir)}
-    views.update({name: mart_view_sql(data_dir, name) for name in MART_NAMES})
-    views.update({name: index_view_sql(data_dir, name) for name in INDEX_TABLE_NAMES})
-    return views
+    """Every view of the local catalog (view name -> its CREATE statement over the globs)."""
+    return {view.name: view.sql() for view in lake_views(data_dir)}
+
+
+def unreadable_files(files: Sequence[Path]) -> dict[Path, str]:
+    """The files whose Parquet footer cannot be read, with the reason (a torn or foreign file
+    left by a crash, a disk error or a hand edit)."""
+    import pyarrow.parquet as pq
+
+    bad: dict[Path, str] = {}
+    for path in files:
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            bad[path] = str(exc).splitlines()[0][:200]
+    return bad
+
+
+def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[Path, str]:
+    """Create every view of the lake on ``con``; a table with a corrupt file gets a view over
+    its readable files only, so one broken file never takes the other tables (or the rest of
+    its own) down. Returns the corrupt files, each with the reason, and warns naming them."""
+    corrupt: dict[Path, str] = {}
+    for view in lake_views(data_dir):
+        try:
+            con.execute(view.sql())
+        except duckdb.Error as exc:
+            files = view.files()
+            bad = unreadable_files(files)
+            if not bad:  # readable files that still do not make the view (a foreign schema)
+                log.warning("view %s over %s could not be created: %s", view.name,
+                            view.folder / view.pattern, str(exc).splitlines()[0][:300])
+                continue
+            corrupt.update(bad)
+            con.execute(view.sql([p for p in files if p not in bad]))
+            for path, why in bad.items():
+                log.warning(
+                    "%s: %s is corrupt (%s); the view reads the table's other files. Rebuild "
+                    "it from its sources (re-materialize the dates of that year; the README's "
+                    "troubleshooting says which asset writes it) or delete it.",
+                    view.name, path, why)
+    return corrupt
 
 
 def view_columns(view: str) -> list[str]:
@@ -153,43 +192,59 @@ class DuckDBCatalog(QueryEngine):
         self.path = self.data_dir / "catalog.duckdb"
 
     def refresh(self) -> None:
-        """Write the view into ``catalog.duckdb`` unless it is already there as it should be.
+        """Write the views into ``catalog.duckdb`` unless they are already there as they
+        should be.
 
-        The view names the lake's absolute path, so a moved or copied lake gets its view
-        rewritten here; a file DuckDB cannot open is moved aside (with a warning) and rebuilt."""
+        The views name the lake's absolute path, so a moved or copied lake gets them rewritten
+        here (every command that opens the lake calls this, ``query`` included); a catalog file
+        DuckDB cannot open is moved aside (with a warning) and rebuilt, but a corrupt *data*
+        file only leaves its own table reading the other files (:func:`create_views`). When
+        another DuckDB client holds the file, nothing is written and a warning says how to
+        refresh it later."""
         views = catalog_views_sql(self.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with duckdb.connect(str(self.path)) as con:
-                for view, sql in views.items():
-                    current = con.execute(
-                        "SELECT sql FROM duckdb_views() WHERE view_name = ?", [view]
-                    ).fetchone()
-                    columns = con.execute(
-                        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                        "ORDER BY column_index",
-                        [view],
-                    ).fetchall()
-                    if (
-                        current is None
-                        or _view_source(current[0]) != _view_source(sql)
-                        or [c[0] for c in columns] != view_columns(view)  # columns added
-                    ):
-                        con.execute(sql)
+            con = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                return  # a user's DuckDB client holds the file; our queries do not need it
+                log.warning(
+                    "%s is held open by another DuckDB client, so its views were not updated "
+                    "(our own queries do not need it). Close that client, then run "
+                    "`b3-pipeline query \"SELECT 1\"` (or any command) to refresh them.",
+                    self.path)
+                return
             self._rebuild(exc)
+            return
         except duckdb.Error as exc:
             self._rebuild(exc)
+            return
+        try:
+            with con:
+                self._update(con, views)
+        except duckdb.Error as exc:  # the catalog file itself, not a data file
+            self._rebuild(exc)
+
+    def _update(self, con: duckdb.DuckDBPyConnection, views: Mapping[str, str]) -> None:
+        """Recreate the views when any is missing, reads another path or lacks a column."""
+
+        def current(view: str, sql: str) -> bool:
+            row = con.execute(
+                "SELECT sql FROM duckdb_views() WHERE view_name = ?", [view]).fetchone()
+            columns = con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "ORDER BY column_index", [view]).fetchall()
+            return (row is not None and _view_source(row[0]) == _view_source(sql)
+                    and [c[0] for c in columns] == view_columns(view))
+
+        if not all(current(view, sql) for view, sql in views.items()):
+            create_views(con, self.data_dir)
 
     def _rebuild(self, exc: Exception) -> None:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         self.path.replace(aside)
         log.warning("%s could not be opened (%s); moved to %s and rebuilt", self.path, exc, aside)
         with duckdb.connect(str(self.path)) as con:
-            for sql in catalog_views_sql(self.data_dir).values():
-                con.execute(sql)
+            create_views(con, self.data_dir)
 
     def publish_marts(self, locations: Mapping[str, str]) -> None:
         """The marts' views in ``catalog.duckdb`` (they read ``B3_DATA_DIR/marts/``)."""
@@ -205,9 +260,9 @@ class DuckDBCatalog(QueryEngine):
                 f"no lake at {self.data_dir.resolve()}: set B3_DATA_DIR to your lake folder "
                 "(or materialize a date first)"
             )
+        self.refresh()  # a copied or moved lake: catalog.duckdb reads this lake from now on
         with duckdb.connect() as con:
-            for view_sql in catalog_views_sql(self.data_dir).values():
-                con.execute(view_sql)
+            create_views(con, self.data_dir)
             try:
                 cur = con.execute(sql, list(params))
             except duckdb.Error as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -81,3 +83,64 @@ def test_a_corrupt_catalog_file_is_moved_aside_and_rebuilt(tmp_path, caplog):
     assert _count(tmp_path / "catalog.duckdb") > 50
     assert list(tmp_path.glob("catalog.duckdb.corrupt-*"))
     assert "moved to" in caplog.text
+
+
+def test_query_on_a_copied_lake_repoints_catalog_duckdb_for_any_client(
+        tmp_path, monkeypatch, capsys):
+    """Before: a copy's catalog.duckdb, opened by any DuckDB client, read the original lake;
+    `query` never rewrote it."""
+    from datetime import date
+
+    land(tmp_path / "lake", date(2025, 3, 18))
+    land(tmp_path / "lake", date(2025, 3, 19))
+    land(tmp_path / "copy", date(2025, 3, 18))
+    one_date = _count(tmp_path / "copy" / "catalog.duckdb")
+    # The user copies the catalog file from the first lake (or the whole lake, then prunes it).
+    shutil.copy(tmp_path / "lake" / "catalog.duckdb", tmp_path / "copy" / "catalog.duckdb")
+    assert _count(tmp_path / "copy" / "catalog.duckdb") > one_date  # reads the other lake
+    monkeypatch.setenv("B3_DATA_DIR", str(tmp_path / "copy"))
+    assert main(["query", "SELECT count(*) AS n FROM b3_etl_soma_acao"]) == 0
+    assert _count(tmp_path / "copy" / "catalog.duckdb") == one_date  # reads itself now
+
+
+def test_a_catalog_held_by_another_client_is_left_with_a_warning_that_says_how(
+        tmp_path, caplog):
+    from datetime import date
+
+    land(tmp_path, date(2025, 3, 18))
+    (tmp_path / "catalog.duckdb").unlink()
+    holder = subprocess.Popen(  # a user's DuckDB shell in another process, read-write
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(120)", str(tmp_path / "catalog.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        DuckDBCatalog(tmp_path).refresh()
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert "held open by another DuckDB client" in caplog.text
+    assert "b3-pipeline query" in caplog.text
+    DuckDBCatalog(tmp_path).refresh()  # closed: the next command writes the views
+    assert _count(tmp_path / "catalog.duckdb") > 50
+
+
+def test_a_corrupt_year_file_breaks_only_its_own_table_and_is_named(tmp_path, caplog):
+    """Before: a corrupt marts year file moved a healthy catalog.duckdb aside on every run
+    and broke every query, b3_etl_soma_acao's too, without naming the file."""
+    from datetime import date
+
+    land(tmp_path, date(2025, 3, 18))
+    rows = _count(tmp_path / "catalog.duckdb")
+    marts = tmp_path / "marts" / "ibov_indicadores"
+    marts.mkdir(parents=True, exist_ok=True)
+    corrupt = marts / "ano=2024.parquet"
+    corrupt.write_bytes(b"PAR1 torn by a crash")
+    catalog = DuckDBCatalog(tmp_path)
+    catalog.refresh()
+    assert not list(tmp_path.glob("catalog.duckdb.corrupt-*"))  # the catalog was healthy
+    assert str(corrupt) in caplog.text and "is corrupt" in caplog.text
+    assert _count(tmp_path / "catalog.duckdb") == rows
+    result = catalog.query("SELECT count(*) AS n FROM b3_etl_soma_acao")
+    assert result.rows == [(rows,)]
+    catalog.query("SELECT count(*) AS n FROM ibov_indicadores")  # the other years still read
