@@ -26,7 +26,15 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from b3_assets.local_aws import object_created_event
 from b3_assets.settings import Settings
-from b3_assets_tests.support.cfn import ACCOUNT, REGION, TEMPLATE_PATH, Stack, allows, grants
+from b3_assets_tests.support.cfn import (
+    ACCOUNT,
+    REGION,
+    TEMPLATE_PATH,
+    Stack,
+    allows,
+    grants,
+    load_template,
+)
 from b3_assets_tests.support.ci import skip_unless
 from glue.layout import TABLE_NAME, landing_date_from_key, landing_key, refined_run_prefix
 
@@ -109,9 +117,11 @@ def test_lambda_and_job_get_only_what_their_code_reads(default: Stack) -> None:
                 "--enable-glue-datacatalog"} & set(args)
 
 
-def test_lambda_concurrency_is_reserved_unless_zero() -> None:
+def test_lambda_concurrency_is_reserved_only_when_asked() -> None:
+    """A new account's concurrency quota is 10 with 100 that must stay unreserved: any
+    reservation is refused there, so the default reserves nothing (issue #20)."""
     fn = "LandingTriggerFunction"
-    assert stack().properties(fn)["ReservedConcurrentExecutions"] == "5"
+    assert "ReservedConcurrentExecutions" not in stack().properties(fn)
     assert stack(LambdaReservedConcurrency=2).properties(fn)["ReservedConcurrentExecutions"] == "2"
     assert "ReservedConcurrentExecutions" not in stack(LambdaReservedConcurrency=0).properties(fn)
 
@@ -379,9 +389,9 @@ def _glue_state_change(job: str, state: str) -> dict[str, Any]:
 
 def test_failed_glue_runs_are_published_to_the_alerts_topic(default: Stack) -> None:
     rule = _pattern(default, "GlueJobFailedRule")
-    for state in ("FAILED", "TIMEOUT", "ERROR"):
+    for state in ("FAILED", "TIMEOUT", "ERROR", "STOPPED", "EXPIRED"):
         assert rule.matches_event(_glue_state_change("b3-etl-soma-acao", state)), state
-    for state in ("SUCCEEDED", "STOPPED", "RUNNING", "WAITING"):
+    for state in ("SUCCEEDED", "RUNNING", "WAITING"):
         assert not rule.matches_event(_glue_state_change("b3-etl-soma-acao", state)), state
     assert not rule.matches_event(_glue_state_change("someone-elses-job", "FAILED"))
     topic = default.outputs()["AlertsTopicArn"]
@@ -431,7 +441,8 @@ def test_a_retained_bucket_is_reused_everywhere_with_existing_lake_bucket() -> N
     resolved = json.dumps([st.resources(), st.outputs()])
     assert "b3-lake-" not in resolved and "LakeBucket-EXAMPLE" not in resolved
     assert st.outputs()["BucketName"] == old
-    assert st.properties("LakeBucketPolicy")["Bucket"] == old  # TLS-only again after a redeploy
+    # The bucket's own policy is not replaced (a bucket policy is one document).
+    assert not st.exists("LakeBucketPolicy")
     assert st.properties("LandingTriggerFunction")["Environment"]["Variables"]["B3_BUCKET"] == old
     assert st.properties("GlueJob")["DefaultArguments"]["--bucket"] == old
     rule = _pattern(st, "LandingObjectCreatedRule")
@@ -659,3 +670,48 @@ def test_package_only_on_the_real_repository(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "True"]
+
+
+# --------------------------------------------------------------------------- accounts users have
+
+
+IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy",
+             "AWS::IAM::InstanceProfile", "AWS::IAM::User", "AWS::IAM::Group")
+
+
+def test_every_iam_resource_is_conditional_on_creating_iam() -> None:
+    """A Learner Lab account cannot create IAM roles or policies: each IAM resource of the
+    template carries the CreateIamResources condition, so ExistingRoleName removes them all."""
+    resources = load_template()["Resources"]
+    iam = {k: r for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
+    assert set(iam) == {"LandingTriggerRole", "GlueJobRole", "DagsterPolicy"}
+    assert all(r.get("Condition") == "CreateIamResources" for r in iam.values())
+
+
+def test_an_existing_role_runs_the_job_and_the_lambda() -> None:
+    """ExistingRoleName=LabRole: no IAM resource, both the Glue job and the Lambda use it,
+    and nothing resolved refers to a role the stack did not create."""
+    st = stack(ExistingRoleName="LabRole")
+    lab = f"arn:aws:iam::{ACCOUNT}:role/LabRole"
+    assert not [r for r in st.resources().values() if r["Type"] in IAM_TYPES]
+    assert st.properties("GlueJob")["Role"] == lab
+    assert st.properties("LandingTriggerFunction")["Role"] == lab
+    assert "ReservedConcurrentExecutions" not in st.properties("LandingTriggerFunction")
+    outputs = st.outputs()
+    assert "DagsterPolicyArn" not in outputs and outputs["RoleArn"] == lab
+    resolved = json.dumps([st.resources(), outputs])
+    assert "GlueJobRole" not in resolved and "LandingTriggerRole" not in resolved
+
+
+def test_a_new_account_gets_its_own_roles_and_no_reservation(default: Stack) -> None:
+    assert {"GlueJobRole", "LandingTriggerRole", "DagsterPolicy"} <= set(default.resources())
+    assert default.properties("GlueJob")["Role"] == default.get_att("GlueJobRole", "Arn")
+    assert "ReservedConcurrentExecutions" not in default.properties("LandingTriggerFunction")
+
+
+def test_replaced_versions_expire(default: Stack) -> None:
+    """Versioning keeps a replaced object only NoncurrentVersionDays, not forever."""
+    rules = {r["Id"]: r for r in
+             default.properties("LakeBucket")["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": "30"}
