@@ -41,6 +41,10 @@ class NotReady(Exception):
         super().__init__(f"{waiting} ({reason})" if reason else waiting)
 
 
+class Broken(Exception):
+    """Not ready and waiting will not help (a restart after a fix will): FAILED at once."""
+
+
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text[:200] or type(error).__name__
@@ -63,6 +67,21 @@ def code(address: str) -> None:
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     if status != "SERVING":
         raise NotReady(waiting, f"gRPC status {status}")
+    # The server answers SERVING even when the definitions failed to import; then it serves
+    # the error instead of the repositories.
+    from dagster._grpc.client import DagsterGrpcClient
+    from dagster._serdes import deserialize_value
+    from dagster._utils.error import SerializableErrorInfo
+
+    host, _, port = address.rpartition(":")
+    listed = deserialize_value(DagsterGrpcClient(host=host, port=int(port)).list_repositories())
+    if isinstance(listed, SerializableErrorInfo):
+        error = listed.cause or listed
+        raise Broken(
+            f"the code server on {address} answers, but b3_assets.definitions failed to load "
+            f"({_one_line(Exception(error.message.strip().splitlines()[-1]))}); fix the code, "
+            "rebuild the image and restart the service"
+        )
 
 
 def webserver(address: str) -> None:
@@ -161,6 +180,8 @@ def check(part: str, local: bool) -> tuple[bool, str]:
             postgres()
         else:
             daemon()
+    except Broken as broken:
+        return False, f"{part}: FAILED: {broken}"
     except NotReady as not_ready:
         up = uptime_s()
         period = float(env.get("B3_HEALTH_START_PERIOD", "180"))
@@ -175,7 +196,13 @@ def main(argv: list[str]) -> int:
     parts = ("postgres", "code", "webserver", "daemon")
     role = argv[0] if argv else os.environ.get("B3_ROLE", "code")
     if role == "all":
-        results = [check(part, local=False) for part in parts]
+        results = [check(part, local=False) for part in parts[:3]]
+        if results[0][0]:
+            results.append(check("daemon", local=False))
+        else:  # Dagster's instance would retry PostgreSQL for a while, to say the same
+            results.append(
+                (False, results[0][1].replace("postgres: ", "daemon: ", 1).split(" (")[0])
+            )
     elif role in parts:
         results = [check(role, local=True)]
     else:

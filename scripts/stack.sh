@@ -123,7 +123,7 @@ wait_healthy() {
     else
       out="daemon: container $daemon is $state, so nothing can be checked from it"
     fi
-    out=$(grep -v ': ok$' <<<"$out" || true)
+    out=$(grep -E '^(postgres|code|webserver|daemon): ' <<<"$out" | grep -v ': ok$' || true)
     if [ "$out" != "$last" ]; then
       sed "s/^/stack: [$((SECONDS - t0)) s] waiting: /" <<<"$out" >&2
       last=$out
