@@ -33,6 +33,7 @@ from b3_assets.b3.errors import (
     B3Error,
     B3PayloadError,
     B3PermanentError,
+    B3RateLimitedError,
     B3UnavailableError,
     B3UnreachableError,
     BrowserMissingError,
@@ -152,6 +153,32 @@ def test_429_retry_after_is_capped(b3_replica) -> None:
     started = time.monotonic()
     fetch_api(b3_replica.base_url, timeout_s=2.0, retries=2, backoff_s=0.001, max_wait_s=1.0)
     assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_a_429_asking_for_hours_fails_at_once_naming_it(b3_replica) -> None:
+    """Before: 591 s of retries (fetch deadline × step retries) ending on a message that never
+    said 429. A Retry-After no run waits for is final for the step, and says so."""
+    b3_replica.fault("429", retry_after="100000")
+    started = time.monotonic()
+    with pytest.raises(B3RateLimitedError) as err:
+        fetch_api(b3_replica.base_url, timeout_s=2.0, retries=2, backoff_s=0.001, max_wait_s=0.2)
+    assert time.monotonic() - started < 5
+    assert isinstance(err.value, B3PermanentError)  # the step does not retry it
+    msg = str(err.value)
+    assert "HTTP 429" in msg and "100,000 s (Retry-After)" in msg and "3 attempt(s)" in msg
+
+
+def test_a_deadline_says_what_b3_was_answering(b3_replica) -> None:
+    b3_replica.fault("429", retry_after="100000")
+    with pytest.raises(B3RateLimitedError):  # the deadline came first: still named a 429
+        fetch_api(b3_replica.base_url, timeout_s=2.0, retries=20, backoff_s=0.001,
+                  max_wait_s=0.3, deadline_s=1.0)
+    b3_replica.reset()
+    b3_replica.fault("5xx")
+    with pytest.raises(B3UnavailableError) as err:
+        fetch_api(b3_replica.base_url, timeout_s=2.0, retries=50, backoff_s=0.05,
+                  max_wait_s=0.3, deadline_s=1.0)
+    assert "deadline" in str(err.value) and "The last answer: HTTP 5" in str(err.value)
 
 
 def test_hang_longer_than_the_timeout_is_retried(b3_replica) -> None:

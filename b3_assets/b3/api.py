@@ -33,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    InvalidHeader,
     MaxRetryError,
     NameResolutionError,
     NewConnectionError,
@@ -47,6 +48,7 @@ from b3_assets.b3.errors import (
     B3ConfigError,
     B3Error,
     B3PayloadError,
+    B3RateLimitedError,
     B3UnavailableError,
     B3UnreachableError,
     clip,
@@ -172,7 +174,65 @@ def default_deadline(timeout_s: float, retries: int) -> float:
     return max(60.0, timeout_s * (retries + 2))
 
 
-def retry_policy(retries: int, backoff_s: float, max_wait_s: float = MAX_WAIT_S) -> Retry:
+#: A ``Retry-After`` longer than this makes a 429 final for the step (its own retries wait
+#: 20 to 80 s: asking again that soon helps nobody).
+RATE_LIMIT_GIVE_UP_S = 300.0
+
+
+class ObservedRetry(Retry):
+    """urllib3's ``Retry`` that also keeps every retried answer's status and ``Retry-After``
+    in ``observed`` (shared by the copies urllib3 makes), so a fetch that ends on its
+    deadline can still say what B3 was answering."""
+
+    def __init__(self, *args: Any, observed: list[tuple[int, str | None]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.observed: list[tuple[int, str | None]] = [] if observed is None else observed
+
+    def new(self, **kw: Any) -> ObservedRetry:
+        copy = super().new(**kw)
+        copy.observed = self.observed
+        return copy
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None,
+                  _stacktrace: Any = None) -> ObservedRetry:
+        if response is not None:
+            self.observed.append((response.status, response.headers.get("Retry-After")))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def retry_after_s(header: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (seconds or an HTTP date), None if absent."""
+    if not header:
+        return None
+    try:
+        return max(0.0, Retry(retry_after_max=10**9).parse_retry_after(header))
+    except InvalidHeader:  # an unreadable header counts as none
+        return None
+
+
+def rate_limit_error(url: str, observed: list[tuple[int, str | None]]) -> B3RateLimitedError | None:
+    """The step's end when B3's last answer was a 429 asking for a wait no run makes."""
+    if not observed or observed[-1][0] != 429:
+        return None
+    wait = retry_after_s(observed[-1][1])
+    if wait is None or wait <= RATE_LIMIT_GIVE_UP_S:
+        return None
+    return B3RateLimitedError(url, sum(1 for status, _ in observed if status == 429), wait)
+
+
+def last_answer(observed: list[tuple[int, str | None]]) -> str:
+    """What B3 answered last, for a deadline's message (e.g. HTTP 503, Retry-After: 5)."""
+    if not observed:
+        return ""
+    status, header = observed[-1]
+    after = f", Retry-After: {header}" if header else ""
+    return f" The last answer: HTTP {status}{after} ({len(observed)} retried answer(s))."
+
+
+def retry_policy(retries: int, backoff_s: float, max_wait_s: float = MAX_WAIT_S,
+                 observed: list[tuple[int, str | None]] | None = None) -> Retry:
     """urllib3's retries as B3 needs them.
 
     Retried, GET only, up to ``retries`` times: :data:`RETRY_STATUSES`, read timeouts and
@@ -182,7 +242,8 @@ def retry_policy(retries: int, backoff_s: float, max_wait_s: float = MAX_WAIT_S)
     connecting (``connect=0``: a refused connection, a name that does not resolve or no
     network does not heal in seconds) and every other status: 403 is B3 refusing non-browser
     clients, the browser's job, and a 404 is a wrong address."""
-    return Retry(
+    return ObservedRetry(
+        observed=observed,
         total=retries,
         connect=0,
         read=retries,
@@ -199,7 +260,8 @@ def retry_policy(retries: int, backoff_s: float, max_wait_s: float = MAX_WAIT_S)
 
 
 def new_session(base_url: str, *, retries: int = 4, backoff_s: float = 0.5,
-                max_wait_s: float = MAX_WAIT_S) -> requests.Session:
+                max_wait_s: float = MAX_WAIT_S,
+                observed: list[tuple[int, str | None]] | None = None) -> requests.Session:
     """A session that asks like the page's own XHR does (browser UA, JSON accept), with
     :func:`retry_policy` mounted for http and https."""
     s = requests.Session()
@@ -209,7 +271,7 @@ def new_session(base_url: str, *, retries: int = 4, backoff_s: float = 0.5,
         "Accept-Language": "pt-BR,pt;q=0.9,en-US;q=0.8,en;q=0.7",
         "Referer": f"{base_url.rstrip('/')}{PAGE_PATH}",
     })
-    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_s, max_wait_s))
+    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_s, max_wait_s, observed))
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s
@@ -341,6 +403,10 @@ def get_page(session: requests.Session, url: str, *, timeout_s: float, retries: 
         raise _blocked(url, f"HTTP 403 Forbidden ({_html_title(head)!r})")
     if status in RETRY_STATUSES or status >= 500:
         tried = resp.raw.retries.history if resp.raw.retries is not None else ()
+        limited = rate_limit_error(url, [*((h.status, None) for h in tried if h.status),
+                                         (status, resp.headers.get("Retry-After"))])
+        if limited is not None:
+            raise limited
         raise B3UnavailableError(
             f"B3 API {url} failed {len(tried) + 1} attempts; the last: HTTP {status} "
             f"{resp.reason}. B3 may be down or rate-limiting; try again later.")
@@ -553,9 +619,11 @@ def _fetch_all(
 ) -> RawPayload:
     budget = deadline_s if deadline_s is not None else default_deadline(timeout_s, retries)
 
+    observed: list[tuple[int, str | None]] = []
+
     def work() -> RawPayload:
         s = session or new_session(base, retries=retries, backoff_s=backoff_s,
-                                   max_wait_s=max_wait_s)
+                                   max_wait_s=max_wait_s, observed=observed)
         try:
             return _fetch(s, url_for, identity, timeout_s=timeout_s, retries=retries)
         finally:
@@ -563,9 +631,12 @@ def _fetch_all(
                 s.close()
 
     def too_late() -> B3Error:
+        limited = rate_limit_error(url_for(1), observed)
+        if limited is not None:
+            return limited
         return B3UnavailableError(
             f"B3 API {url_for(1)} did not finish within {budget:g}s, the deadline "
             "of the whole fetch (every page, retry and wait): B3 is too slow or failing; try "
-            "again later.")
+            f"again later.{last_answer(observed)}")
 
     return run_with_deadline(work, budget, too_late, "b3-api")

@@ -64,6 +64,20 @@ class B3UnavailableError(B3Error):
     the retries. Transient: the step's retry policy tries again later."""
 
 
+class B3RateLimitedError(B3PermanentError):
+    """B3 answered 429 and asked, with ``Retry-After``, for a wait no run makes: retrying in
+    the step (20 to 80 s) would only ask again too soon, so the step fails at once."""
+
+    def __init__(self, url: str, attempts: int, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"B3 API {url} is rate-limiting: HTTP 429 Too Many Requests on {attempts} "
+            f"attempt(s), asking to wait {retry_after_s:,.0f} s (Retry-After), longer than a "
+            "run waits. Nothing was written. Try again after that time (the 09:45 second "
+            "attempt does, for the day's portfolio); if it persists, B3 may be blocking this "
+            "address.")
+
+
 class B3BlockedError(B3Error):
     """B3 refused a non-browser client (403 or an HTML block page instead of JSON).
 
