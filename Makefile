@@ -8,8 +8,6 @@ setup:
 	@scripts/setup.sh
 
 dev: setup
-	@mkdir -p "$(DAGSTER_HOME)"
-	@[ -f "$(DAGSTER_HOME)/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > "$(DAGSTER_HOME)/dagster.yaml"
 	@scripts/dev.sh  # Ctrl-C or SIGTERM stops it (and everything it started) within 15 s
 
 test: setup
