@@ -7,6 +7,7 @@ refine on DuckDB and records runs shaped like Glue JobRuns (what the sensor watc
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import secrets
@@ -111,15 +112,40 @@ class LocalGlueRunner:
             run["JobRunState"] = "SUCCEEDED"
         except Exception as exc:
             run["JobRunState"] = "FAILED"
-            run["ErrorMessage"] = f"{type(exc).__name__}: {exc}"
+            run["ErrorMessage"] = self._error_message(exc)
         elapsed = time.perf_counter() - t0
         run["CompletedOn"] = datetime.now(UTC).isoformat()
         run["LastModifiedOn"] = run["CompletedOn"]
         run["ExecutionTime"] = max(1, round(elapsed))
         run["ExecutionSeconds"] = round(elapsed, 3)
         name = f"{started.strftime('%Y%m%dT%H%M%S%f')}-{run_id}.json"
-        write_atomic(self.runs_dir / name, json.dumps(run, indent=1, sort_keys=True).encode())
+        try:
+            write_atomic(self.runs_dir / name, json.dumps(run, indent=1, sort_keys=True).encode())
+        except OSError as exc:  # the sensor cannot see this run: say so where someone reads
+            outcome = run["JobRunState"] + (f" ({run['ErrorMessage']})"
+                                             if "ErrorMessage" in run else "")
+            raise OSError(
+                exc.errno,
+                f"the local Glue run {run_id} of {args.get('--data_carteira') or 'its dates'} "
+                f"ended {outcome}, and its run record could not be written to "
+                f"{self.runs_dir} ({exc.strerror}), so the glue_job_runs sensor will not see "
+                f"it. {self._fix(exc)}") from exc
         return run
+
+    def _fix(self, exc: OSError) -> str:
+        if exc.errno == errno.ENOSPC:
+            return (f"Free space on the lake's disk ({self.lake_root}); the hourly "
+                    "refined_reconciliation then refines every stale date (or re-materialize "
+                    "them).")
+        return "Fix the cause, then re-materialize the dates (or wait for the reconciliation)."
+
+    def _error_message(self, exc: Exception) -> str:
+        """Glue's ErrorMessage for a failed local run; a full disk says where and what to do."""
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return (f"OSError: no space left on the lake's disk ({self.lake_root}) while "
+                    f"refining ({exc.filename or exc}). Nothing half-written is visible; "
+                    f"{self._fix(exc)}")
+        return f"{type(exc).__name__}: {exc}"
 
     def _record_files(self) -> list[Path]:
         if not self.runs_dir.is_dir():
