@@ -5,6 +5,7 @@ infra/hosting.yaml is cfn-lint clean, has no inbound port and a shell-valid user
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -109,32 +110,37 @@ def test_hosting_template_is_lint_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+HOSTING_PARAMETERS = {
+    "DagsterPolicyArn": POLICY,
+    "LakeBucket": "b3-lake-123456789012-us-east-1",
+    "RepositoryUrl": "https://github.com/example/b3-pipeline.git",
+    "VpcId": "vpc-0123",
+    "SubnetId": "subnet-0123",
+    "AvailabilityZone": "us-east-1a",
+    "ImageId": "ami-0123456789abcdef0",
+}
+
+
+def hosting(**overrides: str) -> Stack:
+    return Stack(load_template(HOSTING), {**HOSTING_PARAMETERS, **overrides})
+
+
 @pytest.mark.parametrize("webhook", ["", "/b3/alert-webhook"])
 def test_hosting_instance_is_closed_and_its_setup_is_valid_shell(tmp_path, webhook):
-    stack = Stack(
-        load_template(HOSTING),
-        {
-            "DagsterPolicyArn": POLICY,
-            "LakeBucket": "b3-lake-123456789012-us-east-1",
-            "RepositoryUrl": "https://github.com/example/b3-pipeline.git",
-            "VpcId": "vpc-0123",
-            "SubnetId": "subnet-0123",
-            "AlertWebhookParameter": webhook,
-        },
-    )
+    stack = hosting(AlertWebhookParameter=webhook)
     group = stack.properties("SecurityGroup")
     assert "SecurityGroupIngress" not in group  # the UI goes through SSM port forwarding
     assert {rule["FromPort"] for rule in group["SecurityGroupEgress"]} == {80, 443}
     role = stack.properties("InstanceRole")
     assert POLICY in role["ManagedPolicyArns"]
     assert any("AmazonSSMManagedInstanceCore" in arn for arn in role["ManagedPolicyArns"])
+    policies = {p["PolicyName"]: p for p in role["Policies"]}
     if webhook:
-        (policy,) = role["Policies"]
-        (statement,) = policy["PolicyDocument"]["Statement"]
+        (statement,) = policies["read-alert-webhook"]["PolicyDocument"]["Statement"]
         assert statement["Action"] == "ssm:GetParameter"
         assert statement["Resource"].endswith(f":parameter{webhook}")
     else:
-        assert "Policies" not in role
+        assert set(policies) == {"attach-the-data-volume"}
     # (The resolver has no Fn::Base64: the user data's Sub is resolved on its own.)
     raw = dict(stack.template["Resources"]["Instance"]["Properties"])
     user_data = stack.resolve(raw.pop("UserData")["Fn::Base64"])
@@ -147,3 +153,41 @@ def test_hosting_instance_is_closed_and_its_setup_is_valid_shell(tmp_path, webho
     checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     assert "portNumber=3000" in stack.outputs()["OpenTheUi"]
+
+
+def test_hosting_data_survives_an_instance_replacement():
+    """PostgreSQL's data and deploy/.env live on a volume of their own: nothing of it depends
+    on the instance, so a new AMI or instance type (which replace the instance) leave it as it
+    is; deleting it leaves a snapshot; the AMI is an explicit id, not SSM's "latest", so an
+    update replaces the instance only when asked; daily snapshots back it up."""
+    template = load_template(HOSTING)
+    assert template["Parameters"]["ImageId"]["Type"] == "AWS::EC2::Image::Id"
+    volume = template["Resources"]["DataVolume"]
+    assert volume["DeletionPolicy"] == volume["UpdateReplacePolicy"] == "Snapshot"
+    def instance(stack: Stack) -> dict[str, Any]:
+        raw = dict(stack.template["Resources"]["Instance"]["Properties"])
+        raw.pop("UserData")  # (the resolver has no Fn::Base64)
+        return stack.resolve(raw)
+
+    before = hosting()
+    after = hosting(ImageId="ami-0fedcba9876543210", InstanceType="t3.medium")
+    assert instance(before)["ImageId"] != instance(after)["ImageId"]
+    assert before.properties("DataVolume") == after.properties("DataVolume")
+    assert "Instance" not in json.dumps(template["Resources"]["DataVolume"])
+    (root,) = instance(before)["BlockDeviceMappings"]
+    assert root["Ebs"]["DeleteOnTermination"] is True  # the root holds no state
+    user_data = before.resolve(
+        dict(before.template["Resources"]["Instance"]["Properties"])["UserData"]["Fn::Base64"])
+    volume_id = before.resolve({"Ref": "DataVolume"})
+    assert f"vol={volume_id}" in user_data
+    assert 'volume_path = "/srv/b3/volumes"' in user_data  # PostgreSQL's named volume
+    assert "ln -sf /srv/b3/.env deploy/.env" in user_data
+    assert before.properties("DataVolume")["AvailabilityZone"] == "us-east-1a"
+    assert instance(before)["AvailabilityZone"] == "us-east-1a"
+    assert "SnapshotId" not in before.properties("DataVolume")
+    restored = hosting(DataSnapshotId="snap-0123456789abcdef0")
+    assert restored.properties("DataVolume")["SnapshotId"] == "snap-0123456789abcdef0"
+    backups = before.properties("DataVolumeBackups")["PolicyDetails"]
+    assert backups["TargetTags"] == [{"Key": "b3-pipeline-backup", "Value": before.resolve(
+        {"Ref": "AWS::StackName"})}]
+    assert backups["Schedules"][0]["RetainRule"] == {"Count": "7"}
