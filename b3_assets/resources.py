@@ -24,8 +24,9 @@ from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_known_session, is_trading_day
 from b3_assets.settings import Settings
 from glue.job import dates_in_flight
+from glue.attempts import RefinePlan, refine_plan
 from glue.job import stale_dates as glue_stale_dates
-from glue.layout import LANDING_BATCH_TAG, landing_key
+from glue.layout import LANDING_BATCH_TAG, QUEUING, landing_key
 from glue.local_job import serving_behind, stale_dates, sync_serving
 
 
@@ -118,6 +119,11 @@ class GlueJobResource(dg.ConfigurableResource):
         """Refine ``dates`` now (locally) or start their runs (AWS); returns failed runs."""
         raise NotImplementedError
 
+    def given_up_refines(self) -> dict[date, str]:
+        """Stale dates nothing will refine again until their landing file changes (AWS: too
+        many failed Glue runs, glue/attempts.py), date -> why; none locally."""
+        return {}
+
 
 #: Dates per Glue run of a backfill: a few minutes of Spark, well inside the job's timeout
 #: (and, locally, a run the sensor records in one tick).
@@ -181,21 +187,33 @@ class AwsGlueJob(GlueJobResource):
         dead-letter queue or whose run died. Runs in flight are not waited for: a run of a
         date waits for the earlier runs of that date (glue/job.py), so the last one wins."""
         stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
+        # Stale dates besides the ones just written: only those due (not in flight, not
+        # backing off after failures, not given up: glue/attempts.py), so a daily landing
+        # during a backfill does not start the backfill's dates a second time.
+        others = self.plan(set(stale) - set(dates)).due
         # A backfill refines what it wrote even when the bytes did not change (a new transform).
-        days = set(stale) | set(dates) if batch else set(stale) - set(dates)
+        days = set(others) | set(dates) if batch else set(others)
         return self.refine(sorted(days))
 
-    def pending_refines(self) -> list[date]:
-        """Stale dates no Glue run is working on now (the hourly sensor's question)."""
-        stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
-        if not stale:
-            return []
+    def plan(self, stale: set[date] | list[date]) -> RefinePlan:
+        """Which of ``stale`` may start a Glue run now (glue/attempts.py: in flight, back-off
+        after failed runs keyed on the landing file, a bounded number of attempts)."""
         glue = self.client()
         try:
-            running = dates_in_flight(glue, self.job_name)
+            return refine_plan(self._s3(), glue, self.bucket, self.job_name, stale)
         except glue.exceptions.EntityNotFoundException as exc:
             raise self._no_such_job() from exc
-        return [d for d in stale if d not in running]
+
+    def pending_refines(self) -> list[date]:
+        """Stale dates due for a Glue run now (the hourly sensor's question): none in flight,
+        none backing off after a failed run, none given up (:meth:`plan`)."""
+        stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
+        return self.plan(stale).due if stale else []
+
+    def given_up_refines(self) -> dict[date, str]:
+        """Stale dates whose refine failed too often to be started again: date -> why."""
+        stale = glue_stale_dates(self._s3(), self.bucket, is_known_session)
+        return self.plan(stale).given_up if stale else {}
 
     def _no_such_job(self) -> RuntimeError:
         return RuntimeError(
@@ -215,6 +233,7 @@ class AwsGlueJob(GlueJobResource):
                         "--bucket": self.bucket,
                         "--database": self.database,
                     },
+                    **QUEUING,  # past MaxConcurrentRuns, wait in Glue's queue: not refused
                 )
             except glue.exceptions.EntityNotFoundException as exc:
                 raise self._no_such_job() from exc

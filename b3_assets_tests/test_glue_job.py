@@ -62,7 +62,8 @@ def awsglue_utils() -> types.ModuleType:
 
 def test_required_arguments_and_defaults(awsglue_utils: types.ModuleType) -> None:
     args = glue_job.resolve_args(["job.py", "--data_carteira", "2025-03-05", "--bucket", BUCKET])
-    assert args == {"data_carteira": "2025-03-05", "bucket": BUCKET, "database": "default"}
+    assert args == {"data_carteira": "2025-03-05", "bucket": BUCKET, "database": "default",
+                    "force": "false"}
     assert glue_job.job_dates(args) == [D0305]
 
 
@@ -86,6 +87,7 @@ def test_a_batch_of_dates_and_glue_injected_arguments(awsglue_utils: types.Modul
         "database": "b3",
         "JOB_NAME": "b3-refine",
         "JOB_RUN_ID": "jr_1",  # the run folder, and what overlapping runs are ordered by
+        "force": "false",
     }
     assert glue_job.job_dates(args) == [D0227, D0228, D0305]
 
@@ -174,11 +176,11 @@ def test_main_wraps_run_job_in_glue_context_and_job(
     summary = glue_job.main([*argv, "--bucket", BUCKET, "--JOB_RUN_ID", "jr_7"])
 
     assert summary == {"dates": []}
-    assert [c[0] for c in calls] == ["GlueContext", "init", "wait", "run_job", "commit"]
+    # No waiting on Glue's run list: each date is refined under its own lock (publish_date).
+    assert [c[0] for c in calls] == ["GlueContext", "init", "run_job", "commit"]
     assert calls[0][1] == "spark-context"
     assert calls[1][1] == ("b3-refine", "2025-03-05,2025-03-06")
-    assert calls[2][1] == ("b3-refine", "jr_7", [D0305, D0306])
-    assert calls[3][1]["bucket"] == BUCKET
+    assert calls[2][1]["bucket"] == BUCKET
 
 
 # --- one run per date at a time ------------------------------------------------------------
@@ -430,6 +432,15 @@ class Lake:
             (rows[acao],) = table.to_pylist()
         return rows
 
+    def assert_published_by(self, day: date, run_id: str, issuers: list[str]) -> None:
+        """The record and every partition of the date name ``run_id``'s folders."""
+        record = glue_job.published_record(self.s3, self.bucket, day)
+        assert record is not None and record["run_id"] == run_id
+        assert record["issuers"] == sorted(issuers)
+        assert self.partitions(day) == {
+            a: f"s3://{self.bucket}/{refined_run_prefix(day, a, run_id)}" for a in issuers
+        }
+
     def assert_only_run(self, day: date, run_id: str, issuers: list[str]) -> None:
         """The date's objects are one file per issuer under the run's folders and the record
         naming that run, nothing else."""
@@ -484,9 +495,10 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     (day,) = first["dates"]
     assert day["data_carteira_anterior"] == "2025-02-28"
     assert day["rows"] == day["partitions_created"] == 84
-    assert day["objects_removed"] == 1
+    # The old layout's file is superseded, not deleted: a query may have planned it.
+    assert (day["objects_removed"], day["objects_kept_for_readers"]) == (0, 1)
     rows = lake.published(D0305)
-    lake.assert_only_run(D0305, "jr_first", sorted(rows))
+    lake.assert_published_by(D0305, "jr_first", sorted(rows))
     assert rows["AZUL"]["variacao_participacao_pp"] is None
     assert {r["dias_desde_carteira_anterior"] for r in rows.values()} == {5}
     assert {r["processado_em"] for r in rows.values()} == {PROCESSADO_EM}
@@ -508,7 +520,7 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
         f"s3://{lake.bucket}/{refined_run_prefix(D0305, a, 'jr_first')}" for a in rows
     }
     assert lake.published(D0305) == rows
-    assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82 + 1  # + _current.json
+    assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82 + 1 + 1  # + _current.json, ZZZZ
     # The record still names the first run's landing file, so the date counts as stale: a
     # lost event or a killed run is found by the reconciliation.
     assert D0305 in glue_job.stale_dates(lake, lake.bucket)
@@ -519,13 +531,31 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert (second["database_created"], second["table_created"]) == (False, False)
     (day,) = second["dates"]
     assert (day["partitions_deleted"], day["partitions_created"]) == (["BBDC", "PETR"], 0)
-    assert day["partitions_repointed"] == 82 and day["objects_removed"] == 84 + 82
+    assert day["partitions_repointed"] == 82
+    # Superseded folders stay readable (a query planned before the repoint reads them).
+    assert (day["objects_removed"], day["objects_kept_for_readers"]) == (0, 84 + 82 + 1)
     assert sorted(lake.published(D0305)) == sorted(set(rows) - {"BBDC", "PETR"})
-    lake.assert_only_run(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
+    lake.assert_published_by(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
     (served,) = second["serving"]
-    assert (served["patched"], served["objects_removed"]) == (["2025-03-05"], 1)
+    assert (served["patched"], served["objects_removed"]) == (["2025-03-05"], 0)
     assert served_by_issuer(lake, 2025) == lake.published(D0305)
     assert D0305 not in glue_job.stale_dates(lake, lake.bucket)
+
+    # A duplicate event: the date's record already names these inputs, nothing is refined.
+    again = lake.run(spark, data_carteira="2025-03-05", JOB_RUN_ID="jr_dup")
+    assert again["dates"][0]["skipped"] and again["serving"] == []
+    lake.assert_published_by(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
+
+    # Past RETIRE_AFTER the next run of the date deletes what it superseded.
+    record = glue_job.published_record(lake, lake.bucket, D0305)
+    assert record is not None and {"jr_first", "-"} <= set(record["retired"])
+    old = (datetime.now(UTC) - glue_job.RETIRE_AFTER - timedelta(minutes=1)).isoformat()
+    record["retired"] = {run_id: old for run_id in record["retired"]}
+    glue_job.write_published_record(lake, lake.bucket, D0305, record)
+    third = lake.run(spark, data_carteira="2025-03-05", JOB_RUN_ID="jr_third", force="true")
+    (day,) = third["dates"]
+    assert (day["objects_removed"], day["objects_kept_for_readers"]) == (84 + 82 + 1, 82)
+    lake.assert_published_by(D0305, "jr_third", sorted(set(rows) - {"BBDC", "PETR"}))
 
 
 def served_by_issuer(lake: Lake, year: int) -> dict[str, dict[str, Any]]:
@@ -568,7 +598,8 @@ def test_a_batch_refines_each_date_in_one_run(spark: SparkSession, lake: Lake) -
     assert failed_in_batch(str(e.value)) == {date(2025, 2, 26)}  # what the sensor reads back
     assert lake.keys(refined_date_prefix(date(2025, 2, 26))) == []
     assert lake.partitions(date(2025, 2, 26)) == {}
-    lake.assert_only_run(D0305, "jr_c", sorted(lake.published(D0305)))
+    # 03-05's inputs did not change (03-04 is a holiday): skipped, jr_b's version stays.
+    lake.assert_only_run(D0305, "jr_b", sorted(lake.published(D0305)))
     assert {r["data_carteira_anterior"] for r in lake.published(D0305).values()} == {D0228}
     with pytest.raises(ValueError, match="2025-03-04 is not a B3 session.*delete s3://"):
         lake.run(spark, data_carteira="2025-03-04")

@@ -36,13 +36,18 @@ from glue.layout import (
     serving_year_prefix,
 )
 from glue.serving import (
+    RETIRE_AFTER,
     LockLost,
     LockPolicy,
     YearPatch,
     acquire_year_lock,
+    check_lease,
+    delete_conditional,
     historico_table_input,
     patch_serving,
     put_conditional,
+    release_year_lock,
+    retirable,
     run_of,
 )
 from glue.transform import REFINED_FILE_SCHEMA, REFINED_SCHEMA, refine_duckdb
@@ -223,8 +228,10 @@ def test_a_rerun_of_a_date_replaces_its_rows(lake: Lake) -> None:
     (after,) = lake.patch("jr_b", fresh={d2: rerun})
 
     assert (after.patched, after.removed, after.rows) == (["2025-03-05"], [], 84 + 82)
-    assert lake.keys(serving_year_prefix(2025)) == [after.key] != [before.key]
-    assert after.objects_removed == 1  # the previous version, once nothing pointed at it
+    # The version it replaced stays: a query planned before the repoint still reads it
+    # (deleted by a later patch once older than RETIRE_AFTER: test_retirable_*).
+    assert lake.keys(serving_year_prefix(2025)) == sorted([before.key, after.key])
+    assert after.objects_removed == 0
     served = lake.served(2025)
     assert rows_of(served) == rows_of(first[d1], rerun)
     on_d2 = served.filter(pc.equal(served.column("DataCarteira"), "2025-03-05"))
@@ -264,8 +271,10 @@ def test_the_next_run_touching_the_year_repairs_what_killed_runs_left(lake: Lake
     assert patch.patched == ["2025-02-28", "2025-03-05", "2025-03-06"]  # two read from refined
     assert (patch.removed, patch.skipped) == (["2025-02-27"], [])
     assert rows_of(lake.served(2025)) == rows_of(d1_again, d2_rows, d3_rows)
-    assert lake.keys(serving_year_prefix(2025)) == [patch.key]  # leftover and old version gone
-    assert patch.objects_removed == 2
+    # The replaced version and the leftover stay until the replaced one is RETIRE_AFTER old.
+    assert patch.key in lake.keys(serving_year_prefix(2025))
+    assert leftover in lake.keys(serving_year_prefix(2025))
+    assert patch.objects_removed == 0
 
 
 def test_files_and_a_table_older_than_the_contract_are_conformed(lake: Lake) -> None:
@@ -354,7 +363,7 @@ def test_two_interleaved_patches_of_a_year_keep_both_dates(lake: Lake) -> None:
     (two,) = second["patches"]
     assert (one.patched, two.patched) == (["2025-03-04"], ["2025-03-05"])
     assert rows_of(lake.served(2025)) == rows_of(rows1, rows2)  # both dates survive
-    assert lake.keys(serving_year_prefix(2025)) == [two.key]
+    assert lake.keys(serving_year_prefix(2025)) == sorted([one.key, two.key])
     assert lake.keys(serving_lock_key(2025)) == []
 
 
@@ -366,7 +375,7 @@ def test_a_held_lock_times_out_writing_nothing_and_a_stale_one_is_taken_over(
     lake.publish(day, rows, "jr_a")
     acquire_year_lock(lake.s3, lake.bucket, 2025, "jr_killed")  # its run died holding it
 
-    with pytest.raises(TimeoutError, match=r"serving lock of 2025.*held by jr_killed"):
+    with pytest.raises(TimeoutError, match=r"lock of serving year 2025.*held by jr_killed"):
         lake.patch("jr_a", fresh={day: rows}, policy=LockPolicy(wait_s=0.0, poll_s=0.0))
     assert lake.keys(SERVING_PREFIX) == []
     assert lake.partitions(SERVING_TABLE_NAME) == {}
@@ -413,3 +422,47 @@ def test_conditional_writes_on_moto(lake: Lake, native: bool) -> None:
 # --- for the Spark test in test_glue_job.py ------------------------------------------------
 
 
+
+
+# --- snapshot reads: superseded files outlive any query (issue #20) -----------------------
+
+
+def test_retirable_keeps_what_a_query_may_still_read() -> None:
+    """The served file and the one it just replaced are never deleted; every older file goes
+    only once the replaced one was written more than RETIRE_AFTER ago (a query planned
+    before the repoint ran at most the workgroup's timeout, shorter than that)."""
+    t0 = datetime(2025, 3, 5, 12, tzinfo=UTC)
+    objects = {
+        "y/run=old/a.parquet": t0 - timedelta(days=2),
+        "y/run=killed/a.parquet": t0 - timedelta(days=1),
+        "y/run=prev/a.parquet": t0,
+        "y/run=new/a.parquet": t0 + timedelta(minutes=5),
+    }
+    soon = t0 + timedelta(minutes=30)
+    assert retirable(objects, "y/run=new/", "y/run=prev/", soon) == []
+    late = t0 + RETIRE_AFTER + timedelta(seconds=1)
+    assert retirable(objects, "y/run=new/", "y/run=prev/", late) == [
+        "y/run=killed/a.parquet", "y/run=old/a.parquet"]
+    # Nothing replaced now (a patch with nothing stale): the served file is the reference.
+    assert retirable(objects, "y/run=new/", None, soon) == []
+    assert retirable(objects, "y/run=new/", None, late + timedelta(minutes=5)) == [
+        "y/run=killed/a.parquet", "y/run=old/a.parquet", "y/run=prev/a.parquet"]
+
+
+def test_a_lock_is_not_committed_past_half_its_lease_nor_released_when_taken_over(
+    lake: Lake,
+) -> None:
+    clock = [0.0]
+    policy = LockPolicy(lease=timedelta(minutes=10), clock=lambda: clock[0])
+    lease = acquire_year_lock(lake.s3, lake.bucket, 2025, "jr_a", policy)
+    check_lease(lake.s3, lease, policy)  # fresh: fine
+    clock[0] = 301.0  # past half the 600 s lease: a taker may come at 600 s
+    with pytest.raises(LockLost, match="past half"):
+        check_lease(lake.s3, lease, policy)
+    # Taken over between any check and the release: the conditional delete leaves it alone.
+    lake.s3.put_object(Bucket=lake.bucket, Key=serving_lock_key(2025), Body=b"{}")
+    release_year_lock(lake.s3, lease)
+    assert lake.keys(serving_lock_key(2025)) == [serving_lock_key(2025)]
+    fresh = lake.s3.head_object(Bucket=lake.bucket, Key=serving_lock_key(2025))["ETag"]
+    assert delete_conditional(lake.s3, lake.bucket, serving_lock_key(2025), fresh)
+    assert lake.keys(serving_lock_key(2025)) == []

@@ -299,3 +299,17 @@ def test_decide_does_not_touch_the_event() -> None:
     before = copy.deepcopy(event)
     lh.decide(event, BUCKET)
     assert event == before
+
+
+def test_every_start_asks_for_queuing(glue: Any) -> None:
+    """Glue queues a run past MaxConcurrentRuns only when the run asks for it (the API: a run
+    whose JobRunQueuingEnabled is false or absent is not considered for queuing). moto ignores
+    the field, so what botocore sends is recorded."""
+    sent: list[dict[str, Any]] = []
+    glue.meta.events.register(
+        "provide-client-params.glue.StartJobRun", lambda params, **_: sent.append(dict(params))
+    )
+    job = _create_job(glue)
+    lh.handle(_real_event(), glue, lh.Config(job, BUCKET))
+    assert [p.get("JobRunQueuingEnabled") for p in sent] == [True]
+    assert lh.QUEUING == layout.QUEUING

@@ -42,6 +42,9 @@ PARTITION_KEYS: tuple[tuple[str, str, str], ...] = tuple(
 MAX_BATCH_CREATE = 100  # BatchCreatePartition limit
 MAX_BATCH_UPDATE = 100  # BatchUpdatePartition limit
 MAX_BATCH_DELETE = 25  # BatchDeletePartition limit
+#: Below the table's location, a folder that never holds an object: a partition pointing at it
+#: has no rows (issuers entering or leaving a date while its partitions switch).
+EMPTY_FOLDER = "_empty/"
 
 T = TypeVar("T")
 
@@ -158,9 +161,14 @@ def register_partitions(
 ) -> PartitionChanges:
     """Make the date's partitions exactly ``locations`` (issuer root -> S3 folder).
 
-    Call it once the files are in place: new issuers are created, existing ones repointed,
-    absent ones deleted, each kind in as few batch calls as Glue allows (one each for a
-    day of IBOV), so every partition switches from one complete folder to another.
+    Call it once the files are in place. Ordered so a reader sees the old set of issuers or
+    the new one, not both (Athena plans from the catalog): issuers new to the date are first
+    created over an empty folder (``<table location>/_empty/``: zero rows), then ONE
+    BatchUpdatePartition switches every issuer at once (up to 100 a call: a day of IBOV is
+    ~85) — continuing ones to their new folders, new ones to theirs, leaving ones to the empty
+    folder — and only then are the leaving ones deleted (already empty to readers). Glue does
+    not document a batch call as a transaction, so this narrows the window to one request;
+    the old files stay readable meanwhile (glue/job.py keeps superseded folders).
     Idempotent. Partition storage copies the table's (format, SerDe, columns). IAM:
     glue:GetTable, GetPartitions, BatchCreatePartition, BatchUpdatePartition,
     BatchDeletePartition on the catalog, database and table.
@@ -171,18 +179,23 @@ def register_partitions(
     ]
     changes = plan_partitions(_date_partitions(glue_client, database, table, day), locations)
 
-    def partition_input(acao: str) -> dict[str, Any]:
+    empty = _folder(table_sd.get("Location", "")) + EMPTY_FOLDER
+
+    def partition_input(acao: str, location: str | None = None) -> dict[str, Any]:
         sd = copy.deepcopy(table_sd)
-        sd["Location"] = _folder(locations[acao])
+        sd["Location"] = _folder(location or locations[acao])
         return {"Values": [day, acao], "StorageDescriptor": sd}
 
     names = {"DatabaseName": database, "TableName": table}
     for chunk in _chunks(changes.created, MAX_BATCH_CREATE):
-        inputs = [partition_input(a) for a in chunk]
+        inputs = [partition_input(a, empty) for a in chunk]
         _check("create", glue_client.batch_create_partition(**names, PartitionInputList=inputs))
-    for chunk in _chunks(changes.updated, MAX_BATCH_UPDATE):
+    switch = [(a, None) for a in (*changes.updated, *changes.created)]
+    switch += [(a, empty) for a in changes.deleted]
+    for chunk in _chunks(switch, MAX_BATCH_UPDATE):
         entries = [
-            {"PartitionValueList": [day, a], "PartitionInput": partition_input(a)} for a in chunk
+            {"PartitionValueList": [day, a], "PartitionInput": partition_input(a, where)}
+            for a, where in chunk
         ]
         _check("repoint", glue_client.batch_update_partition(**names, Entries=entries))
     for chunk in _chunks(changes.deleted, MAX_BATCH_DELETE):

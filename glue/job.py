@@ -12,11 +12,18 @@ backfill in one run, so a year costs one job start, not 250); ``--database`` (de
 ``default``, created when missing). Glue adds ``JOB_NAME`` and ``JOB_RUN_ID``. The layout,
 the table name and the prefixes are fixed (glue/layout.py).
 
-Publishing a date (:func:`publish_date`) writes ``refined/DataCarteira=D/Acao=X/run=<run id>/``
-beside the current version, repoints the date's catalog partitions there, and only then
-deletes the date's other folders. Readers that go through the catalog (Athena) see the old
-version or the new one; a run that fails before the repoint leaves the old one readable, and
-the next run of the date removes what it left.
+Publishing a date (:func:`publish_date`), under the date's lock (``refined/_locks/``, an S3
+conditional write: one run per date at a time, whatever Glue's queue does), first skips a
+date whose ``_current.json`` already records the inputs it would read (a duplicate event ends
+in seconds; ``--force true`` refines anyway, for a new transform). It then writes
+``refined/DataCarteira=D/Acao=X/run=<run id>/`` beside the current version and repoints the
+date's catalog partitions there (glue/catalog.py: entrants created empty first, then one
+batch call switches every issuer). The folders it superseded are **kept**: Athena plans a
+query from the catalog and opens the files later, so a query planned before the repoint
+still reads the old folders; ``_current.json`` records when each folder was superseded, and
+a later run of the date deletes those superseded more than ``RETIRE_AFTER`` ago (longer than
+the workgroup's query timeout). A run that fails before the repoint leaves the old version
+readable.
 
 Then the run patches the serving copy of the years it touched (glue/serving.py): one Parquet
 file per year, catalogued as ``b3_etl_soma_acao_historico``, so history on Athena reads one
@@ -48,12 +55,20 @@ from glue.layout import (
     issuer_from_refined_key,
     landing_date_from_key,
     landing_key,
+    refine_lock_key,
     refined_current_key,
     refined_date_prefix,
     refined_run_prefix,
 )
 from glue.outcome import batch_failure
-from glue.serving import patch_serving
+from glue.serving import (
+    RETIRE_AFTER,
+    LockPolicy,
+    acquire_lock,
+    check_lease,
+    patch_serving,
+    release_lock,
+)
 from glue.sessions import is_b3_session
 from glue.transform import (
     previous_landing_date,
@@ -71,7 +86,7 @@ REQUIRED_ARGS: tuple[str, ...] = ("bucket",)
 #: Exactly one of these names the run's dates.
 DATE_ARGS: tuple[str, str] = ("data_carteira", "data_carteiras")
 #: Optional job arguments and their defaults (getResolvedOptions itself has no defaults).
-OPTIONAL_ARGS: dict[str, str] = {"database": "default"}
+OPTIONAL_ARGS: dict[str, str] = {"database": "default", "force": "false"}
 DEFAULT_JOB_NAME = "b3-etl-soma-acao"
 #: Glue JobRunStates of a run that may still read landing or write refined.
 ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
@@ -81,6 +96,9 @@ ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 JOB_TIMEOUT = timedelta(minutes=60)
 #: How long a run waits for an earlier run of its dates (within JOB_TIMEOUT).
 WAIT_FOR_EARLIER_RUNS_S = 40 * 60
+#: The per-date lock: a killed holder's lock is taken over after a whole job timeout; a live
+#: one commits within the first half (check_lease), so the two never overlap.
+DATE_LOCK = LockPolicy(lease=JOB_TIMEOUT, wait_s=WAIT_FOR_EARLIER_RUNS_S, poll_s=15.0)
 WAIT_POLL_S = 15.0
 GET_JOB_RUNS_PAGE = 200  # GetJobRuns' largest MaxResults
 DELETE_OBJECTS_MAX = 1000  # DeleteObjects' limit (and a listing page's size)
@@ -353,6 +371,8 @@ class Run:
     io_base: str  # where Spark reads and writes: s3://<bucket>, or a test's folder
     processado_em: datetime
     landing: Mapping[date, str]  # the bucket's landing files at the start: date -> ETag
+    force: bool = False  # refine a date even when _current.json records the same inputs
+    lock: LockPolicy = DATE_LOCK
 
     @property
     def landing_dates(self) -> list[date]:
@@ -389,6 +409,7 @@ def run_job(
             for d, etag in list_landing(s3_client, args["bucket"]).items()
             if is_b3_session(d)
         },
+        force=args.get("force", "false").strip().lower() == "true",
     )
     database_created = ensure_database(glue_client, run.database)
     table_location = f"s3://{run.bucket}/{REFINED_PREFIX}/"
@@ -425,7 +446,9 @@ def serve_years(
 
     Those dates are already published in refined: a failure here is recorded in the summary
     (the run then fails, naming it) and the next run touching the year repairs the copy."""
-    years = sorted({int(d["data_carteira"][:4]) for d in summary["dates"]})
+    years = sorted(
+        {int(d["data_carteira"][:4]) for d in summary["dates"] if not d.get("skipped")}
+    )
     if not years:
         return []
     try:
@@ -459,14 +482,19 @@ def _raise_on_failures(summary: Mapping[str, Any], n_dates: int) -> None:
         raise RuntimeError("; ".join(problems))
 
 
+def is_current(record: Mapping[str, Any] | None, inputs: Mapping[str, Any]) -> bool:
+    """Whether a date's ``_current.json`` records exactly ``inputs`` (publication_inputs)."""
+    return bool(record) and bool(record.get("run_id")) and all(
+        record.get(k) == v for k, v in inputs.items()
+    )
+
+
 def publish_date(
     spark: SparkSession, s3_client: Any, glue_client: Any, run: Run, day: date
 ) -> dict[str, Any]:
-    """Refine ``day`` into this run's folders, repoint its partitions there, then delete the
-    date's other objects (older runs, leftovers of killed ones). Returns the date's summary.
-
-    The issuers are read back from the listing after the write (no second Spark action), and
-    that listing is also what gets deleted once the catalog no longer points at it."""
+    """Refine ``day`` into this run's folders and repoint its partitions there, under the
+    date's lock, unless ``_current.json`` already records these inputs (then nothing is read
+    or written: a duplicate event costs a listing and two small GETs). Returns the summary."""
     if not is_b3_session(day):
         raise ValueError(
             f"{day.isoformat()} is not a B3 session (weekend or holiday): its landing file, if "
@@ -477,6 +505,70 @@ def publish_date(
         raise FileNotFoundError(
             f"no landing file s3://{run.bucket}/{landing_key(day)}: nothing to refine for that date"
         )
+    inputs = publication_inputs(run.landing, day, "etag")
+    if not run.force and is_current(published_record(s3_client, run.bucket, day), inputs):
+        return _skipped(run, day)
+    lease = acquire_lock(
+        s3_client, run.bucket, refine_lock_key(day), run.run_id, f"date {day}", run.lock
+    )
+    try:
+        before = published_record(s3_client, run.bucket, day)
+        if not run.force and is_current(before, inputs):  # published while this run waited
+            return _skipped(run, day)
+        return _publish_locked(spark, s3_client, glue_client, run, day, inputs, before, lease)
+    finally:
+        release_lock(s3_client, lease)
+
+
+def _skipped(run: Run, day: date) -> dict[str, Any]:
+    log.info("%s is already published from these landing files: skipped", day)
+    return {
+        "data_carteira": day.isoformat(),
+        "skipped": "already published from these landing files (--force true refines anyway)",
+        "output": f"s3://{run.bucket}/{refined_date_prefix(day)}",
+    }
+
+
+_RUN_OF_KEY = re.compile(rf"/{RUN_PARTITION}=([^/]+)/")
+
+
+def retire_superseded(
+    others: Sequence[str], retired: Mapping[str, str], now: datetime
+) -> tuple[list[str], dict[str, str]]:
+    """Split the date's superseded objects into those to delete now and those to keep.
+
+    ``retired`` (from ``_current.json``): run id -> when its folders stopped being published.
+    A folder first seen superseded now is kept and recorded with ``now``; one superseded more
+    than RETIRE_AFTER ago is deleted (no query can still be reading it). Returns the keys to
+    delete and the record to write."""
+    by_run: dict[str, list[str]] = {}
+    for key in others:
+        found = _RUN_OF_KEY.search(key)
+        by_run.setdefault(found.group(1) if found else "-", []).append(key)
+    delete: list[str] = []
+    keep: dict[str, str] = {}
+    for run_id, keys in sorted(by_run.items()):
+        since = retired.get(run_id)
+        if since is not None and now - datetime.fromisoformat(since) >= RETIRE_AFTER:
+            delete.extend(keys)
+        else:
+            keep[run_id] = since or now.isoformat()
+    return delete, keep
+
+
+def _publish_locked(
+    spark: SparkSession,
+    s3_client: Any,
+    glue_client: Any,
+    run: Run,
+    day: date,
+    inputs: Mapping[str, Any],
+    before: Mapping[str, Any] | None,
+    lease: Any,
+) -> dict[str, Any]:
+    """Write, repoint, record (the module docstring); the caller holds the date's lock.
+
+    The issuers are read back from the listing after the write (no second Spark action)."""
     anterior = previous_landing_date(run.landing_dates, day)
     write_refined(spark, run, day, anterior)
     written, others = _split_by_run(
@@ -491,16 +583,23 @@ def publish_date(
     if doubled:  # a run id used twice: publishing would double those issuers' rows
         raise ValueError(f"run {run.run_id} wrote {day} more than once, not published: {doubled}")
     locations = {a: f"s3://{run.bucket}/{refined_run_prefix(day, a, run.run_id)}" for a in written}
+    check_lease(s3_client, lease, run.lock)  # never repoint past half the lease
     changes = register_partitions(glue_client, run.database, TABLE_NAME, day, locations)
+    retired = dict((before or {}).get("retired") or {})
+    delete, keep = retire_superseded(others, retired, datetime.now(UTC))
     record = {
         "run_id": run.run_id,
         "processado_em": run.processado_em.isoformat(),
         "issuers": sorted(written),
-        **publication_inputs(run.landing, day, "etag"),
+        **inputs,
+        "retired": keep,
     }
     write_published_record(s3_client, run.bucket, day, record)
-    delete_keys(s3_client, run.bucket, others)
-    log.info("published %s: %d issuers, %d old objects removed", day, len(written), len(others))
+    delete_keys(s3_client, run.bucket, delete)
+    log.info(
+        "published %s: %d issuers; %d old objects removed, %d kept for readers",
+        day, len(written), len(delete), len(others) - len(delete),
+    )  # fmt: skip
     return {
         "data_carteira": day.isoformat(),
         "data_carteira_anterior": anterior.isoformat() if anterior else None,
@@ -509,7 +608,8 @@ def publish_date(
         "partitions_created": len(changes.created),
         "partitions_repointed": len(changes.updated),
         "partitions_deleted": changes.deleted,  # issuers gone since the previous version
-        "objects_removed": len(others),
+        "objects_removed": len(delete),
+        "objects_kept_for_readers": len(others) - len(delete),
     }
 
 
@@ -556,8 +656,7 @@ def write_refined(spark: SparkSession, run: Run, day: date, anterior: date | Non
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """The Glue entry: resolve arguments, build GlueContext/Job, wait for overlapping runs of
-    the same dates, run, commit."""
+    """The Glue entry: resolve arguments, build GlueContext/Job, run, commit."""
     import boto3
     from awsglue.context import GlueContext
     from awsglue.job import Job
@@ -569,8 +668,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     job_name = args.get("JOB_NAME", DEFAULT_JOB_NAME)
     job.init(job_name, dict(args))
     glue_client = boto3.client("glue")
-    if "JOB_RUN_ID" in args:  # Glue passes it; one run per date at a time
-        wait_for_earlier_runs(glue_client, job_name, args["JOB_RUN_ID"], job_dates(args))
+    # One run per date: each date is refined under its lock (publish_date), not by waiting
+    # on Glue's run list (which rested on queued time counting toward the job timeout).
     summary = run_job(glue_context.spark_session, boto3.client("s3"), glue_client, args)
     job.commit()
     print(json.dumps(summary))  # lands in the job's CloudWatch output log

@@ -20,6 +20,9 @@ LANDING_KEY_PATTERN = r"landing/ibov/dt=(\d{4}-\d{2}-\d{2})/ibov\.parquet"
 #: S3 object tag on landing files written by a backfill: the Lambda leaves them to the one
 #: Glue run Dagster starts for the whole batch (``--data_carteiras``).
 LANDING_BATCH_TAG = "b3-pipeline-batch"
+#: Passed to every ``glue:StartJobRun`` (the Lambda, Dagster): Glue queues a run past the job's
+#: MaxConcurrentRuns only when the run itself asks for it; absent, the start is refused.
+QUEUING: dict[str, bool] = {"JobRunQueuingEnabled": True}
 
 RAW_PREFIX = "raw/ibov"
 #: B3's views of the four-month period (docs/contracts.md "More of what B3 publishes"), by
@@ -163,6 +166,12 @@ SERVING_PREFIX = "serving/b3_etl_soma_acao"
 def refined_current_key(data_carteira: date) -> str:
     """``refined/DataCarteira=D/_current.json``: which run is the date's published version."""
     return f"{refined_date_prefix(data_carteira)}{CURRENT_RUN_FILE}"
+
+
+def refine_lock_key(data_carteira: date) -> str:
+    """``refined/_locks/DataCarteira=D.lock``: held (S3 conditional write) by the one run
+    refining and publishing that date; outside every partition's folder, so never read."""
+    return f"{REFINED_PREFIX}/_locks/DataCarteira={data_carteira.isoformat()}.lock"
 
 
 def serving_year_key(year: int) -> str:

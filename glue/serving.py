@@ -23,7 +23,9 @@ dates; boto3 and pyarrow only, no Spark: a year is small). Under the year's lock
 4. ONE new file is written under a name of its own
    (``serving/b3_etl_soma_acao/ano=YYYY/run=<run id>-<8 hex>/ano=YYYY.parquet``), the
    partition is repointed to its folder in one UpdatePartition (CreatePartition the first
-   time), and only then the year's other files are deleted.
+   time). The file it replaced is kept: a query planned before the repoint may still read it
+   (Athena plans from the catalog, reads later); it is deleted by a later patch once it has
+   been superseded for longer than :data:`RETIRE_AFTER` (longer than any query may run).
 
 Athena therefore reads the old year file or the new one, never a mix, and a run killed at any
 step leaves the previous version readable; the next run touching the year finishes the job
@@ -35,8 +37,11 @@ of one year are not, and a read-modify-write of the year file would lose one of 
 year is patched under a lock object, ``serving/_locks/b3_etl_soma_acao/ano=YYYY.lock``, taken
 with an S3 conditional write (PutObject ``If-None-Match: *``: exactly one writer creates it).
 A lock older than its lease (a run killed while holding it; a patch takes seconds) is taken
-over with PutObject ``If-Match: <its ETag>``, so two waiters cannot both take it. The holder
-checks the lock is still its own just before repointing, and deletes it at the end. A second
+over with PutObject ``If-Match: <its ETag>``, so two waiters cannot both take it. The lease is
+never renewed, so the holder commits only within the first half of it (:func:`check_lease`:
+still its own object and less than half the lease since it took it; a taker needs the whole
+lease to pass, so the two never overlap even with a slow repoint), and releases it with a
+conditional DeleteObject (``If-Match: <its ETag>``): a taken-over lock is never deleted. A second
 run waiting on the lock then sees the first run's dates (step 3) and adds its own.
 Optimistic concurrency on the file alone was not enough: the partition repoint is a
 separate call, and two runs could repoint in the opposite order of their writes.
@@ -89,8 +94,14 @@ CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict"
 _CONDITION_HEADERS = {"IfNoneMatch": "If-None-Match", "IfMatch": "If-Match"}
 
 
+#: How long a superseded file stays readable: longer than the Athena workgroup's query
+#: timeout (the DML query timeout quota, 30 minutes by default), so a query planned before a
+#: repoint never finds its files gone (HIVE_CANNOT_OPEN_SPLIT / NoSuchKey).
+RETIRE_AFTER = timedelta(hours=1)
+
+
 class LockLost(RuntimeError):
-    """The year's lock was taken over (its lease expired) before this run repointed."""
+    """The lock was taken over, or half its lease passed, before this run committed."""
 
 
 @dataclass(frozen=True)
@@ -110,12 +121,13 @@ class LockPolicy:
 
 @dataclass(frozen=True)
 class Lease:
-    """A held year lock: its key and the ETag this run wrote it with."""
+    """A held lock: its key, the ETag this run wrote it with, and when (``policy.clock``)."""
 
     bucket: str
     key: str
     etag: str
     owner: str
+    acquired: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -223,14 +235,23 @@ def acquire_year_lock(
 ) -> Lease:
     """Take the year's lock (see the module docstring); raises TimeoutError after
     ``policy.wait_s`` while a live holder keeps it, having written nothing."""
+    return acquire_lock(s3, bucket, serving_lock_key(year), owner, f"serving year {year}", policy)
+
+
+def acquire_lock(
+    s3: Any, bucket: str, key: str, owner: str, what: str, policy: LockPolicy | None = None
+) -> Lease:
+    """Take the lock object ``key`` (conditional write; a lock older than the lease is taken
+    over by a conditional overwrite); raises TimeoutError after ``policy.wait_s`` while a live
+    holder keeps it, having written nothing. ``what`` names the lock in messages."""
     policy = policy or LockPolicy()
-    key = serving_lock_key(year)
     body = json.dumps({"owner": owner, "acquired_at": policy.now().isoformat()}).encode()
     deadline = policy.clock() + policy.wait_s
     while True:
+        started = policy.clock()
         etag = put_conditional(s3, bucket, key, body, if_none_match=True, metadata={"owner": owner})
         if etag is not None:
-            return Lease(bucket, key, etag, owner)
+            return Lease(bucket, key, etag, owner, started)
         held = _head(s3, bucket, key)
         if held is None:
             continue  # released meanwhile: try again at once
@@ -241,14 +262,15 @@ def acquire_year_lock(
             )
             if etag is not None:
                 log.warning("took over the stale lock s3://%s/%s of %s", bucket, key, holder)
-                return Lease(bucket, key, etag, owner)
+                return Lease(bucket, key, etag, owner, started)
             continue  # another waiter took it over first
         if policy.clock() >= deadline:
             raise TimeoutError(
-                f"run {owner} waited {policy.wait_s:.0f} s for the serving lock of {year} "
-                f"(s3://{bucket}/{key}, held by {holder}); nothing was written"
+                f"run {owner} waited {policy.wait_s:.0f} s for the lock of {what} "
+                f"(s3://{bucket}/{key}, held by {holder}); nothing was written. Start it again "
+                "once that run is done (or stop it in the Glue console)"
             )
-        log.info("serving year %d is locked by %s; waiting", year, holder)
+        log.info("%s is locked by %s; waiting", what, holder)
         policy.sleep(policy.poll_s)
 
 
@@ -258,12 +280,57 @@ def still_held(s3: Any, lease: Lease) -> bool:
     return held is not None and held.get("ETag") == lease.etag
 
 
+def check_lease(s3: Any, lease: Lease, policy: LockPolicy | None = None) -> None:
+    """Raise :class:`LockLost` unless the lock is still this run's and less than half its
+    lease has passed since it was taken: the lease is never renewed, and a taker waits the
+    whole lease, so a commit in the first half cannot overlap the next holder's."""
+    policy = policy or LockPolicy()
+    elapsed = policy.clock() - lease.acquired
+    if elapsed > policy.lease.total_seconds() / 2:
+        raise LockLost(
+            f"{lease.owner} held s3://{lease.bucket}/{lease.key} for {elapsed:.0f} s, past half "
+            f"its {policy.lease.total_seconds():.0f} s lease: it did not commit; run it again"
+        )
+    if not still_held(s3, lease):
+        raise LockLost(
+            f"s3://{lease.bucket}/{lease.key} was taken over from {lease.owner}: it did not "
+            "commit; run it again"
+        )
+
+
+def delete_conditional(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    """DeleteObject only while ``key`` still has ``etag`` (``If-Match``); False when it
+    changed or is gone. Older botocore (Glue 5.0's) gets the header added at signing."""
+    members = s3.meta.service_model.operation_model("DeleteObject").input_shape.members
+    try:
+        if "IfMatch" in members:
+            s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+            return True
+
+        def add_header(request: Any, **_: Any) -> None:
+            del request.headers["If-Match"]
+            request.headers["If-Match"] = etag
+
+        s3.meta.events.register("before-sign.s3.DeleteObject", add_header)
+        try:
+            s3.delete_object(Bucket=bucket, Key=key)
+        finally:
+            s3.meta.events.unregister("before-sign.s3.DeleteObject", add_header)
+        return True
+    except Exception as exc:
+        if _code(exc) in CONDITION_FAILED | {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise
+
+
 def release_year_lock(s3: Any, lease: Lease) -> None:
-    """Delete the lock if it is still this run's (a taken-over lock belongs to its taker)."""
-    if still_held(s3, lease):
-        s3.delete_object(Bucket=lease.bucket, Key=lease.key)
-    else:
+    """Delete the lock only if it is still this run's: one conditional DeleteObject
+    (``If-Match``), so a lock taken over between a check and the delete is never deleted."""
+    if not delete_conditional(s3, lease.bucket, lease.key, lease.etag):
         log.warning("lock s3://%s/%s was taken over before release", lease.bucket, lease.key)
+
+
+release_lock = release_year_lock
 
 
 @contextmanager
@@ -506,14 +573,47 @@ def _conform_fresh(day: date, rows: pa.Table) -> pa.Table:
     return table
 
 
-def _remove_other_versions(s3: Any, bucket: str, year: int, keep: str | None) -> int:
-    """Delete the year's files outside folder ``keep`` (older versions, killed patches')."""
-    others = [
-        k for k in _list_keys(s3, bucket, serving_year_prefix(year))
-        if keep is None or not k.startswith(keep)
-    ]  # fmt: skip
-    _delete_keys(s3, bucket, others)
-    return len(others)
+def retirable(
+    objects: Mapping[str, datetime],
+    keep: str | None,
+    replaced: str | None,
+    now: datetime,
+    after: timedelta = RETIRE_AFTER,
+) -> list[str]:
+    """The keys of ``objects`` (key -> LastModified) that no query can still be reading.
+
+    Never deleted: folder ``keep`` (the version served now) and folder ``replaced`` (the one it
+    replaced just now: a query planned before the repoint reads it). Every other file stopped
+    being served (or never was: a killed patch's) no later than the newest of those two was
+    written, so they go only once that file is older than ``after``."""
+    folders = [f for f in (keep, replaced) if f]
+    reference = replaced or keep
+    if reference is None:
+        return []
+    written = [m for k, m in objects.items() if k.startswith(reference)]
+    if not written or now - min(written) < after:
+        return []
+    return sorted(k for k in objects if not any(k.startswith(f) for f in folders))
+
+
+def _remove_other_versions(
+    s3: Any,
+    bucket: str,
+    year: int,
+    keep: str | None,
+    replaced: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Delete the year's files no query can still read (:func:`retirable`); returns how many."""
+    paginator = s3.get_paginator("list_objects_v2")
+    objects = {
+        obj["Key"]: obj["LastModified"]
+        for page in paginator.paginate(Bucket=bucket, Prefix=serving_year_prefix(year))
+        for obj in page.get("Contents", [])
+    }
+    gone = retirable(objects, keep, replaced, now or datetime.now(UTC))
+    _delete_keys(s3, bucket, gone)
+    return len(gone)
 
 
 def patch_year(
@@ -524,6 +624,7 @@ def patch_year(
     year: int,
     fresh: Mapping[str, pa.Table],
     lease: Lease,
+    policy: LockPolicy | None = None,
 ) -> YearPatch:
     """Bring the year's serving file in line with the published refined dates (module
     docstring, steps 1-4). Call it holding the year's lock (``lease``)."""
@@ -550,8 +651,10 @@ def patch_year(
     table = pa.concat_tables([kept, *(t for d in patched if (t := rows[d]) is not None)])
     runs = {d: r for d, r in served.runs.items() if d not in removed and d not in patched}
     runs.update({d: markers[d] for d in patched})
-    key = _commit(s3, glue, historico, year, table, runs, run_id, lease, served)
-    swept = _remove_other_versions(s3, bucket, year, key.rsplit("/", 1)[0] + "/" if key else None)
+    key = _commit(s3, glue, historico, year, table, runs, run_id, lease, served, policy)
+    replaced = _key_of(bucket, served.location) if served.location else None
+    folder = key.rsplit("/", 1)[0] + "/" if key else None
+    swept = _remove_other_versions(s3, bucket, year, folder, replaced)
     log.info(
         "serving %d: %d date(s) patched, %d removed, %d skipped; %d rows in %s",
         year, len(patched), len(removed), len(skipped), table.num_rows, key,
@@ -569,6 +672,7 @@ def _commit(
     run_id: str,
     lease: Lease,
     served: Served,
+    policy: LockPolicy | None = None,
 ) -> str | None:
     """Write the new version beside the current one and repoint the partition to it (or
     drop the partition when the year is empty); returns the new key. The lock is re-checked
@@ -578,10 +682,12 @@ def _commit(
         key = serving_version_key(year, f"{run_id}-{uuid.uuid4().hex[:8]}")
         body = serving_bytes(table, runs, run_id)
         s3.put_object(Bucket=historico.bucket, Key=key, Body=body)
-    if not still_held(s3, lease):
+    try:
+        check_lease(s3, lease, policy)
+    except LockLost:
         if key:
-            _delete_keys(s3, historico.bucket, [key])
-        raise LockLost(f"the serving lock of {year} was taken over; {run_id} did not repoint")
+            _delete_keys(s3, historico.bucket, [key])  # never served: no reader holds it
+        raise
     if key:
         folder = f"s3://{historico.bucket}/{key.rsplit('/', 1)[0]}/"
         _point_year(glue, historico, year, folder, exists=served.location is not None)
@@ -622,5 +728,5 @@ def patch_serving(
     patches = []
     for year in wanted:
         with year_lock(s3, bucket, year, run_id, policy) as lease:
-            patches.append(patch_year(s3, glue, historico, run_id, year, given, lease))
+            patches.append(patch_year(s3, glue, historico, run_id, year, given, lease, policy))
     return patches

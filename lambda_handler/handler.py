@@ -6,7 +6,7 @@ starts the Glue job for its date. Delivery is at-least-once; a repeated event st
 run for the same date, which is harmless because the job replaces that whole date.
 
 Nothing is retried here: botocore's standard retry mode absorbs throttling, the job queues runs
-past its concurrency limit (JobRunQueuingEnabled), and any other error is logged and raised so
+past its concurrency limit, and any other error is logged and raised so
 Lambda's async retries and then the dead-letter queue keep the event. Logs are plain
 ``logging`` records with ``extra`` fields; Lambda's JSON log format turns them into JSON.
 
@@ -37,6 +37,11 @@ _LANDING_KEY = re.compile(LANDING_KEY_PATTERN)
 LANDING_BATCH_TAG = "b3-pipeline-batch"
 SOURCE = "aws.s3"
 DETAIL_TYPE = "Object Created"
+#: Every StartJobRun asks for queuing: the API considers for Glue's queue only runs whose
+#: JobRunQueuingEnabled is true (absent or false means a run past MaxConcurrentRuns is refused
+#: with ConcurrentRunsExceededException, retried twice by Lambda and dead-lettered), whatever
+#: the job's own setting. Copy of ``glue.layout.QUEUING``; a test proves the two equal.
+QUEUING: dict[str, Any] = {"JobRunQueuingEnabled": True}
 #: Throttling and transient errors are retried by botocore (with backoff), not by this code.
 GLUE_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
 
@@ -138,7 +143,9 @@ def job_arguments(data_carteira: str, config: Config) -> dict[str, str]:
 class GlueClient(Protocol):
     """The one Glue method used, so the local runner can stand in for boto3's client."""
 
-    def start_job_run(self, *, JobName: str, Arguments: dict[str, str]) -> Mapping[str, Any]: ...
+    def start_job_run(
+        self, *, JobName: str, Arguments: dict[str, str], JobRunQueuingEnabled: bool
+    ) -> Mapping[str, Any]: ...
 
 
 def batch_of(s3_client: Any, bucket: str, key: str) -> str | None:
@@ -168,7 +175,9 @@ def handle(
     arguments = job_arguments(decision.data_carteira, config)
     fields.update(job_name=config.job_name, data_carteira=decision.data_carteira)
     try:
-        response = glue_client.start_job_run(JobName=config.job_name, Arguments=arguments)
+        response = glue_client.start_job_run(
+            JobName=config.job_name, Arguments=arguments, **QUEUING
+        )
     except Exception:
         logger.exception("start_job_run failed; raising for Lambda's retries", extra=fields)
         raise
