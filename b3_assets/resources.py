@@ -23,7 +23,6 @@ from b3_assets.landing import landing_parquet, read_landing
 from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_known_session, is_trading_day
 from b3_assets.settings import Settings
-from glue.job import dates_in_flight
 from glue.attempts import RefinePlan, refine_plan
 from glue.job import stale_dates as glue_stale_dates
 from glue.layout import LANDING_BATCH_TAG, QUEUING, landing_key
