@@ -69,6 +69,25 @@ def object_created_event(
 RUNS_DIR = "_glue_job_runs"
 
 
+def check_record_types(run: dict[str, Any]) -> None:
+    """A record the sensor can read as Glue would answer it: ValueError naming the field
+    whose type is wrong (a hand-edited or foreign file must be skipped, not stop every tick)."""
+    for key in ("Id", "JobName", "JobRunState"):
+        if not isinstance(run[key], str):
+            raise ValueError(f"{key} is {run[key]!r}, not a string")
+    args = run.get("Arguments", {})
+    if not isinstance(args, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in args.items()):
+        raise ValueError(f"Arguments is {args!r}, not an object of strings")
+    for key in ("ExecutionSeconds", "ExecutionTime", "NumberOfWorkers"):
+        value = run.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{key} is {value!r}, not a number")
+    message = run.get("ErrorMessage")
+    if message is not None and not isinstance(message, str):
+        raise ValueError(f"ErrorMessage is {message!r}, not a string")
+
+
 class LocalGlueRunner:
     """A stand-in for the AWS Glue service, shaped like boto3's Glue client.
 
@@ -156,11 +175,14 @@ class LocalGlueRunner:
         """One run record, or None (with a warning naming the file) when it is unreadable."""
         try:
             run = json.loads(path.read_text())
+            if not isinstance(run, dict):
+                raise ValueError(f"a JSON {type(run).__name__}, not a Glue JobRun record")
             for key in ("StartedOn", "CompletedOn", "LastModifiedOn"):
                 if key in run:
                     run[key] = datetime.fromisoformat(run[key])
             if not {"Id", "JobName", "JobRunState", "StartedOn"} <= set(run):
                 raise ValueError("not a Glue JobRun record (Id, JobName, JobRunState, StartedOn)")
+            check_record_types(run)
             return run
         except (OSError, ValueError, TypeError, AttributeError) as exc:
             log.warning("skipped unreadable Glue run record %s: %s", path, exc)
