@@ -101,15 +101,16 @@ def play_glue_worker(s3: Any, bucket: str, day: date, workdir: Path) -> list[tup
 
 
 def historico_rows(s3: Any, glue: Any, bucket: str, database: str, year: int) -> pa.Table:
-    """The year's rows through b3_etl_soma_acao_historico, asserting they are one object."""
+    """The year's rows through b3_etl_soma_acao_historico, asserting they are one object (the
+    versions it replaced stay beside it for readers that planned before: glue/serving.py)."""
     location = glue.get_partition(
         DatabaseName=database, TableName=SERVING_TABLE_NAME, PartitionValues=[f"{year:04d}"]
     )["Partition"]["StorageDescriptor"]["Location"]
+    folder = location.removeprefix(f"s3://{bucket}/")
+    assert folder.startswith(serving_year_prefix(year))
     (key,) = [
         k
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=serving_year_prefix(year)
-        )
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder)
         for k in (o["Key"] for o in page.get("Contents", []))
     ]
     assert location == f"s3://{bucket}/{key.rsplit('/', 1)[0]}/"
