@@ -42,8 +42,18 @@ Param = str | int | Decimal | date
 
 @dataclass(frozen=True)
 class QueryResult:
+    """A query's rows, keyed by lower-case column labels on both engines.
+
+    Athena (Trino) returns every label lower-case (``DataCarteira`` comes back as
+    ``datacarteira``) while DuckDB keeps the query's spelling; lower-casing here, the one place
+    both engines' results pass, means a reader written against the local catalog cannot
+    break on AWS. The project's SQL names its columns with lower-case aliases."""
+
     columns: list[str]
     rows: list[tuple[Any, ...]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", [c.lower() for c in self.columns])
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]

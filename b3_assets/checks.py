@@ -58,9 +58,11 @@ REFINED_CHECKS = {
     "participations_add_up_to_100": "Issuer participations add up to 100 ± 0.01 %.",
     "previous_date_matches_landing": "data_carteira_anterior is the landing date before it.",
 }
+#: Lower-case aliases: Athena labels every column lower-case (catalog.QueryResult too).
 REFINED_ROWS_SQL = (
-    "SELECT DataCarteira, Acao, participacao_total_pct, data_carteira_anterior "
-    "FROM b3_etl_soma_acao WHERE DataCarteira BETWEEN ? AND ? ORDER BY DataCarteira, Acao"
+    "SELECT DataCarteira AS data_carteira, Acao AS acao, participacao_total_pct, "
+    "data_carteira_anterior FROM b3_etl_soma_acao WHERE DataCarteira BETWEEN ? AND ? "
+    "ORDER BY data_carteira, acao"
 )
 
 
@@ -126,7 +128,7 @@ def refined_rows_by_date(
 ) -> dict[str, list[dict[str, Any]]]:
     rows: dict[str, list[dict[str, Any]]] = {}
     for row in catalog.query(REFINED_ROWS_SQL, [first, last]).as_dicts():
-        rows.setdefault(str(row["DataCarteira"]), []).append(row)
+        rows.setdefault(str(row["data_carteira"]), []).append(row)
     return rows
 
 

@@ -57,8 +57,9 @@ def one_row_per_issuer(codes: Sequence[str], issuers: Sequence[str]) -> Outcome:
 
 
 def refined_checks(refined: list[dict[str, Any]], landing: pa.Table) -> dict[str, CheckOutcome]:
-    """``refined``: the date's refined rows (``Acao``, ``participacao_total_pct``)."""
-    issuers = [str(r["Acao"]) for r in refined]
+    """``refined``: the date's refined rows keyed as the catalog returns them, lower-case
+    (``acao``, ``participacao_total_pct``: Athena's labels, catalog.QueryResult)."""
+    issuers = [str(r["acao"]) for r in refined]
     parts = [Decimal(str(r["participacao_total_pct"])) for r in refined]
     return {
         "one_row_per_issuer": _check(

@@ -188,7 +188,7 @@ def _refined(landing: pa.Table) -> list[dict[str, Any]]:
     for code, part in zip(_column(landing, "codigo"), _column(landing, "participacao_pct"),
                           strict=True):
         sums[issuer_root(code)] += part
-    return [{"Acao": a, "participacao_total_pct": p} for a, p in sorted(sums.items())]
+    return [{"acao": a, "participacao_total_pct": p} for a, p in sorted(sums.items())]
 
 
 def test_good_refined_passes(landing: pa.Table) -> None:
@@ -200,7 +200,7 @@ def test_good_refined_passes(landing: pa.Table) -> None:
 
 
 def test_an_issuer_missing(landing: pa.Table) -> None:
-    refined = [r for r in _refined(landing) if r["Acao"] != "PETR"]
+    refined = [r for r in _refined(landing) if r["acao"] != "PETR"]
     outcomes = refined_checks(refined, landing)
     assert _failed(outcomes) == {"one_row_per_issuer", "participations_add_up_to_100"}
     meta = outcomes["one_row_per_issuer"][1]
@@ -208,7 +208,7 @@ def test_an_issuer_missing(landing: pa.Table) -> None:
 
 
 def test_an_extra_issuer(landing: pa.Table) -> None:
-    refined = [*_refined(landing), {"Acao": "GOLL", "participacao_total_pct": Decimal("0")}]
+    refined = [*_refined(landing), {"acao": "GOLL", "participacao_total_pct": Decimal("0")}]
     outcomes = refined_checks(refined, landing)
     assert _failed(outcomes) == {"one_row_per_issuer"}
     assert outcomes["one_row_per_issuer"][1]["unexpected"] == "GOLL"
@@ -217,11 +217,11 @@ def test_an_extra_issuer(landing: pa.Table) -> None:
 def test_a_duplicated_issuer_row(landing: pa.Table) -> None:
     """PETR split over two rows: the sum still holds, the one-row rule does not."""
     refined = _refined(landing)
-    petr = next(r for r in refined if r["Acao"] == "PETR")
+    petr = next(r for r in refined if r["acao"] == "PETR")
     half = petr["participacao_total_pct"] / 2
     refined = [r for r in refined if r is not petr] + [
-        {"Acao": "PETR", "participacao_total_pct": half},
-        {"Acao": "PETR", "participacao_total_pct": petr["participacao_total_pct"] - half}]
+        {"acao": "PETR", "participacao_total_pct": half},
+        {"acao": "PETR", "participacao_total_pct": petr["participacao_total_pct"] - half}]
     outcomes = refined_checks(refined, landing)
     assert _failed(outcomes) == {"one_row_per_issuer"}
     meta = outcomes["one_row_per_issuer"][1]
