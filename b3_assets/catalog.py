@@ -27,6 +27,7 @@ from glue.layout import (
     MART_NAMES,
     REFINED_COLUMNS,
     SERVING_PREFIX,
+    SERVING_TABLE_NAME,
     TABLE_FECHAMENTO,
     TABLE_NAME,
     Column,
@@ -121,7 +122,11 @@ def lake_views(data_dir: Path) -> list[LakeView]:
     """Every view of the local catalog: the refined table's serving copy, the marts and the
     index tables (the levels: one file per index and year)."""
     lake = Path(data_dir).resolve()
-    views = [LakeView(TABLE_NAME, REFINED_COLUMNS, lake / SERVING_PREFIX)]
+    # The refined table and its yearly history are one set of year files locally; on Athena
+    # they are two Glue tables (per date x issuer, per year), and history queries read the
+    # per-year one (``sql/issuer_history.sql``): the same SQL text runs on both engines.
+    views = [LakeView(TABLE_NAME, REFINED_COLUMNS, lake / SERVING_PREFIX),
+             LakeView(SERVING_TABLE_NAME, REFINED_COLUMNS, lake / SERVING_PREFIX)]
     views += [LakeView(name, MART_COLUMNS[name], lake / mart_prefix(name)) for name in MART_NAMES]
     views += [
         LakeView(name, INDEX_TABLE_COLUMNS[name], lake / index_table_prefix(name),
@@ -183,8 +188,9 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[Path, s
 
 def view_columns(view: str) -> list[str]:
     """The columns a view of the local catalog must have, in order (glue/layout.py)."""
-    columns = (REFINED_COLUMNS if view == TABLE_NAME else INDEX_TABLE_COLUMNS[view]
-               if view in INDEX_TABLE_COLUMNS else MART_COLUMNS[view])
+    if view in (TABLE_NAME, SERVING_TABLE_NAME):
+        return [c.name for c in REFINED_COLUMNS]
+    columns = INDEX_TABLE_COLUMNS[view] if view in INDEX_TABLE_COLUMNS else MART_COLUMNS[view]
     return [c.name for c in columns]
 
 

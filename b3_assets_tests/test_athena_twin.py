@@ -183,3 +183,100 @@ def test_refined_checks_on_athena(world: World) -> None:
         outcomes = refined_checks(rows[day.isoformat()], world.landing[day])
         assert outcomes["one_row_per_issuer"][0], outcomes["one_row_per_issuer"]
         assert outcomes["participations_add_up_to_100"][0]
+
+
+def test_reports_on_athena(world: World) -> None:
+    """report.py's queries: the day's composition and changes (b3_etl_soma_acao, one date's
+    partitions) and an issuer's history (b3_etl_soma_acao_historico, the year's object)."""
+    from b3_assets.report import day_report, issuer_history_png, known_issuers, run_query
+
+    catalog = world.catalog()
+    report = day_report(catalog, D2)
+    assert report is not None
+    issuers = _issuers(world.landing[D2])
+    assert set(known_issuers(catalog)) == issuers | _issuers(world.landing[D1])
+    history = run_query(catalog, "issuer_history", ["PETR"])
+    assert [r["data_carteira"] for r in history] == [D1.isoformat(), D2.isoformat()]
+    assert all(r["acao"] == "PETR" for r in history)
+    (sent,) = [e for e in world.twin.sent() if "b3_etl_soma_acao_historico" in e.sql][-1:]
+    assert [t.name for t in sent.plan] == ["b3_etl_soma_acao_historico"]  # not ~21,000 partitions
+    assert issuer_history_png(catalog, "PETR").startswith(b"\x89PNG")
+
+
+def test_cli_query_on_athena(world: World, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """``b3-pipeline query`` with B3_ENV=aws: the table Athena's rows make, lower-case."""
+    from b3_assets.cli import main
+
+    monkeypatch.setenv("B3_ENV", "aws")
+    monkeypatch.setenv("B3_BUCKET", world.bucket)
+    monkeypatch.setenv("B3_GLUE_DATABASE", world.database)
+    monkeypatch.setenv("B3_ATHENA_WORKGROUP", world.workgroup)
+    monkeypatch.delenv("B3_ATHENA_OUTPUT", raising=False)
+    sql = (
+        "SELECT Acao, count(*) AS Datas FROM b3_etl_soma_acao_historico "
+        "WHERE Acao IN ('PETR', 'VALE') GROUP BY Acao ORDER BY Acao"
+    )
+    assert main(["query", sql]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["acao", "datas"]
+    assert any("PETR" in line and "2" in line for line in lines[1:])
+
+
+def test_a_reader_planned_before_a_republish_reads_after_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena plans from the catalog and reads later: a query planned on the first run's
+    objects still reads them after a second run republished the date (they are kept for
+    RETIRE_AFTER, glue/job.py and glue/serving.py), and a query planned after reads the new
+    run's. Deleting them at once (what the job did before) fails the planned query."""
+    athena = world.moto.client("athena")
+    queries = {
+        "refined": "SELECT count(*) AS n, max(processado_em) AS at FROM b3_etl_soma_acao "
+        "WHERE DataCarteira = ?",
+        "historico": "SELECT count(*) AS n, max(processado_em) AS at "
+        "FROM b3_etl_soma_acao_historico WHERE DataCarteira = ?",
+    }
+
+    def start(sql: str) -> str:
+        return athena.start_query_execution(
+            QueryString=sql, WorkGroup=world.workgroup, ExecutionParameters=[f"'{D2}'"],
+            QueryExecutionContext={"Database": world.database},
+        )["QueryExecutionId"]  # fmt: skip
+
+    def finish(qid: str) -> dict[str, Any]:
+        while True:
+            status = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Status"]
+            if status["State"] not in {"QUEUED", "RUNNING"}:
+                return status
+
+    def values(qid: str) -> list[str]:
+        rows = athena.get_query_results(QueryExecutionId=qid)["ResultSet"]["Rows"]
+        return [d["VarCharValue"] for d in rows[1]["Data"]]
+
+    with world.twin.hold():
+        planned = {name: start(sql) for name, sql in queries.items()}
+        summary = world.refine(monkeypatch, [D2], "jr_second", force=True)
+    assert summary["dates"][0]["objects_kept_for_readers"] > 0
+    for name, qid in planned.items():
+        status = finish(qid)
+        assert status["State"] == "SUCCEEDED", (name, status.get("StateChangeReason"))
+    before = {name: values(qid) for name, qid in planned.items()}
+    fresh = {name: start(sql) for name, sql in queries.items()}
+    after = {name: values(qid) for name, qid in fresh.items() if finish(qid)}
+    n = str(len(_issuers(world.landing[D2])))
+    for name in queries:
+        assert before[name][0] == after[name][0] == n
+        assert before[name][1] < after[name][1], name  # the first run's rows, then the second's
+
+    # The control: the same planned query, the first version's objects deleted at once.
+    with world.twin.hold():
+        qid = start(queries["refined"])
+        keys = [
+            o.key for t in world.twin.executions[qid].plan for p in t.partitions for o in p.objects
+        ]
+        world.s3.delete_objects(
+            Bucket=world.bucket, Delete={"Objects": [{"Key": k} for k in keys[:1]]}
+        )
+    status = finish(qid)
+    assert status["State"] == "FAILED"
+    assert "HIVE_CANNOT_OPEN_SPLIT" in status["StateChangeReason"]

@@ -62,11 +62,14 @@ def test_every_query_is_package_data_with_one_copy():
 @pytest.mark.parametrize("name", QUERIES)
 def test_queries_parse_as_trino_with_placeholders(name):
     """Athena (engine v3) is Trino: each query parses as Trino, as one SELECT, with `?`
-    parameters (bound as ExecutionParameters), and reads only the refined table."""
+    parameters (bound as ExecutionParameters), and reads only the refined table: a date's
+    rows from b3_etl_soma_acao (its partitions), a history from the yearly
+    b3_etl_soma_acao_historico (one object a year, not every date's partitions)."""
     tree = sqlglot.parse_one(load_query(name), read="trino")
     assert isinstance(tree, exp.Select)
     assert len(list(tree.find_all(exp.Placeholder))) == PARAMS[name]
-    assert {t.name for t in tree.find_all(exp.Table)} == {"b3_etl_soma_acao"}
+    table = "b3_etl_soma_acao_historico" if name == "issuer_history" else "b3_etl_soma_acao"
+    assert {t.name for t in tree.find_all(exp.Table)} == {table}
     sqlglot.parse_one(sql_text(name), read="trino")  # comments and all
     # Output columns are lower-case aliases: Athena reports lower-case names, DuckDB keeps
     # the alias, so callers see the same keys on both.
