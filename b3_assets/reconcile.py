@@ -7,8 +7,11 @@ up only the next morning. This sensor looks every hour: each landing date's publ
 records the landing files it was built from (``_current.json``), so a date is stale when
 those differ from the files now (``GlueJobResource.pending_refines``); it then requests one
 ``reconcile_refined`` run that refines them, oldest first, and the ``glue_job_runs`` sensor
-records the result as usual."""
+records the result as usual. Dates given up after repeated failed runs (glue/attempts.py)
+are never requested again until their landing file changes; each tick names them and says
+what to do (:func:`given_up_message`), in its log and as the skip reason."""
 
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
@@ -57,6 +60,27 @@ def reconcile_refined_job() -> None:
     refine_stale_dates()
 
 
+def given_up_message(given_up: Mapping[date, str]) -> str | None:
+    """What an operator must know about the dates the reconciliation no longer refines.
+
+    A date whose Glue runs failed too often (glue/attempts.py: back-off keyed on the landing
+    file's ETag, then given up) is left out of every reconcile run so it cannot cost a Glue
+    run an hour forever; saying so each hour keeps it from being skipped in silence. Its
+    landing file is what failed: fixing it changes the ETag, and the next tick refines it."""
+    if not given_up:
+        return None
+    lines = [f"{d.isoformat()}: {why}" for d, why in sorted(given_up.items())]
+    return (
+        f"{len(given_up)} landing date(s) are given up after repeated failed Glue runs and "
+        "will not be refined again until their landing file changes:\n  "
+        + "\n  ".join(lines)
+        + "\nFix each date's landing file (read the Glue error above, then re-materialize "
+        "landing/ibov_portfolio for the date, or raw/ibov_portfolio first if B3's payload was "
+        "wrong): the new file's ETag makes the date due again, and this sensor requests its "
+        "refine on its next tick."
+    )
+
+
 def reconcile_request(pending: list[date]) -> dg.RunRequest:
     texts = [d.isoformat() for d in pending]
     return dg.RunRequest(
@@ -71,7 +95,8 @@ def reconcile_request(pending: list[date]) -> dg.RunRequest:
     default_status=dg.DefaultSensorStatus.RUNNING,
     job=reconcile_refined_job,
     description="Every hour: finds landing dates whose refine is missing or stale (lost "
-    "events, killed runs, gap fills) and requests one reconcile_refined run for them.",
+    "events, killed runs, gap fills) and requests one reconcile_refined run for them; names "
+    "the dates given up after repeated failed Glue runs and what to do about them.",
 )
 def refined_reconciliation(
     context: dg.SensorEvaluationContext, glue_job: GlueJobResource
@@ -82,8 +107,11 @@ def refined_reconciliation(
             skip_reason=f"{len(busy)} run(s) are landing or refining; checking after them"
         )
     pending = glue_job.pending_refines()
+    given_up = given_up_message(glue_job.given_up_refines())
+    if given_up:
+        context.log.warning(given_up)
     if not pending:
-        return dg.SensorResult(skip_reason="every landing date's refine is current")
+        return dg.SensorResult(skip_reason=given_up or "every landing date's refine is current")
     context.log.warning(
         f"{len(pending)} landing date(s) were never refined as they are now: "
         f"{', '.join(d.isoformat() for d in pending)}; requesting their refine"
