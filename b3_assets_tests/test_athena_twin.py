@@ -280,3 +280,48 @@ def test_a_reader_planned_before_a_republish_reads_after_it(
     status = finish(qid)
     assert status["State"] == "FAILED"
     assert "HIVE_CANNOT_OPEN_SPLIT" in status["StateChangeReason"]
+
+
+def test_marts_published_and_queried_on_athena(world: World) -> None:
+    """AthenaCatalog.publish_marts (Glue tables over marts/<name>/) and the marts' report
+    queries (report_marts.py, report.py's sector history) read the year files through them."""
+    import duckdb
+
+    from b3_assets.report import SECTOR_HISTORY_SQL
+    from b3_assets.report_marts import SETORES_SQL, TREND_SQL
+    from glue.layout import MART_COLUMNS, MART_INDICADORES, MART_SETORES, duckdb_type, mart_prefix
+
+    rows = {
+        MART_SETORES: "SELECT DATE '2025-03-05', 'Financeiro', 20, 25.125 UNION ALL "
+        "SELECT DATE '2025-03-06', 'Financeiro', 21, 25.5 UNION ALL "
+        "SELECT DATE '2025-03-06', NULL, 2, 1.25",
+        MART_INDICADORES: "SELECT DATE '2025-03-05', NULL, 87, 84, 0.061234, 16.331, 48.1, NULL "
+        "UNION ALL SELECT DATE '2025-03-06', DATE '2025-03-05', 87, 84, 0.0612, 16.34, 48.2, 0.5",
+    }
+    for name, select in rows.items():
+        cols = ", ".join(
+            f'CAST(col{i} AS {duckdb_type(c.glue_type)}) AS "{c.name}"'
+            for i, c in enumerate(MART_COLUMNS[name])
+        )
+        names = ", ".join(f"col{i}" for i in range(len(MART_COLUMNS[name])))
+        with duckdb.connect() as con:
+            table = con.sql(f"SELECT {cols} FROM ({select}) AS t({names})").to_arrow_table()
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        world.s3.put_object(
+            Bucket=world.bucket, Key=f"{mart_prefix(name)}/ano=2025.parquet", Body=buf.getvalue()
+        )
+    catalog = world.catalog()
+    catalog.publish_marts(
+        {n: f"s3://{world.bucket}/{mart_prefix(n)}/" for n in (MART_SETORES, MART_INDICADORES)}
+    )
+    setores = catalog.query(SETORES_SQL, [D2]).as_dicts()
+    assert [(r["setor"], r["qtd_acoes"], r["participacao_pct"]) for r in setores] == [
+        ("Financeiro", 21, Decimal("25.500")),
+        (None, 2, Decimal("1.250")),
+    ]
+    trend = catalog.query(TREND_SQL, [D2]).as_dicts()
+    assert [r["data_carteira"] for r in trend] == [D1, D2]
+    assert trend[0]["hhi"] == Decimal("0.061234")
+    history = catalog.query(SECTOR_HISTORY_SQL, ["Financeiro"]).as_dicts()
+    assert [r["participacao_pct"] for r in history] == [Decimal("25.125"), Decimal("25.500")]
