@@ -185,6 +185,7 @@ def test_refined_checks_on_athena(world: World) -> None:
         assert outcomes["participations_add_up_to_100"][0]
 
 
+@pytest.mark.slow  # ~16 s: every partition's object is read over HTTP from moto per query
 def test_reports_on_athena(world: World) -> None:
     """report.py's queries: the day's composition and changes (b3_etl_soma_acao, one date's
     partitions) and an issuer's history (b3_etl_soma_acao_historico, the year's object)."""
