@@ -8,7 +8,8 @@ setup:
 	@scripts/setup.sh
 
 dev: setup
-	@scripts/dev.sh  # Ctrl-C or SIGTERM stops it (and everything it started) within 15 s
+	@# exec: make passes a SIGTERM to its child, which must be dev.sh itself, not a shell
+	@exec scripts/dev.sh
 
 test: setup
 	@scripts/browser.sh
