@@ -380,10 +380,28 @@ def read_published(lake_root: Path, data_carteira: date) -> pa.Table | None:
 # --- the serving copy --------------------------------------------------------------------
 
 
-def _read_serving(path: Path) -> pa.Table:
+def _read_serving(lake_root: Path, year: int) -> pa.Table:
+    """One year of the serving copy; a corrupt year file is rebuilt from its sources (the
+    published run of each date, found through the pointers) with a warning naming it, so
+    one torn file never fails every landing step, tick and query after it."""
+    path = lake_root / serving_year_key(year)
     if not path.is_file():
         return REFINED_SCHEMA.empty_table()
-    return conform_refined_columns(pq.read_table(path, use_threads=False))
+    try:
+        return conform_refined_columns(pq.read_table(path, use_threads=False))
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        table = _rebuild_serving_year(lake_root, year)
+        log.warning("%s is corrupt (%s): rebuilt from the published runs of %d date(s) of %d",
+                    path, str(exc).splitlines()[0][:200],
+                    len(set(table.column("DataCarteira").to_pylist())), year)
+        return table
+
+
+def _rebuild_serving_year(lake_root: Path, year: int) -> pa.Table:
+    """Every published date of ``year``, read from its run folders (REFINED_SCHEMA)."""
+    tables = [t for d in list_landing_dates(lake_root) if d.year == year
+              if (t := read_published(lake_root, d)) is not None]
+    return pa.concat_tables(tables) if tables else REFINED_SCHEMA.empty_table()
 
 
 def conform_refined_columns(table: pa.Table) -> pa.Table:
@@ -405,7 +423,7 @@ def _patch_year(lake_root: Path, year: int, rows: dict[date, pa.Table | None]) -
     """Replace the rows of ``rows``' dates in one year's serving file (None: remove them);
     the caller holds the serving lock."""
     path = lake_root / serving_year_key(year)
-    table = _read_serving(path)
+    table = _read_serving(lake_root, year)
     replaced = pa.array([d.isoformat() for d in rows], pa.string())
     keep = pc.invert(pc.is_in(table.column("DataCarteira"), value_set=replaced))
     parts = [table.filter(keep)] + [t.cast(REFINED_SCHEMA) for t in rows.values() if t is not None]
@@ -434,7 +452,13 @@ def _serving_state(lake_root: Path) -> tuple[dict[date, dict[str, Any]], list[da
     pointers = {d: p for d, p in found.items() if p is not None}
     served: dict[str, str] = {}
     for path in sorted((lake_root / SERVING_PREFIX).glob("ano=*.parquet")):
-        cols = pq.read_table(path, columns=["DataCarteira", "processado_em"], use_threads=False)
+        try:
+            cols = pq.read_table(path, columns=["DataCarteira", "processado_em"],
+                                 use_threads=False)
+        except (OSError, ValueError) as exc:  # corrupt: its dates are behind, and rebuilt
+            log.warning("%s is unreadable (%s): its dates count as not served", path,
+                        str(exc).splitlines()[0][:200])
+            continue
         for day, ts in zip(
             cols.column("DataCarteira").to_pylist(),
             cols.column("processado_em").to_pylist(),
