@@ -1,4 +1,5 @@
-"""The lineage: raw/ibov_portfolio -> landing/ibov_portfolio -> refined/b3_etl_soma_acao.
+"""The lineage: raw/ibov_portfolio -> landing/ibov_portfolio (-> refined/b3_etl_soma_acao,
+recorded in ``refined.py``).
 
 Thin wiring: the work is in ``collect``, ``landing`` and glue/; typed resources decide where."""
 
@@ -17,14 +18,21 @@ from b3_assets.archive import RawArchive
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.collect import collect
+from b3_assets.landing import read_landing
 from b3_assets.partitions import partition_dates, trading_day_partitions
-from b3_assets.resources import B3Site, LakeResource
+from b3_assets.resources import (
+    B3Site,
+    GlueJobResource,
+    LakeResource,
+    failed_runs_failure,
+    landing_uri,
+    write_landing,
+)
 from glue.layout import RAW_PREFIX, REFINED_COLUMNS
 
 RAW = dg.AssetKey(["raw", "ibov_portfolio"])
 LANDING = dg.AssetKey(["landing", "ibov_portfolio"])
 REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
-GROUP = "ibov"
 OWNERS = ["team:b3-pipeline"]
 
 #: Transient B3 trouble (timeouts, 5xx, 429) is retried: up to 3 more attempts of the step.
@@ -128,7 +136,6 @@ class RawConfig(dg.Config):
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=B3_RETRY,
-    group_name=GROUP,
     owners=OWNERS,
     tags={"layer": "raw"},
     kinds={"python"},
@@ -218,20 +225,21 @@ def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
     deps=[RAW],
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="landing_io_manager",
-    group_name=GROUP,
     owners=OWNERS,
     tags={"layer": "landing"},
     kinds={"parquet"},
     description="**Landing** IBOV portfolio: typed Parquet, one file per trading date "
     "(landing/ibov/dt=…/ibov.parquet), built from the raw archive alone. Its write is the "
-    "event that starts the Glue job.",
+    "event that starts the Glue job; each file, as stored, is then checked (valid_portfolio).",
     metadata={"dagster/column_schema": landing_table_schema()},
 )
 def landing_ibov_portfolio(
-    context: dg.AssetExecutionContext, lake: LakeResource
-) -> dict[str, pa.Table]:
-    archive = RawArchive(lake.get())
+    context: dg.AssetExecutionContext, lake: LakeResource, glue_job: GlueJobResource
+) -> Iterator[dg.AssetCheckEvaluation | dg.MaterializeResult]:
+    from b3_assets.checks import LANDING_CHECK_KEYS, evaluated_by_own_step, landing_evaluation
+
+    the_lake = lake.get()
+    archive = RawArchive(the_lake)
     tables: dict[str, pa.Table] = {}
     for day in partition_dates(context):
         payload = archive.latest(day)
@@ -242,30 +250,26 @@ def landing_ibov_portfolio(
                 allow_retries=False,
             )
         tables[day.isoformat()] = payload.portfolio(day).to_landing_table()
-    first = tables[min(tables)]
+    keys = sorted(tables)
+    batch = context.run.run_id if len(keys) > 1 else None
+    failed = write_landing(the_lake, glue_job, tables, batch)
+    if not evaluated_by_own_step(context, LANDING_CHECK_KEYS):
+        # valid_portfolio on each file as stored, by the step that stored it.
+        for key in keys:
+            yield landing_evaluation(key, read_landing(the_lake, date.fromisoformat(key)))
+    if failed:
+        raise failed_runs_failure(
+            "the landing files were written, but their refine failed:", failed
+        )
+    first = tables[keys[0]]
     metadata: dict[str, object] = {
         "dagster/row_count": sum(t.num_rows for t in tables.values()),
         "dates": len(tables),
+        "lake_uri": dg.MetadataValue.text(landing_uri(the_lake, keys)),
     }
     if len(tables) == 1:
         metadata["top_10_weights"] = dg.MetadataValue.md(top_weights_markdown(first))
         metadata["participacao_total"] = str(
             sum(first.column("participacao_pct").to_pylist(), Decimal(0))
         )
-    context.add_output_metadata(metadata)
-    return tables
-
-
-refined_b3_etl_soma_acao = dg.AssetSpec(
-    key=REFINED,
-    deps=[LANDING],
-    partitions_def=trading_day_partitions,
-    group_name=GROUP,
-    owners=OWNERS,
-    tags={"layer": "refined"},
-    kinds={"glue", "spark", "duckdb"},
-    description="**Refined** b3_etl_soma_acao: one row per issuer per date, written by the "
-    "Glue job (DuckDB locally) that the landing event starts; the sensor glue_job_runs "
-    "records each run here. refined/DataCarteira=…/Acao=…/, table b3_etl_soma_acao.",
-    metadata={"dagster/column_schema": refined_table_schema()},
-)
+    yield dg.MaterializeResult(metadata=metadata)

@@ -9,7 +9,7 @@ from datetime import date
 import dagster as dg
 
 from b3_assets.archive import RawArchive
-from b3_assets.assets import GROUP, LANDING, OWNERS
+from b3_assets.assets import LANDING, OWNERS
 from b3_assets.landing import landing_dates
 from b3_assets.resources import LakeResource
 from b3_assets.sessions import B3_TIMEZONE, trading_days
@@ -35,7 +35,6 @@ def fix_for(day: date, today: date) -> str:
 @dg.asset(
     key=AUDIT,
     deps=[LANDING],
-    group_name=GROUP,
     owners=OWNERS,
     tags={"layer": "audit"},
     kinds={"python"},

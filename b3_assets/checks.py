@@ -3,7 +3,14 @@
 Each check is evaluated inside a run (never in a sensor tick) and yields one
 ``AssetCheckEvaluation`` per partition of the run, so a single-run backfill of N dates records
 N results per check, and a date re-run any number of times has one current result. The rules
-are plain functions in ``quality``; this module reads the data once per run and reports."""
+are plain functions in ``quality``; this module reads the data once per run and reports.
+
+Who evaluates: the step that stored (or recorded) the data, right after it did, on what is
+stored. The jobs that collect plan no check, so a run that fails before storing anything (B3
+down) leaves every check showing its last real evaluation instead of "Execution failed". The
+checks are also defined as their own steps (``landing_ibov_portfolio_checks``, …) to be run on
+demand (the UI's "Execute", the ``refined_checks`` job); a run that selects them gets their
+results from those steps, not twice (:func:`evaluated_by_own_step`)."""
 
 from collections.abc import Iterator
 from datetime import date
@@ -66,6 +73,17 @@ REFINED_ROWS_SQL = (
 )
 
 
+def evaluated_by_own_step(
+    context: dg.AssetExecutionContext, keys: list[dg.AssetCheckKey]
+) -> bool:
+    """Whether this run evaluates any of ``keys`` in the checks' own step (the run selected
+    them: the UI's asset page adds an asset's checks); else the asset's step evaluates them."""
+    selection = context.run.asset_check_selection
+    if selection is None:  # the whole job: the checks it contains
+        selection = context.job_def.asset_layer.asset_graph.asset_check_keys
+    return bool(set(keys) & set(selection))
+
+
 def _metadata(values: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (v if isinstance(v, int | bool) else dg.MetadataValue.text(str(v)))
@@ -114,11 +132,16 @@ def landing_evaluation(day: str, table: pa.Table) -> dg.AssetCheckEvaluation:
     )
 
 
+LANDING_CHECK_KEYS = [dg.AssetCheckKey(LANDING, name) for name in LANDING_CHECKS]
+REFINED_CHECK_KEYS = [dg.AssetCheckKey(REFINED, name) for name in REFINED_CHECKS]
+
+
 @dg.multi_asset_check(specs=_specs(LANDING, LANDING_CHECKS), can_subset=True)
 def landing_ibov_portfolio_checks(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    """Reads each date's landing file once and evaluates every landing rule on it."""
+    """On demand: reads each date's landing file once and evaluates every landing rule on it
+    (the landing step does the same right after it writes the files)."""
     for key in context.partition_keys:
         yield landing_evaluation(key, read_landing(lake.get(), date.fromisoformat(key)))
 
@@ -161,15 +184,12 @@ def previous_date_outcome(rows: list[dict[str, Any]], expected: date | None) -> 
     )
 
 
-@dg.multi_asset_check(specs=_specs(REFINED, REFINED_CHECKS), can_subset=True)
-def refined_b3_etl_soma_acao_checks(
-    context: dg.AssetCheckExecutionContext,
-    lake: LakeResource,
-    catalog: CatalogResource,
-    glue_job: GlueJobResource,
+def refined_evaluations(
+    keys: list[str], lake: LakeResource, catalog: CatalogResource, glue_job: GlueJobResource
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    """The sensor requests this after recording Glue runs; one catalog query for the range."""
-    keys = sorted(context.partition_keys)
+    """Every refined check of each date of ``keys``: one catalog query for the range, the
+    date's landing file, its latest finished Glue run."""
+    keys = sorted(keys)
     rows = refined_rows_by_date(catalog.engine(), keys[0], keys[-1])
     watcher = glue_job.watcher()
     the_lake = lake.get()
@@ -194,3 +214,15 @@ def refined_b3_etl_soma_acao_checks(
         for name in REFINED_CHECKS:
             if name != GLUE_RUN_CHECK:
                 yield _evaluation(REFINED, name, key, outcomes[name])
+
+
+@dg.multi_asset_check(specs=_specs(REFINED, REFINED_CHECKS), can_subset=True)
+def refined_b3_etl_soma_acao_checks(
+    context: dg.AssetCheckExecutionContext,
+    lake: LakeResource,
+    catalog: CatalogResource,
+    glue_job: GlueJobResource,
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """On demand, and from the sensor for dates whose Glue run failed (``refined_checks``);
+    a run that records refined dates evaluates them in its refined step."""
+    yield from refined_evaluations(list(context.partition_keys), lake, catalog, glue_job)

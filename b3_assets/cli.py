@@ -134,6 +134,26 @@ def cmd_plot(
     return 0
 
 
+def cmd_backfill(dates: Sequence[str], no_raw: bool) -> int:
+    """Materialize a date or a range in one run, after checking each end is a partition."""
+    from b3_assets.instance import InstanceError, ensure_instance
+    from b3_assets.launch import (
+        LANDING_MARTS,
+        RAW_LANDING_MARTS,
+        NotAPartition,
+        backfill,
+        parse_dates,
+    )
+
+    try:
+        first, last = parse_dates(dates)
+        selection = LANDING_MARTS if no_raw else RAW_LANDING_MARTS
+        return backfill(first, last, selection, ensure_instance)
+    except (NotAPartition, InstanceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="b3-pipeline",
@@ -147,6 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "into the raw archive (validated; nothing half-written)",
     )
     p_imp.add_argument("files", nargs="+", type=Path)
+    p_back = sub.add_parser(
+        "backfill",
+        help="materialize raw, landing and the marts for a date or a range FIRST LAST in one "
+        "run (the landing write refines them; the sensor records them on refined and draws "
+        "the reports); a date that is not a B3 session is refused, naming the sessions "
+        "around it",
+    )
+    p_back.add_argument("dates", nargs="+", metavar="DATE", help="FIRST [LAST], YYYY-MM-DD")
+    p_back.add_argument(
+        "--no-raw",
+        action="store_true",
+        help="without raw (enough after import-csv, which records raw)",
+    )
     p_q = sub.add_parser(
         "query",
         help="run SQL on the catalog of the current environment "
@@ -167,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_plot.add_argument("-o", "--output", type=Path,
                         help="PNG file to write (default: <B3_DATA_DIR>/plots/<name>_history.png)")
     args = parser.parse_args(argv)
+    if args.command == "backfill":
+        if len(args.dates) > 2:
+            parser.error("backfill takes FIRST [LAST]")
+        return cmd_backfill(args.dates, args.no_raw)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from b3_assets.alerts import alert_sensors
-from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio, refined_b3_etl_soma_acao
+from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio
 from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
 from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
 from b3_assets.indices.assets import (
@@ -16,6 +16,7 @@ from b3_assets.levels.assets import LEVELS_ASSETS, LEVELS_CHECKS, LEVELS_JOBS, L
 from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_assets import PERIOD_ASSETS
 from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
+from b3_assets.refined import refined_b3_etl_soma_acao
 from b3_assets.report_assets import report_ibov_composition, report_ibov_marts
 from b3_assets.resources import resources_for
 from b3_assets.schedules import (
@@ -29,12 +30,34 @@ from b3_assets.schedules import (
     second_attempt_schedule,
 )
 from b3_assets.sensors import glue_job_runs, refined_checks_job, refined_followup_job
-from b3_assets.settings import Settings
+from b3_assets.settings import Settings, code_location_settings
+
+#: The asset group of each layer: the lineage graph draws one labelled box per group, so
+#: raw/ibov_portfolio and landing/ibov_portfolio (same last key segment) read apart.
+LAYER_GROUPS = {
+    "raw": "raw",
+    "landing": "landing",
+    "refined": "refined",
+    "mart": "marts",
+    "report": "reports",
+    "audit": "audit",
+}
+
+
+def group_by_layer(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The one place groups are set: from the asset's ``layer`` tag (every asset has one)."""
+    layer = spec.tags.get("layer")
+    if layer not in LAYER_GROUPS:
+        raise dg.DagsterInvalidDefinitionError(
+            f"asset {spec.key.to_user_string()} has layer tag {layer!r}: tag it "
+            f"{{'layer': …}} with one of {', '.join(LAYER_GROUPS)} (its group is derived)"
+        )
+    return spec.replace_attributes(group_name=LAYER_GROUPS[layer])
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[
+        assets=dg.map_asset_specs(group_by_layer, [
             raw_ibov_portfolio,
             landing_ibov_portfolio,
             refined_b3_etl_soma_acao,
@@ -45,7 +68,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             report_ibov_marts,
             *INDICES_ASSETS,
             *LEVELS_ASSETS,
-        ],
+        ]),
         asset_checks=[
             landing_ibov_portfolio_checks,
             refined_b3_etl_soma_acao_checks,
@@ -81,4 +104,4 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(code_location_settings())

@@ -137,6 +137,17 @@ class GlueJobWatcher:
                 return finished_run(run)
         return None
 
+    def find(self, run_ids: set[str]) -> dict[str, FinishedRun]:
+        """The finished runs among ``run_ids``, listing newest first until all are found
+        (the runs that published a date are usually the newest)."""
+        found: dict[str, FinishedRun] = {}
+        for run in self.runs():
+            if run["Id"] in run_ids and run["JobRunState"] in TERMINAL_STATES:
+                found[run["Id"]] = finished_run(run)
+                if len(found) == len(run_ids):
+                    break
+        return found
+
     def poll(
         self,
         cursor: WatchCursor,

@@ -33,8 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from b3_assets.assets import GROUP, LANDING, OWNERS
+from b3_assets.assets import LANDING, OWNERS
 from b3_assets.b3.model import LANDING_SCHEMA, conform_landing
+from b3_assets.checks import evaluated_by_own_step
 from b3_assets.lake import Lake, LakeError, LocalLake, S3Lake
 from b3_assets.landing import read_landing
 from b3_assets.partitions import partition_dates, trading_day_partitions
@@ -480,7 +481,6 @@ def mart_table_schema(name: str) -> dg.TableSchema:
         dg.AssetSpec(
             MART_KEYS[name],
             deps=[LANDING],
-            group_name=GROUP,
             owners=OWNERS,
             tags={"layer": "mart"},
             kinds={"duckdb", "parquet"},
@@ -495,9 +495,10 @@ def mart_table_schema(name: str) -> dg.TableSchema:
 )
 def ibov_marts(
     context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource
-) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """Reads each landing file once, computes the selected marts for every date of the run in
-    one query each, writes each year's file once, then makes the catalog's tables current.
+    one query each, writes each year's file once, then makes the catalog's tables current and
+    evaluates the marts' checks on what it stored (unless the run evaluates them on their own).
 
     A run that computed every date reports one MaterializeResult per mart (Dagster records it
     for each date of the range, and the checks run next); a date it could not compute fails
@@ -507,6 +508,11 @@ def ibov_marts(
     the_lake = lake.get()
     run = build_marts(the_lake, partition_dates(context), names)
     catalog.engine().publish_marts({n: the_lake.uri(mart_prefix(n) + "/") for n in names})
+    if not evaluated_by_own_step(context, MART_CHECK_KEYS):
+        # The checks of every date computed, on the rows as stored, by the step that stored them.
+        selected = {(n, check) for n in names for check in MART_CHECKS[n]}
+        for name, check, day, outcome in evaluate_mart_checks(the_lake, run.computed, selected):
+            yield _evaluation(name, check, day.isoformat(), outcome)
     requested = {date.fromisoformat(k) for k in context.partition_keys}
     if run.plan.followers:
         context.log.info(
@@ -585,7 +591,8 @@ def _metadata(name: str, days: Sequence[date], run: MartsRun, lake: Lake) -> dic
 #: One run of the marts over the dates asked for (their checks run with them).
 marts_job = dg.define_asset_job(
     "marts_from_landing",
-    selection=dg.AssetSelection.assets(*MART_KEYS.values()),
+    # The marts' step evaluates their checks on what it stored (checks.py: who evaluates).
+    selection=dg.AssetSelection.assets(*MART_KEYS.values()).without_checks(),
     description="The marts (ibov_movimentos, ibov_indicadores, ibov_setores) from landing, "
     "with their checks; a range computes every date in one run.",
 )
@@ -687,6 +694,13 @@ MART_CHECKS: dict[str, dict[str, str]] = {
         "weights_add_up_to_100": "The sectors' weights add up to 100 ± 0.01 % on every date.",
     },
 }
+
+
+MART_CHECK_KEYS = [
+    dg.AssetCheckKey(MART_KEYS[name], check)
+    for name, checks in MART_CHECKS.items()
+    for check in checks
+]
 
 
 def _check_specs() -> list[dg.AssetCheckSpec]:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_assets.archive import RawArchive
-from b3_assets.assets import B3_RETRY, GROUP, LANDING_COLUMNS, OWNERS, collect_partitions
+from b3_assets.assets import B3_RETRY, LANDING_COLUMNS, OWNERS, collect_partitions
 from b3_assets.b3.api import fetch_period, period_url
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
@@ -104,7 +104,6 @@ def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=B3_RETRY,
-        group_name=GROUP,
         owners=OWNERS,
         tags={"layer": "raw"},
         kinds={"python"},
@@ -144,7 +143,6 @@ def _landing_asset(view: PeriodView) -> dg.AssetsDefinition:
         deps=[raw_key],
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=GROUP,
         owners=OWNERS,
         tags={"layer": "landing"},
         kinds={"parquet"},

@@ -13,7 +13,7 @@ import difflib
 import functools
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -23,7 +23,7 @@ from typing import Any
 from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter
+from matplotlib.ticker import FixedLocator, Formatter
 from PIL import Image
 
 from b3_assets.catalog import QueryEngine
@@ -85,6 +85,33 @@ def label(row: dict[str, Any]) -> str:
     return f"{row['empresa']} ({row['acao']})"
 
 
+class DistinctTicks(Formatter):
+    """Tick labels with the fewest decimals (``min_places`` to 4) that write every tick
+    exactly, so no two read alike: ``0%, 1%, 2%`` on a wide axis, ``0,0%, 0,5%, 1,0%`` on a
+    narrow one, never the ``0%, 0%, 1%, 2%, 2%`` of rounding every tick to whole percents."""
+
+    def __init__(self, fmt: Callable[[float, int], str], min_places: int = 0) -> None:
+        self.fmt, self.min_places, self.places = fmt, min_places, min_places
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        def exact(places: int) -> bool:
+            return all(abs(v * 10**places - round(v * 10**places)) < 1e-6 for v in values)
+
+        self.places = next((p for p in range(self.min_places, 4) if exact(p)), 4)
+        return [self.fmt(v, self.places) for v in values]
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.fmt(x, self.places)
+
+
+def text_bar(value: float, largest: float, width: int = 24) -> str:
+    """``value`` as a bar of block characters (eighths), ``largest`` filling ``width``: a
+    chart in plain text, which the Dagster UI shows inline in a metadata table."""
+    eighths = round(abs(value) / largest * width * 8) if largest > 0 else 0
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
+
+
 def _png(fig: Figure) -> bytes:
     """The figure as a small PNG: a 128-colour palette (flat charts lose nothing visible) is
     about a third of the RGBA bytes, which matters for images inlined in the event log."""
@@ -119,11 +146,23 @@ class DayReport:
     changes_png: bytes
     entered: tuple[str, ...]
     left: tuple[str, ...]
+    #: The rows drawn, for the UI's tables: the day's weights and the changes shown.
+    weights: tuple[dict[str, Any], ...] = ()
+    shown_changes: tuple[dict[str, Any], ...] = ()
+
+
+def top_issuers(rows: Sequence[dict[str, Any]], n: int = TOP_N) -> list[dict[str, Any]]:
+    """The ``n`` heaviest issuers, heaviest first (ties by issuer root)."""
+    return sorted(rows, key=lambda r: (-r["participacao_total_pct"], r["acao"]))[:n]
 
 
 def top15_png(rows: Sequence[dict[str, Any]], day: date, n: int = TOP_N) -> bytes:
     """Horizontal bars of the ``n`` heaviest issuers (rows as weights_on_date returns them)."""
-    top = sorted(rows, key=lambda r: (-r["participacao_total_pct"], r["acao"]))[:n]
+    return _png(top15_figure(rows, day, n))
+
+
+def top15_figure(rows: Sequence[dict[str, Any]], day: date, n: int = TOP_N) -> Figure:
+    top = top_issuers(rows, n)
     fig = _figure(6.0)
     ax = fig.add_subplot()
     labels = [label(r) for r in top]
@@ -135,7 +174,7 @@ def top15_png(rows: Sequence[dict[str, Any]], day: date, n: int = TOP_N) -> byte
         bars, labels=[fmt_pct(r["participacao_total_pct"]) for r in top], padding=3, fontsize=8
     )
     ax.set_xlim(0, (max(values) if values else 1.0) * 1.15)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pct(v, 0)))
+    ax.xaxis.set_major_formatter(DistinctTicks(fmt_pct))
     ax.set_xlabel("Participação na carteira teórica (%)")
     ax.set_title(f"IBOV {day.isoformat()}: as {len(top)} maiores participações por empresa")
     ax.grid(axis="x", alpha=0.3)
@@ -146,7 +185,21 @@ def top15_png(rows: Sequence[dict[str, Any]], day: date, n: int = TOP_N) -> byte
         f"{len(rows)} empresas na carteira; as {len(top)} maiores somam {fmt_pct(share)}. "
         f"{SOURCE_NOTE}.",
     )
-    return _png(fig)
+    return fig
+
+
+def biggest_moves(changes: Sequence[dict[str, Any]], n: int = CHANGES_N) -> list[dict[str, Any]]:
+    """The ``n`` biggest rises, then the ``n`` biggest falls: biggest rise first, biggest
+    fall last (rows as biggest_changes returns them)."""
+    ups = sorted(
+        (r for r in changes if r["variacao_participacao_pp"] > 0),
+        key=lambda r: (-r["variacao_participacao_pp"], r["acao"]),
+    )[:n]
+    downs = sorted(
+        (r for r in changes if r["variacao_participacao_pp"] < 0),
+        key=lambda r: (r["variacao_participacao_pp"], r["acao"]),
+    )[:n]
+    return ups + downs[::-1]
 
 
 def changes_png(
@@ -176,15 +229,9 @@ def changes_png(
             transform=ax.transAxes,
         )
         return _png(fig)
-    ups = sorted(
-        (r for r in changes if r["variacao_participacao_pp"] > 0),
-        key=lambda r: (-r["variacao_participacao_pp"], r["acao"]),
-    )[:n]
-    downs = sorted(
-        (r for r in changes if r["variacao_participacao_pp"] < 0),
-        key=lambda r: (r["variacao_participacao_pp"], r["acao"]),
-    )[:n]
-    shown = ups + downs[::-1]  # biggest rise at the top, biggest fall at the bottom
+    shown = biggest_moves(changes, n)
+    ups = [r for r in shown if r["variacao_participacao_pp"] > 0]
+    downs = [r for r in shown if r["variacao_participacao_pp"] < 0]
     fig = _figure(max(3.0, 1.6 + 0.3 * len(shown)))
     ax = fig.add_subplot()
     title = (
@@ -207,7 +254,7 @@ def changes_png(
         span = max(abs(v) for v in values) * 1.3
         ax.set_xlim(-span, span)
         ax.axvline(0, color="#333333", linewidth=0.8)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pp(v, 2)))
+        ax.xaxis.set_major_formatter(DistinctTicks(fmt_pp, min_places=1))
         ax.set_xlabel(
             f"Variação em pontos percentuais ({len(ups)} maiores altas em verde, "
             f"{len(downs)} maiores quedas em vermelho)"
@@ -260,6 +307,8 @@ def day_report(catalog: QueryEngine, day: date) -> DayReport:
         changes_png=changes_png(changes, day, previous, entered=entered, left=left),
         entered=entered,
         left=left,
+        weights=tuple(weights),
+        shown_changes=tuple(biggest_moves(changes)),
     )
 
 
@@ -355,7 +404,7 @@ def _weight_history_png(
     low, high = min(values), max(values)
     pad = max((high - low) * 0.15, high * 0.05, 0.05)
     ax.set_ylim(max(0.0, low - pad), high + pad)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pct(v, 2)))
+    ax.yaxis.set_major_formatter(DistinctTicks(fmt_pct, min_places=1))
     ax.set_ylabel("Participação no IBOV (%)")
     ax.set_xlabel("Data da carteira")
     span = days[0].isoformat()

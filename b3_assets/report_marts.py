@@ -21,6 +21,7 @@ from b3_assets.report import (
     BAR_COLOR,
     DOWN_COLOR,
     UP_COLOR,
+    DistinctTicks,
     ReportError,
     _figure,
     _note,
@@ -81,7 +82,7 @@ def sectors_png(rows: Sequence[dict[str, Any]], day: date) -> bytes:
     ax.bar_label(bars, labels=[fmt_pct(r["participacao_pct"]) for r in ordered], padding=3,
                  fontsize=8)  # fmt: skip
     ax.set_xlim(0, (max(values) if values else 1.0) * 1.18)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pct(v, 0)))
+    ax.xaxis.set_major_formatter(DistinctTicks(fmt_pct))
     ax.set_xlabel("Participação na carteira teórica (%); entre parênteses, nº de ações")
     ax.set_title(f"IBOV {day.isoformat()}: participação por setor econômico")
     ax.grid(axis="x", alpha=0.3)
@@ -117,7 +118,7 @@ def movements_png(rows: Sequence[dict[str, Any]], day: date, previous: date | No
     span = max(abs(v) for v in values) * 1.35
     ax.set_xlim(-span if exits else 0, span if entries else 0.0001)
     ax.axvline(0, color="#333333", linewidth=0.8)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt_pct(abs(v), 2)))
+    ax.xaxis.set_major_formatter(DistinctTicks(lambda v, places: fmt_pct(abs(v), places), 1))
     ax.set_xlabel(
         f"{len(entries)} entradas (peso em {day.isoformat()}, verde) e {len(exits)} saídas "
         f"(peso em {previous.isoformat()}, vermelho)"
@@ -170,6 +171,9 @@ class MartsReport:
     entered: tuple[str, ...]
     left: tuple[str, ...]
     sectors: int
+    #: The day's ibov_setores rows, heaviest first, and its ibov_indicadores row (for the UI).
+    sector_rows: tuple[dict[str, Any], ...] = ()
+    indicators: dict[str, Any] | None = None
 
 
 def marts_report(catalog: QueryEngine, day: date) -> MartsReport:
@@ -195,4 +199,9 @@ def marts_report(catalog: QueryEngine, day: date) -> MartsReport:
         entered=tuple(sorted(r["codigo"] for r in moves if r["movimento"] == "entrada")),
         left=tuple(sorted(r["codigo"] for r in moves if r["movimento"] == "saida")),
         sectors=len(sectors),
+        sector_rows=tuple(sectors),
+        indicators={
+            **next((r for r in trend if _as_date(r["data_carteira"]) == day), {}),
+            "giro_pct": head[0]["giro_pct"],
+        },
     )

@@ -1,7 +1,7 @@
 """The resources of each environment, under the same keys; ``B3_ENV`` picks the set.
 
-Asset code asks for ``lake``, ``b3``, ``glue_job``, ``catalog`` and ``landing_io_manager`` by
-type and never learns where it runs; only this module knows (the pattern of Dagster's
+Asset code asks for ``lake``, ``b3``, ``glue_job`` and ``catalog`` by type and never learns
+where it runs; only this module knows (the pattern of Dagster's
 project_fully_featured). Each resource is typed configuration plus the one object it builds.
 """
 
@@ -19,14 +19,15 @@ from b3_assets.b3.payload import RawPayload
 from b3_assets.catalog import AthenaCatalog, DuckDBCatalog, QueryEngine
 from b3_assets.glue_runs import GlueJobWatcher, run_dates
 from b3_assets.lake import Lake, S3Lake
-from b3_assets.landing import landing_parquet, read_landing
+from b3_assets.landing import landing_parquet
 from b3_assets.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_known_session, is_trading_day
 from b3_assets.settings import Settings
 from glue.attempts import RefinePlan, refine_plan
+from glue.job import published_record
 from glue.job import stale_dates as glue_stale_dates
 from glue.layout import LANDING_BATCH_TAG, QUEUING, landing_key
-from glue.local_job import serving_behind, stale_dates, sync_serving
+from glue.local_job import file_sha256, published, serving_behind, stale_dates, sync_serving
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
@@ -123,6 +124,12 @@ class GlueJobResource(dg.ConfigurableResource):
         many failed Glue runs, glue/attempts.py), date -> why; none locally."""
         return {}
 
+    def current_publications(self, dates: list[date]) -> dict[date, str]:
+        """The Glue run id that published each of ``dates`` from its landing file as it is
+        now (``refined/DataCarteira=D/_current.json``); a date Glue has not refined since its
+        landing file was written (a run in flight on AWS, a refine that failed) is left out."""
+        raise NotImplementedError
+
 
 #: Dates per Glue run of a backfill: a few minutes of Spark, well inside the job's timeout
 #: (and, locally, a run the sensor records in one tick).
@@ -166,6 +173,16 @@ class LocalGlueJob(GlueJobResource):
         sync_serving(Path(self.data_dir).resolve())
         DuckDBCatalog(Path(self.data_dir)).refresh()
         return [run for run in runs if run["JobRunState"] != "SUCCEEDED"]
+
+    def current_publications(self, dates: list[date]) -> dict[date, str]:
+        root = Path(self.data_dir).resolve()
+        current = {}
+        for day in dates:
+            pointer = published(root, day) or {}
+            sha = file_sha256(root / landing_key(day))
+            if sha is not None and pointer.get("landing_sha256") == sha and pointer.get("run_id"):
+                current[day] = str(pointer["run_id"])
+        return current
 
 
 class AwsGlueJob(GlueJobResource):
@@ -238,6 +255,29 @@ class AwsGlueJob(GlueJobResource):
                 raise self._no_such_job() from exc
         return []
 
+    def current_publications(self, dates: list[date]) -> dict[date, str]:
+        """One HeadObject (the landing file's ETag) and one GET (``_current.json``) per
+        date, 10 at a time (the client's connection pool)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        s3 = self._s3()
+
+        def publication(day: date) -> str | None:
+            try:
+                head = s3.head_object(Bucket=self.bucket, Key=landing_key(day))
+            except s3.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey"}:
+                    return None
+                raise
+            record = published_record(s3, self.bucket, day) or {}
+            etag = head["ETag"].strip('"')
+            run_id = record.get("run_id")
+            return str(run_id) if run_id and record.get("landing_etag") == etag else None
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            found = dict(zip(dates, pool.map(publication, dates), strict=True))
+        return {day: run_id for day, run_id in found.items() if run_id}
+
     def client(self) -> Any:
         return _aws_client("glue", self.region, self.endpoint_url)
 
@@ -300,46 +340,33 @@ def failed_runs_failure(headline: str, failed: list[dict[str, Any]]) -> dg.Failu
     )
 
 
-class LandingIOManager(dg.ConfigurableIOManager):
-    """Writes ``landing/ibov/dt=…/ibov.parquet`` (atomic, deterministic) on the folder or S3.
+def write_landing(
+    lake: Lake, glue_job: GlueJobResource, tables: dict[str, pa.Table], batch: str | None
+) -> list[dict[str, Any]]:
+    """Writes ``landing/ibov/dt=…/ibov.parquet`` of each date (atomic, deterministic) on the
+    folder or S3, then lets the Glue job catch up (locally: refines what is stale).
 
-    The asset returns ``{partition_key: table}`` so one run carries a whole backfill range.
-    After the writes, the Glue job catches up (locally: refines what is stale) and a refine
-    that failed fails the run, naming the Glue run and its error."""
+    ``tables`` is ``{partition_key: table}`` so one run carries a whole backfill range;
+    ``batch`` (a range run's id) tags the files so the Lambda leaves them to one Glue run.
+    Returns the failed Glue runs' records (the caller fails the step naming them, after it
+    has evaluated the files as stored)."""
+    for key in sorted(tables):
+        day = date.fromisoformat(key)
+        if not is_trading_day(day):
+            raise ValueError(f"{key} is not a B3 session: no landing file is written for it")
+    for key in sorted(tables):
+        tags = {LANDING_BATCH_TAG: batch} if batch else None
+        lake.write_bytes(landing_key(date.fromisoformat(key)), landing_parquet(tables[key]), tags)
+    return glue_job.after_landing([date.fromisoformat(k) for k in tables], batch)
 
-    lake: LakeResource
-    glue_job: GlueJobResource
 
-    def handle_output(self, context: dg.OutputContext, obj: dict[str, pa.Table]) -> None:
-        expected = set(context.asset_partition_keys)
-        if set(obj) != expected:
-            raise ValueError(
-                f"landing output has dates {sorted(obj)}, the run asked for {sorted(expected)}"
-            )
-        lake = self.lake.get()
-        batch = context.run_id if len(obj) > 1 else None
-        for key in sorted(obj):
-            day = date.fromisoformat(key)
-            if not is_trading_day(day):
-                raise ValueError(f"{key} is not a B3 session: no landing file is written for it")
-            tags = {LANDING_BATCH_TAG: batch} if batch else None
-            lake.write_bytes(landing_key(day), landing_parquet(obj[key]), tags)
-        first, last = min(obj), max(obj)
-        uri = lake.uri(landing_key(date.fromisoformat(first)))
-        if first != last:
-            uri += f" … {lake.uri(landing_key(date.fromisoformat(last)))}"
-        context.add_output_metadata({"lake_uri": dg.MetadataValue.text(uri)})
-        failed = self.glue_job.after_landing([date.fromisoformat(k) for k in obj], batch)
-        if failed:
-            raise failed_runs_failure(
-                "the landing files were written, but their refine failed:", failed
-            )
-
-    def load_input(self, context: dg.InputContext) -> dict[str, pa.Table]:
-        lake = self.lake.get()
-        return {
-            key: read_landing(lake, date.fromisoformat(key)) for key in context.asset_partition_keys
-        }
+def landing_uri(lake: Lake, keys: list[str]) -> str:
+    """The landing file of a date, or ``first … last`` of a range."""
+    first, last = min(keys), max(keys)
+    uri = lake.uri(landing_key(date.fromisoformat(first)))
+    if first != last:
+        uri += f" … {lake.uri(landing_key(date.fromisoformat(last)))}"
+    return uri
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -379,5 +406,4 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "lake": lake,
         "glue_job": glue_job,
         "catalog": catalog,
-        "landing_io_manager": LandingIOManager(lake=lake, glue_job=glue_job),
     }

@@ -4,9 +4,10 @@ from datetime import UTC, date, datetime, time
 
 import dagster as dg
 
-from b3_assets.assets import LANDING, RAW
+from b3_assets.assets import LANDING, RAW, REFINED
 from b3_assets.marts import MART_KEYS
 from b3_assets.period_assets import LANDING_KEYS, RAW_KEYS
+from b3_assets.report_assets import REPORT, REPORT_MARTS
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day, not_a_session_message, session_due
 
 #: Landing's freshness: the latest session's partition by 09:30 America/Sao_Paulo.
@@ -61,11 +62,16 @@ def freshness_request(instance: dg.DagsterInstance, now: datetime) -> dg.RunRequ
 
 daily_ibov_job = dg.define_asset_job(
     "daily_ibov_portfolio",
-    # Freshness is the freshness sensor's to evaluate, not the collecting run's.
-    selection=dg.AssetSelection.assets(RAW, LANDING, *MART_KEYS.values())
-    - dg.AssetSelection.checks(*landing_freshness_checks),
+    # No check is planned in the collecting run: each step checks what it stored (checks.py),
+    # so a failed fetch leaves every check at its last real evaluation; freshness is the
+    # freshness sensor's to evaluate.
+    selection=dg.AssetSelection.assets(
+        RAW, LANDING, REFINED, *MART_KEYS.values(), REPORT, REPORT_MARTS
+    ).without_checks(),
     description="Collect the day's portfolio from B3 and land it (the landing write starts "
-    "the Glue job), then the marts computed from landing.",
+    "the Glue job), the marts computed from landing; then record the refined date and draw "
+    "the reports when Glue has refined it (locally at once; on AWS the sensor glue_job_runs "
+    "does when the Glue run finishes).",
 )
 
 

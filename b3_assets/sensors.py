@@ -1,24 +1,25 @@
 """The sensor that turns finished Glue job runs into refined partitions in Dagster.
 
-A tick only lists Glue runs: it records each finished run once (the cursor remembers run ids)
-as a materialization of each date it refined, and requests one run that evaluates the
-refined checks (and, for refined dates, draws the report) over those dates. At most
-``MAX_RUNS_PER_TICK`` runs are handled per tick, so a backlog drains over ticks that stay
-well inside Dagster's sensor timeout."""
+A tick lists Glue runs and handles each finished run once (the cursor remembers run ids): for
+the dates it published that no Dagster run has recorded yet, it requests one
+``refined_followup`` run per range, whose refined step records them (so each partition shows
+that run and its job), evaluates the refined checks and draws the reports; for dates whose
+run failed, one ``refined_checks`` run (Glue's error shows on glue_job_run_succeeded). The
+daily run records its own date itself (``refined.py``), so locally it needs no follow-up.
+At most ``MAX_RUNS_PER_TICK`` runs are handled per tick, so a backlog drains over ticks that
+stay well inside Dagster's sensor timeout."""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 
 from b3_assets.assets import REFINED
-from b3_assets.checks import run_metadata
 from b3_assets.glue_runs import FinishedRun, WatchCursor
+from b3_assets.refined import GLUE_RUN_ID
 from b3_assets.report_assets import REPORT, REPORT_MARTS
-from b3_assets.resources import GlueJobResource, LakeResource
+from b3_assets.resources import GlueJobResource
 from b3_assets.sessions import trading_days
-from b3_assets.settings import Settings
-from glue.layout import refined_date_prefix
+from b3_assets.settings import code_location_settings
 
 MAX_RUNS_PER_TICK = 50
 RANGE_START = "dagster/asset_partition_range_start"
@@ -28,10 +29,11 @@ BUSY_RUN_HORIZON = timedelta(hours=6)
 
 refined_followup_job = dg.define_asset_job(
     "refined_followup",
-    selection=dg.AssetSelection.checks_for_assets(REFINED)
-    | dg.AssetSelection.assets(REPORT, REPORT_MARTS),
-    description="After Glue refined dates: the refined checks and the reports of those dates "
-    "(the marts were computed from landing by the collecting run).",
+    # The refined step evaluates the refined checks of the dates it records (checks.py).
+    selection=dg.AssetSelection.assets(REFINED, REPORT, REPORT_MARTS).without_checks(),
+    description="After Glue refined dates no run has recorded: record them on refined (its "
+    "step evaluates the refined checks) and draw the reports of those dates (the marts were "
+    "computed from landing by the collecting run).",
 )
 refined_checks_job = dg.define_asset_job(
     "refined_checks",
@@ -40,37 +42,28 @@ refined_checks_job = dg.define_asset_job(
 )
 
 
-def success_metadata(run: FinishedRun, lake_uri: str, console_url: str | None) -> dict[str, Any]:
-    meta = run_metadata(run)
-    meta["lake_uri"] = dg.MetadataValue.url(lake_uri)
-    if run.dpu_seconds is not None:
-        meta["dpu_seconds"] = round(run.dpu_seconds, 1)
-    if len(run.dates) > 1:
-        meta["dates_in_run"] = len(run.dates)
-    if console_url:
-        meta["glue_console"] = dg.MetadataValue.url(console_url)
-    return meta
-
-
-def materializations(
-    runs: list[FinishedRun], lake: LakeResource, glue_job: GlueJobResource
-) -> list[dg.AssetMaterialization]:
-    """One refined materialization per date each run published: every date of a SUCCEEDED
-    run, and the dates a failed run of many dates published anyway (no I/O beyond names)."""
-    the_lake = lake.get()
-    return [
-        dg.AssetMaterialization(
+def already_recorded(instance: dg.DagsterInstance, run: FinishedRun) -> set[date]:
+    """The dates of ``run`` whose refined materialization since it started names it (the
+    daily run records its own Glue run: locally the refine runs inside its landing step)."""
+    days = [d.isoformat() for d in run.refined_dates]
+    if not days:
+        return set()
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
             asset_key=REFINED,
-            partition=day.isoformat(),
-            metadata=success_metadata(
-                run, the_lake.uri(refined_date_prefix(day)), glue_job.console_url(run.run_id)
-            ),
-            description=f"Glue job run {run.run_id}"
-            + ("" if run.succeeded else " (this date was published; others of the run failed)"),
-        )
-        for run in runs
-        for day in run.refined_dates
-    ]
+            asset_partitions=days,
+            after_timestamp=run.started_on.timestamp() - 1,
+        ),
+        limit=len(days) * 4,
+    ).records
+    recorded = set()
+    for record in records:
+        materialization = record.asset_materialization
+        value = materialization.metadata.get(GLUE_RUN_ID) if materialization else None
+        text = getattr(value, "value", value)
+        if isinstance(text, str) and run.run_id in text.split(", "):
+            recorded.add(date.fromisoformat(str(record.partition_key)))
+    return recorded
 
 
 def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
@@ -96,10 +89,15 @@ def range_requests(job: str, days: set[date], runs: list[FinishedRun]) -> list[d
     ]
 
 
-def followup_requests(runs: list[FinishedRun]) -> list[dg.RunRequest]:
-    """Checks and report for refined dates; the checks alone for dates whose run failed."""
-    succeeded = {d for r in runs for d in r.refined_dates}
-    failed = {d for r in runs for d in r.dates} - succeeded
+def followup_requests(
+    runs: list[FinishedRun], recorded: dict[str, set[date]] | None = None
+) -> list[dg.RunRequest]:
+    """Record, check and report the dates each run published that no Dagster run recorded
+    from it yet (``recorded``: run id -> dates); the checks alone for dates whose run failed."""
+    done = recorded or {}
+    published = {d for r in runs for d in r.refined_dates}
+    succeeded = {d for r in runs for d in r.refined_dates if d not in done.get(r.run_id, set())}
+    failed = {d for r in runs for d in r.dates} - published
     return range_requests(refined_followup_job.name, succeeded, runs) + range_requests(
         refined_checks_job.name, failed, runs
     )
@@ -141,15 +139,16 @@ def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
 
 @dg.sensor(
     name="glue_job_runs",
-    minimum_interval_seconds=Settings.from_env().sensor_interval_s,
+    minimum_interval_seconds=code_location_settings().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[refined_followup_job, refined_checks_job],
-    description="Watches the Glue job and records each finished run on "
-    "refined/b3_etl_soma_acao (once), then runs the refined checks and the report of those "
-    f"dates. At most {MAX_RUNS_PER_TICK} runs per tick.",
+    description="Watches the Glue job: for each finished run (once), requests the run that "
+    "records its dates on refined/b3_etl_soma_acao with their checks and reports, unless a "
+    "run recorded them already (the daily run records its own date); the refined checks "
+    f"alone for dates that failed. At most {MAX_RUNS_PER_TICK} runs per tick.",
 )
 def glue_job_runs(
-    context: dg.SensorEvaluationContext, glue_job: GlueJobResource, lake: LakeResource
+    context: dg.SensorEvaluationContext, glue_job: GlueJobResource
 ) -> dg.SensorResult:
     busy = dates_being_landed(context.instance)
     runs, cursor = glue_job.watcher().poll(
@@ -168,8 +167,12 @@ def glue_job_runs(
         return dg.SensorResult(
             skip_reason="no Glue job run finished since the last tick", cursor=cursor.to_json()
         )
-    return dg.SensorResult(
-        asset_events=materializations(runs, lake, glue_job),
-        run_requests=followup_requests(runs),
-        cursor=cursor.to_json(),
-    )
+    recorded = {run.run_id: already_recorded(context.instance, run) for run in runs}
+    requests = followup_requests(runs, recorded)
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=f"{len(runs)} Glue run(s) finished, already recorded by the run that "
+            "landed their dates",
+            cursor=cursor.to_json(),
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())

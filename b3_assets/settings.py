@@ -23,6 +23,26 @@ class SettingsError(ValueError):
     """A setting has a value b3-pipeline cannot use."""
 
 
+def code_location_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """:meth:`Settings.from_env` for the Dagster code location: a bad setting fails the
+    location with the SettingsError's message as the error's first line.
+
+    Dagster wraps an exception raised while loading definitions in a DagsterUserCodeLoadError
+    ("Error occurred during the loading of Dagster definitions in …") and shows the cause
+    further down, unless it is a DagsterError, which it passes on as is. So the SettingsError
+    is raised again as a DagsterError of the same name (dagster is imported here only: the
+    CLI, Glue and the Lambda read settings without it)."""
+    try:
+        return Settings.from_env(environ)
+    except SettingsError as exc:
+        from dagster import DagsterError
+
+        location_error = type(
+            "SettingsError", (DagsterError, SettingsError), {"__module__": __name__}
+        )
+        raise location_error(str(exc)) from None
+
+
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise SettingsError(f"{name}={value!r} is not one of {', '.join(allowed)}.")

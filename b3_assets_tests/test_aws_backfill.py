@@ -17,8 +17,10 @@ from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.aws import LambdaContext, aws_settings, create_stack_in
 from b3_assets_tests.support.chain import (
+    DAILY_WITHOUT_REPORTS,
     Platform,
     failure_message,
+    materialize,
     materialize_range,
     sensor_tick,
 )
@@ -43,7 +45,7 @@ def test_a_30_date_backfill_starts_one_glue_run_and_the_sensor_reports_every_dat
         payload = csv_payload(path)
         archive.store(payload, payload.portfolio().data_carteira)
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize_range(platform, instance, DAYS[0], DAYS[-1])
+    result = materialize_range(platform, instance, DAYS[0], DAYS[-1], DAILY_WITHOUT_REPORTS)
     assert result.success, failure_message(result)
     s3, glue = aws.client("s3"), aws.client("glue")
     # Each landing file of the backfill carries the batch tag...
@@ -60,12 +62,13 @@ def test_a_30_date_backfill_starts_one_glue_run_and_the_sensor_reports_every_dat
     (run,) = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     assert run["Arguments"]["--data_carteiras"] == ",".join(d.isoformat() for d in DAYS)
     assert run["Arguments"]["--bucket"] == settings.bucket
-    # The sensor reports every date of that one run, and asks for one follow-up run.
+    # Glue had not run when the backfill's refined step looked: it recorded nothing...
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key == REFINED]
+    # ...and the sensor asks for one follow-up run over every date of that one Glue run.
     tick = sensor_tick(platform, instance)
-    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert sorted(m.partition for m in mats) == [d.isoformat() for d in DAYS]
-    assert {m.asset_key for m in mats} == {REFINED}
+    assert not tick.asset_events
     (request,) = tick.run_requests
+    assert request.job_name == "refined_followup"
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
         DAYS[0].isoformat(),
         DAYS[-1].isoformat(),
@@ -79,8 +82,7 @@ def test_the_daily_date_is_left_to_its_event(aws: MotoServer, tmp_path, monkeypa
     (path,) = write_csvs(tmp_path / "csv", [DAYS[0]])
     payload = csv_payload(path)
     RawArchive(platform.lake).store(payload, DAYS[0])
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
-    assert job.execute_in_process(partition_key=DAYS[0].isoformat()).success
+    assert materialize(platform, DAYS[0].isoformat(), asset_selection=DAILY_WITHOUT_REPORTS).success
     glue, s3 = aws.client("glue"), aws.client("s3")
     assert glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"] == []  # Dagster: none
     key = landing_key(DAYS[0])
@@ -98,11 +100,10 @@ def test_a_gap_filled_on_aws_refines_the_next_date_again(aws: MotoServer, tmp_pa
     for 03-20, whose previous portfolio is now 03-19."""
     days = [date(2025, 3, 18), date(2025, 3, 20), date(2025, 3, 19)]
     platform, settings = archived_platform(aws, tmp_path, days)
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     glue = aws.client("glue")
     s3 = aws.client("s3")
     for day in days:
-        assert job.execute_in_process(partition_key=day.isoformat()).success
+        assert materialize(platform, day.isoformat(), asset_selection=DAILY_WITHOUT_REPORTS).success
         event_run_publishes(s3, settings.bucket, day)
     runs = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     # Only the gap fill had a later landing date: one run, for 03-20 (the events refine the
@@ -126,12 +127,15 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
     that date is published the sensor has nothing left to do."""
     days = [date(2025, 3, 18), date(2025, 3, 19), date(2025, 3, 20)]
     platform, settings = archived_platform(aws, tmp_path, days)
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
     s3, glue = aws.client("s3"), aws.client("glue")
-    assert job.execute_in_process(partition_key=days[0].isoformat()).success
+
+    def daily(day: date) -> bool:
+        return materialize(platform, day.isoformat(), asset_selection=DAILY_WITHOUT_REPORTS).success
+
+    assert daily(days[0])
     event_run_publishes(s3, settings.bucket, days[0])
     for day in days[1:]:  # their events are lost
-        assert job.execute_in_process(partition_key=day.isoformat()).success
+        assert daily(day)
     assert glue_job.stale_dates(s3, settings.bucket) == days[1:]
     (run,) = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     assert run["Arguments"]["--data_carteiras"] == days[1].isoformat()  # by 03-20's run
@@ -151,9 +155,7 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
 
     # A backfill over the same bytes (say, after a change to the transform) still refines
     # every date it wrote: nothing is stale, but the batch asked for them.
-    result = job.execute_in_process(
-        tags={RANGE_START: days[0].isoformat(), RANGE_END: days[-1].isoformat()}
-    )
+    result = materialize_range(platform, instance, days[0], days[-1], DAILY_WITHOUT_REPORTS)
     assert result.success, failure_message(result)
     newest = max(
         glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"], key=lambda r: r["StartedOn"]

@@ -41,6 +41,7 @@ from b3_assets_tests.support.aws import (
     play_glue_worker,
 )
 from b3_assets_tests.support.chain import (
+    DAILY_WITHOUT_REPORTS,
     Platform,
     failure_message,
     materialize,
@@ -67,10 +68,13 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     s3, glue = aws.client("s3"), aws.client("glue")
     bucket, job = settings.bucket, settings.glue_job_name
 
-    # 1. raw + landing, exactly as the daily schedule runs them, into the bucket.
+    # 1. The daily job into the bucket, but for its reports (they query Athena, which moto
+    # answers with queued results only; test_athena_catalog covers the reports' SQL there).
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize(platform, DAY, instance=instance)
+    result = materialize(platform, DAY, instance=instance, asset_selection=DAILY_WITHOUT_REPORTS)
     assert result.success, failure_message(result)
+    # Glue has not run yet: the refined step records nothing (the sensor's follow-up will).
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key == REFINED]
     key = landing_key(DEFAULT_DATE)
     assert key == f"landing/ibov/dt={DAY}/ibov.parquet"
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -106,15 +110,29 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
     assert run["WorkerType"] == "G.1X" and run["NumberOfWorkers"] == 2
 
     # 4. The worker's output, and the rows Athena gives the sensor's refined checks.
-    refined_rows = play_glue_worker(s3, bucket, DEFAULT_DATE, tmp_path / "glue-worker")
+    refined_rows = play_glue_worker(s3, bucket, DEFAULT_DATE, tmp_path / "glue-worker", run["Id"])
     issuers = sorted({c[:4] for c in codes})
     assert [acao for acao, _ in refined_rows] == issuers
 
-    # 5. The sensor: the refined date once, with what an operator needs to find the run.
+    # 5. The sensor requests the run that records the refined date once (the checks, on
+    # Athena, in the same run), with what an operator needs to find the Glue run.
     first = sensor_tick(platform, instance, None)
-    mats = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY)]
-    meta = {k: v.value for k, v in mats[0].metadata.items()}
+    assert not first.asset_events  # recorded by a run, never by the tick
+    (request,) = first.run_requests
+    assert request.job_name == "refined_followup"
+    columns = [("data_carteira", "varchar"), ("acao", "varchar"),
+               ("participacao_total_pct", "decimal"), ("data_carteira_anterior", "date")]
+    aws.queue_athena_results(
+        [athena_result(columns, [(DAY, acao, pct, None) for acao, pct in refined_rows])]
+    )
+    (followup,) = run_followups(platform, instance, first, asset_selection=[REFINED])
+    assert followup.success, failure_message(followup)
+    (mat,) = [
+        e.event_specific_data.materialization
+        for e in followup.get_asset_materialization_events()
+    ]
+    assert (mat.asset_key, mat.partition) == (REFINED, DAY)
+    meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["glue_job_run_id"] == run["Id"]
     assert meta["state"] == "SUCCEEDED"
     assert meta["duration_s"] == run["ExecutionTime"]  # seconds, from Glue
@@ -125,16 +143,7 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
         f"#/job/{job}/run/{run['Id']}"
     )
     assert meta["lake_uri"] == f"s3://{bucket}/refined/DataCarteira={DAY}/"
-    # The tick only listed Glue runs; the checks run in the run it requested, on Athena.
-    assert not any(isinstance(e, dg.AssetCheckEvaluation) for e in first.asset_events)
-    columns = [("DataCarteira", "varchar"), ("Acao", "varchar"),
-               ("participacao_total_pct", "decimal"), ("data_carteira_anterior", "date")]
-    aws.queue_athena_results(
-        [athena_result(columns, [(DAY, acao, pct, None) for acao, pct in refined_rows])]
-    )
-    (checks_run,) = run_followups(platform, instance, first, job_name="refined_checks")
-    assert checks_run.success, failure_message(checks_run)
-    outcomes = {e.check_name: e.passed for e in checks_run.get_asset_check_evaluations()}
+    outcomes = {e.check_name: e.passed for e in followup.get_asset_check_evaluations()}
     assert outcomes == dict.fromkeys(REFINED_CHECKS, True)
     athena = aws.client("athena")
     (qid,) = athena.list_query_executions(WorkGroup=settings.athena_workgroup)["QueryExecutionIds"]
@@ -143,6 +152,8 @@ def test_landing_in_the_bucket_starts_glue_and_the_sensor_reports_it(
 
     second = sensor_tick(platform, instance, first.cursor)
     assert not second.asset_events and not second.run_requests
+    # Had the cursor been lost, the Glue run is recorded already: nothing requested either.
+    assert not sensor_tick(platform, instance, None).run_requests
 
 
 def test_failed_glue_run_is_recorded_and_its_check_fails_with_glues_error(

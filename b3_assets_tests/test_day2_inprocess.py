@@ -9,12 +9,12 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from b3_assets.assets import LANDING, REFINED
+from b3_assets.assets import LANDING, RAW, REFINED
 from b3_assets.catalog import QueryEngine, QueryResult
 from b3_assets.checks import LANDING_CHECKS
 from b3_assets.cli import cmd_import_csv
 from b3_assets.resources import CatalogResource
-from b3_assets.sensors import MAX_RUNS_PER_TICK
+from b3_assets.sensors import MAX_RUNS_PER_TICK, RANGE_START
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.replica.portfolios import write_csvs
@@ -90,8 +90,8 @@ def test_an_unreadable_run_record_is_skipped_and_named(tmp_path, b3_replica, cap
     (runs / "20990101T000000000001-foreign.json").write_text('{"hello": "world"}')
     with caplog.at_level(logging.WARNING):
         tick = sensor_tick(platform, instance)
-    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert [m.partition for m in mats] == [DAY]
+    # The readable run was handled (the daily run recorded it already), the others named.
+    assert not tick.run_requests and "1 Glue run(s) finished" in tick.skip_message
     assert "truncated.json" in caplog.text and "foreign.json" in caplog.text
 
 
@@ -130,10 +130,17 @@ def test_a_bad_date_in_a_batch_refine_fails_alone_and_the_others_are_published(t
     rows = platform.catalog.query("SELECT DISTINCT DataCarteira FROM b3_etl_soma_acao").rows
     assert sorted(str(r[0]) for r in rows) == [days[0].isoformat(), *map(str, days[2:])]
     tick = sensor_tick(platform, instance)
-    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
-    batch = sorted(m.partition for m in mats if "others of the run failed" in m.description)
-    assert batch == [d.isoformat() for d in days[2:]]
-    run_followups(platform, instance, tick)
+    assert sorted(r.job_name for r in tick.run_requests) == ["refined_checks", "refined_followup"]
+    results = {r.dagster_run.job_name: r for r in run_followups(platform, instance, tick)}
+    recorded = [
+        e.event_specific_data.materialization
+        for e in results["refined_followup"].get_asset_materialization_events()
+        if e.asset_key == REFINED
+    ]
+    assert sorted(m.partition for m in recorded) == [d.isoformat() for d in days[2:]]
+    assert {m.metadata["run_outcome"].value for m in recorded} == {
+        "these dates were published; others of the run failed"
+    }
     outcome = {
         d.isoformat(): check_results(instance, REFINED, ["glue_job_run_succeeded"], d.isoformat())
         for d in days[1:]
@@ -153,8 +160,9 @@ def test_checks_pass_after_a_failed_attempt(tmp_path, b3_replica):
     assert passed.success, failure_message(passed)
     statuses = check_results(instance, LANDING, list(LANDING_CHECKS), DAY)
     assert set(statuses.values()) == {"SUCCEEDED"}, statuses
+    # The run that recorded the refined date evaluated its checks too.
     assert check_results(instance, REFINED, ["glue_job_run_succeeded"], DAY) == {
-        "glue_job_run_succeeded": "none"  # evaluated by the sensor's follow-up run, not here
+        "glue_job_run_succeeded": "SUCCEEDED"
     }
 
 
@@ -176,14 +184,16 @@ def test_a_glue_run_is_recorded_only_after_the_landing_run_that_caused_it(tmp_pa
     sensor waits, so refined is never recorded before the landing write it follows."""
     platform = local_platform(tmp_path, b3_replica.base_url)
     instance = dg.DagsterInstance.ephemeral()
-    assert materialize(platform, DAY, instance=instance).success
+    # raw and landing only (as a backfill of them): the Glue run is left to the sensor.
+    assert materialize(platform, DAY, instance=instance, asset_selection=[RAW, LANDING]).success
     in_flight = instance.create_run_for_job(
         platform.defs.resolve_job_def("daily_ibov_portfolio"),
         tags={"dagster/partition": DAY},
         status=dg.DagsterRunStatus.STARTED,
     )
     waiting = sensor_tick(platform, instance)
-    assert waiting.skip_message and not waiting.asset_events
+    assert waiting.skip_message and not waiting.run_requests
     instance.report_run_failed(instance.get_run_by_id(in_flight.run_id))
     recorded = sensor_tick(platform, instance, waiting.cursor)
-    assert [e.partition for e in recorded.asset_events] == [DAY]
+    (request,) = recorded.run_requests
+    assert request.job_name == "refined_followup" and request.tags[RANGE_START] == DAY

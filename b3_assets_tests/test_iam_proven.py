@@ -37,6 +37,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from b3_assets.archive import RawArchive
+from b3_assets.assets import REFINED
 from b3_assets.catalog import AthenaCatalog, QueryError
 from b3_assets.checks import REFINED_CHECKS
 from b3_assets.collect import csv_payload
@@ -51,9 +52,11 @@ from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.aws import LambdaContext, play_glue_worker
 from b3_assets_tests.support.cfn import Stack
 from b3_assets_tests.support.chain import (
+    DAILY_WITHOUT_REPORTS,
     Platform,
     failure_message,
     materialize,
+    materialize_range,
     run_followups,
     sensor_tick,
 )
@@ -176,9 +179,9 @@ def needs_of(calls: list[Call], action: str) -> list[Need]:
 
 # --------------------------------------------------------------------------- Dagster and Lambda
 
-CHECK_COLUMNS = [
-    ("DataCarteira", "varchar"),
-    ("Acao", "varchar"),
+CHECK_COLUMNS = [  # the refined checks' query, as Athena labels it (lower-case aliases)
+    ("data_carteira", "varchar"),
+    ("acao", "varchar"),
     ("participacao_total_pct", "decimal"),
     ("data_carteira_anterior", "date"),
 ]
@@ -209,22 +212,34 @@ def test_the_daily_path_is_allowed(
 
     with rec.as_principal(DAGSTER):
         for _ in range(2):  # fetched from B3, then read back from the raw archive
-            result = materialize(platform, DAY, instance=instance)
+            # The daily job but for its reports (moto cannot answer the marts' charts).
+            result = materialize(
+                platform, DAY, instance=instance, asset_selection=DAILY_WITHOUT_REPORTS
+            )
             assert result.success, failure_message(result)
     for name, value in dep.lambda_env.items():
         monkeypatch.setenv(name, value)
     with rec.as_principal(LAMBDA):
         assert lh.handler(object_created_event(bucket, key), LambdaContext())["status"] == "started"
-    refined = play_glue_worker(rec.ignore(aws.client("s3")), bucket, DEFAULT_DATE, tmp_path)
+    (glue_run,) = rec.ignore(aws.client("glue")).get_job_runs(JobName=dep.settings.glue_job_name)[
+        "JobRuns"
+    ]
+    refined = play_glue_worker(
+        rec.ignore(aws.client("s3")), bucket, DEFAULT_DATE, tmp_path, glue_run["Id"]
+    )
     with rec.as_principal(DAGSTER):
         tick = sensor_tick(platform, instance, None)
-        assert [m.partition for m in tick.asset_events] == [DAY]
-        # The follow-up's refined checks (one Athena query; the reports' queries are the same
-        # calls on the same workgroup, and moto cannot answer the marts' charts).
+        (request,) = tick.run_requests
+        assert request.job_name == "refined_followup"
+        # The follow-up's refined step: it records the date and runs the refined checks (one
+        # Athena query; the reports' queries are the same calls on the same workgroup, and
+        # moto cannot answer the marts' charts).
         check_rows = [(DAY, acao, pct, None) for acao, pct in refined]
         aws.queue_athena_results([athena_result(CHECK_COLUMNS, check_rows)])
-        (followup,) = run_followups(platform, instance, tick, job_name="refined_checks")
+        (followup,) = run_followups(platform, instance, tick, asset_selection=[REFINED])
         assert followup.success, failure_message(followup)
+        recorded = [e.partition for e in followup.get_asset_materialization_events()]
+        assert recorded == [DAY]
         outcomes = {e.check_name: e.passed for e in followup.get_asset_check_evaluations()}
         assert outcomes == dict.fromkeys(REFINED_CHECKS, True)
 
@@ -258,9 +273,7 @@ def test_a_backfill_is_allowed(
         for path in write_csvs(tmp_path / "csv", days):
             payload = csv_payload(path)
             archive.store(payload, payload.portfolio().data_carteira)
-        job = platform.defs.resolve_job_def("daily_ibov_portfolio")
-        tags = {RANGE_START: days[0].isoformat(), RANGE_END: days[-1].isoformat()}
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = materialize_range(platform, instance, days[0], days[-1], DAILY_WITHOUT_REPORTS)
         assert result.success, failure_message(result)
     for name, value in dep.lambda_env.items():
         monkeypatch.setenv(name, value)
@@ -270,7 +283,11 @@ def test_a_backfill_is_allowed(
             assert lh.handler(event, LambdaContext())["status"] == "ignored"
     with rec.as_principal(DAGSTER):
         tick = sensor_tick(platform, instance)
-        assert sorted(m.partition for m in tick.asset_events) == [d.isoformat() for d in days]
+        (request,) = tick.run_requests  # one follow-up records the batch's dates
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+            days[0].isoformat(),
+            days[-1].isoformat(),
+        )
         audit = platform.defs.resolve_job_def("landing_gap_audit")
         assert audit.execute_in_process(instance=instance).success
 

@@ -37,3 +37,12 @@ def test_an_unusable_home_is_named_with_what_to_do(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("DAGSTER_HOME", str(blocker / "home"))
     assert main([]) == 2
     assert "DAGSTER_HOME" in capsys.readouterr().err
+
+
+def test_a_run_clicked_in_the_ui_leaves_the_queue_within_a_second(tmp_path):
+    """The daemon dequeues every second, not every 5 s (README, "The first click")."""
+    home = ensure_instance(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        coordinator = instance.run_coordinator
+        assert type(coordinator).__name__ == "QueuedRunCoordinator"
+        assert coordinator.dequeue_interval_seconds == 1

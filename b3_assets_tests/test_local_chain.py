@@ -145,36 +145,56 @@ def test_holidays_are_not_partitions(tmp_path):
     assert _lake_files(tmp_path) == []
 
 
-def test_sensor_records_each_glue_run_once_and_requests_its_checks(tmp_path, b3_replica):
+def test_the_daily_run_records_refined_and_the_sensor_records_other_glue_runs(
+    tmp_path, b3_replica
+):
+    """The daily run records its Glue run on refined (its partition shows that run and job),
+    with the refined checks and the report, in the same run; the sensor requests a run only
+    for Glue runs no run recorded, and the checks alone for a run that failed."""
     instance = dg.DagsterInstance.ephemeral()
     platform = local_platform(tmp_path, b3_replica.base_url)
-    assert materialize(platform, DAY, instance=instance).success
+    daily = materialize(platform, DAY, instance=instance)
+    assert daily.success, failure_message(daily)
+    (record,) = instance.fetch_materializations(REFINED, limit=1).records
+    assert (record.partition_key, record.run_id) == (DAY, daily.run_id)
+    assert record.asset_materialization.metadata["glue_job_run_id"].value.startswith("jr_")
+    assert instance.get_run_by_id(daily.run_id).job_name == "daily_ibov_portfolio"
+    evaluated = {(e.asset_key, e.check_name) for e in daily.get_asset_check_evaluations()}
+    assert {(REFINED, name) for name in REFINED_CHECKS} <= evaluated
+    assert set(check_results(instance, REFINED, list(REFINED_CHECKS), DAY).values()) == {
+        "SUCCEEDED"
+    }
+    report = instance.get_latest_materialization_event(REPORT)
+    assert report is not None and report.run_id == daily.run_id
+    # That Glue run is recorded already: the tick requests nothing.
     first = sensor_tick(platform, instance, None)
-    mats = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY)]
-    assert mats[0].metadata["glue_job_run_id"].value.startswith("jr_")
-    # The tick records; the checks and the report run in a run it requests.
-    assert not any(isinstance(e, dg.AssetCheckEvaluation) for e in first.asset_events)
-    (request,) = first.run_requests
+    assert not first.run_requests and not first.asset_events
+    assert "already recorded" in first.skip_message
+    # A Glue run no Dagster run recorded (here: the date refined again by hand).
+    (rerun,) = [platform.glue.refine(platform.settings.glue_job_name, [DEFAULT_DATE])]
+    second = sensor_tick(platform, instance, first.cursor)
+    assert not second.asset_events  # recorded by a run, never by the tick
+    (request,) = second.run_requests
     assert request.job_name == "refined_followup"
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (DAY, DAY)
-    (followup,) = run_followups(platform, instance, first)
+    (followup,) = run_followups(platform, instance, second)
     assert followup.success, failure_message(followup)
-    statuses = check_results(instance, REFINED, list(REFINED_CHECKS), DAY)
-    assert set(statuses.values()) == {"SUCCEEDED"}, statuses
-    assert instance.get_latest_materialization_event(REPORT) is not None
-    # Next tick, same runs: nothing recorded again.
-    second = sensor_tick(platform, instance, first.cursor)
-    assert not second.asset_events and not second.run_requests
+    (record,) = instance.fetch_materializations(REFINED, limit=1).records
+    assert record.run_id == followup.run_id
+    assert record.asset_materialization.metadata["glue_job_run_id"].value == rerun["Id"]
+    assert {e.check_name for e in followup.get_asset_check_evaluations()} == set(REFINED_CHECKS)
+    assert instance.get_latest_materialization_event(REPORT).run_id == followup.run_id
+    # Next tick, same runs: nothing requested again.
+    third = sensor_tick(platform, instance, second.cursor)
+    assert not third.run_requests
     # A failed run (no landing for that date) fails that date's run check, with Glue's error.
     platform.glue.start_job_run(
         JobName=platform.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-06"}
     )
-    third = sensor_tick(platform, instance, second.cursor)
-    assert not third.asset_events  # nothing refined: no materialization
-    (request,) = third.run_requests
+    fourth = sensor_tick(platform, instance, third.cursor)
+    (request,) = fourth.run_requests
     assert request.job_name == "refined_checks"
-    (checks_run,) = run_followups(platform, instance, third)
+    (checks_run,) = run_followups(platform, instance, fourth)
     evaluation = next(
         e
         for e in checks_run.get_asset_check_evaluations()
@@ -182,7 +202,7 @@ def test_sensor_records_each_glue_run_once_and_requests_its_checks(tmp_path, b3_
     )
     assert not evaluation.passed and evaluation.partition == "2025-03-06"
     assert "no landing file" in evaluation.metadata["error_message"].value
-    assert not sensor_tick(platform, instance, third.cursor).asset_events
+    assert not sensor_tick(platform, instance, fourth.cursor).run_requests
 
 
 def test_schedule_runs_trading_days_and_skips_holidays(tmp_path):
@@ -239,7 +259,7 @@ def test_local_glue_run_record_is_shaped_like_a_glue_jobrun(tmp_path, b3_replica
 
 def test_a_range_run_refines_its_dates_in_one_local_glue_run(tmp_path):
     """As on AWS: the backfill's landing files carry the batch tag, the Lambda starts nothing
-    for them, and one Glue run refines the range; the sensor records every date of it."""
+    for them, and one Glue run refines the range; the range run records every date of it."""
     days = trading_days(date(2025, 3, 14), date(2025, 3, 20))
     platform = local_platform(tmp_path / "lake")
     assert cmd_import_csv(platform.lake, write_csvs(tmp_path / "csv", days)) == 0
@@ -261,9 +281,15 @@ def test_a_range_run_refines_its_dates_in_one_local_glue_run(tmp_path):
         d.isoformat() for d in days
     ]
     assert all(c.passed for c in checks)
-    tick = sensor_tick(platform, instance)
-    mats = [e for e in tick.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert sorted(m.partition for m in mats) == [d.isoformat() for d in days]
+    # The range run recorded every date of its Glue run on refined: the tick has nothing.
+    recorded = [
+        e.event_specific_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == REFINED
+    ]
+    assert sorted(m.partition for m in recorded) == [d.isoformat() for d in days]
+    assert {m.metadata["glue_job_run_id"].value for m in recorded} == {run["Id"]}
+    assert not sensor_tick(platform, instance).run_requests
     # A second range over the same dates plus one: one more run, the new date's neighbour
     # untouched unless stale (nothing is: the same bytes), all dates refined again.
     later = trading_days(days[0], date(2025, 3, 21))

@@ -22,11 +22,16 @@ from b3_assets.catalog import QueryEngine, QueryResult
 from b3_assets.checks import REFINED_CHECKS
 from b3_assets.cli import main as cli_main
 from b3_assets.report import (
+    DistinctTicks,
     ReportError,
     changes_png,
     day_report,
+    fmt_pct,
+    fmt_pp,
     issuer_history_png,
     normalize_issuer,
+    text_bar,
+    top15_figure,
     top15_png,
 )
 from b3_assets.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
@@ -95,18 +100,20 @@ def chain(tmp_path_factory) -> Iterator[Chain]:
     try:
         with dg.instance_for_test() as instance:
             platform = local_platform(tmp_path_factory.mktemp("lake"), replica.base_url)
-            refine(platform, replica, [DAY1, DAY2], instance)
+            # raw, landing and marts (as b3-pipeline backfill): the sensor's follow-up records
+            # both dates on refined, with their checks, and draws their reports in one run.
+            refine(platform, replica, [DAY1, DAY2], instance, record_refined=False)
             tick = sensor_tick(platform, instance)
             yield Chain(platform, instance, tick, apply_tick(platform, instance, tick))
     finally:
         replica.stop()
 
 
-def test_sensor_records_both_dates_and_requests_one_followup_run(chain):
-    mats = [e for e in chain.tick.asset_events if isinstance(e, dg.AssetMaterialization)]
-    assert [(m.asset_key, m.partition) for m in mats] == [(REFINED, DAY1), (REFINED, DAY2)]
+def test_sensor_requests_one_followup_run_that_records_both_dates(chain):
+    assert not chain.tick.asset_events  # refined is recorded by a run, never by the tick
     # Consecutive sessions (Carnival lies between them): one run over the range, which
-    # evaluates the refined checks and draws the report of each date.
+    # records both dates on refined, evaluates the refined checks and draws the report of
+    # each date.
     (request,) = chain.tick.run_requests
     assert request.job_name == "refined_followup"
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (DAY1, DAY2)
@@ -115,6 +122,10 @@ def test_sensor_records_both_dates_and_requests_one_followup_run(chain):
     assert result.success, failure_message(result)
     assert sorted(report_materializations(result)) == [DAY1, DAY2]
     for day in (DAY1, DAY2):
+        (record,) = chain.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=REFINED, asset_partitions=[day]), limit=1
+        ).records
+        assert record.run_id == result.run_id  # the UI shows this run and its job
         statuses = check_results(chain.instance, REFINED, list(REFINED_CHECKS), day)
         assert set(statuses.values()) == {"SUCCEEDED"}, (day, statuses)
     # The UI sees both refined partitions and both reports as materialized.
@@ -135,11 +146,24 @@ def test_report_writes_pngs_and_shows_them_inline(chain, day, previous):
         png = lake.read_bytes(key)
         assert png.startswith(PNG_MAGIC)
         assert len(png) < MAX_INLINE_PNG_BYTES
-        assert inline_png(meta[name], name) == png  # the UI shows exactly the stored file
+        assert inline_png(meta[f"{name}_png"], name) == png  # exactly the stored file
         assert meta[f"{name}_uri"] == lake.uri(key)
         stored[name] = png
     assert meta["date"] == day
     assert meta["previous_date"] == (previous or "none")
+    # The same numbers as a table with a text bar per row: what every asset page shows
+    # inline, no click (markdown over 1,000 characters, any PNG, sits behind one).
+    top = [r.data for r in meta["top15"].records]
+    weights = chain.platform.catalog.query(
+        "SELECT empresa, Acao, participacao_total_pct FROM b3_etl_soma_acao "
+        "WHERE DataCarteira = ? ORDER BY participacao_total_pct DESC, Acao LIMIT 15",
+        [day],
+    ).rows
+    assert [r["empresa"] for r in top] == [f"{e} ({a})" for e, a, _ in weights]
+    assert [r["part. (%)"] for r in top] == [fmt_pct(w) for _, _, w in weights]
+    bars = [len(r[""]) for r in top]
+    assert bars[0] == 24 and bars == sorted(bars, reverse=True) and bars[-1] > 0
+    assert ("changes" in meta) == (previous is not None)
     issuers = chain.platform.catalog.query(
         "SELECT count(*) FROM b3_etl_soma_acao WHERE DataCarteira = ?", [day]
     ).rows[0][0]
@@ -303,3 +327,42 @@ def test_unknown_issuer_lists_known_ones():
 )
 def test_normalize_issuer(given, root):
     assert normalize_issuer(given) == root
+
+
+def _tick_labels(figure: Any) -> list[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()  # the labels are set when the figure is drawn
+    (ax,) = figure.axes
+    return [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+
+
+@pytest.mark.parametrize("heaviest", ["2.600", "4.800", "14.000", "48.000"])
+def test_top15_axis_ticks_never_repeat(heaviest):
+    """The top-15 chart's percent axis: ticks at 0.5 % steps read 0,0% 0,5% 1,0%…, never
+    0% 0% 1% 2% 2% (every tick rounded to a whole percent)."""
+    top = Decimal(heaviest)
+    rows = [_row(f"A{i:03d}", f"{top / i:.3f}") for i in range(1, 30)]
+    labels = _tick_labels(top15_figure(rows, date(2025, 3, 5)))
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert labels[0] in {"0%", "0,0%"}
+
+
+def test_distinct_ticks_use_the_fewest_decimals():
+    pct = DistinctTicks(fmt_pct)
+    assert pct.format_ticks([0, 2, 4, 6]) == ["0%", "2%", "4%", "6%"]
+    assert pct.format_ticks([0, 0.5, 1, 1.5, 2, 2.5]) == [
+        "0,0%", "0,5%", "1,0%", "1,5%", "2,0%", "2,5%"
+    ]  # fmt: skip
+    assert pct.format_ticks([0, 0.25, 0.5]) == ["0,00%", "0,25%", "0,50%"]
+    assert DistinctTicks(fmt_pp, min_places=1).format_ticks([-0.2, 0, 0.2]) == [
+        "-0,2", "+0,0", "+0,2"
+    ]  # fmt: skip
+
+
+def test_text_bar_is_proportional_in_eighths():
+    assert text_bar(10, 10, width=4) == "████"
+    assert text_bar(5, 10, width=4) == "██"
+    assert text_bar(1, 8, width=1) == "▏"
+    assert text_bar(-5, 10, width=4) == "██"
+    assert text_bar(0, 10) == "" and text_bar(3, 0) == ""

@@ -10,16 +10,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from b3_assets.assets import LANDING
 from b3_assets.b3.model import LANDING_SCHEMA
 from b3_assets.lake import Lake, LakeError, LocalLake, S3Lake
 from b3_assets.landing import landing_key, read_landing
-from b3_assets.partitions import trading_day_partitions
-from b3_assets.resources import LandingIOManager, resources_for
+from b3_assets.resources import resources_for, write_landing
 from b3_assets.settings import Settings
 from b3_assets_tests.support.landing_factory import landing_table
 from b3_assets_tests.support.moto_server import ACCOUNT, MotoServer, unique_name, use_moto
@@ -158,33 +155,31 @@ def test_aws_resources_build_an_s3_lake_on_the_endpoint(
     assert s3.get_object(Bucket=bucket, Key="raw/x.json")["Body"].read() == b"{}"
 
 
-# --------------------------------------------------------------------------- landing IO manager
+# --------------------------------------------------------------------------- landing writes
 
 
-def _io_manager(lake: Lake) -> LandingIOManager:
-    """The landing IO manager of the environment the lake belongs to (same keys, same code)."""
+def _glue_job(lake: Lake) -> Any:
+    """The Glue job resource of the environment the lake belongs to (same keys, same code)."""
     if isinstance(lake, LocalLake):
         settings = Settings(data_dir=lake.root)
     else:
         endpoint = lake.client.meta.endpoint_url
         settings = Settings(env="aws", bucket=lake.bucket, aws_endpoint_url=endpoint)
-    return resources_for(settings)["landing_io_manager"]
+    return resources_for(settings)["glue_job"]
 
 
-def _write_landing(lake: Lake, partition: str, tables: dict[str, Any]) -> None:
-    with dg.build_output_context(
-        asset_key=LANDING, partition_key=partition, asset_partitions_def=trading_day_partitions
-    ) as context:
-        _io_manager(lake).handle_output(context, tables)
+def _write_landing(lake: Lake, tables: dict[str, Any]) -> None:
+    """What the landing step does with its tables: write each date, then the Glue catch-up."""
+    assert write_landing(lake, _glue_job(lake), tables, None) == []
 
 
-def test_landing_io_manager_writes_the_same_bytes_on_s3_and_local(
+def test_landing_writes_the_same_bytes_on_s3_and_local(
     s3: Any, bucket: str, tmp_path: Path
 ) -> None:
     table = landing_table(DAY)
     s3_lake, local_lake = S3Lake(bucket, s3), LocalLake(tmp_path / "lake")
     for lake in (s3_lake, local_lake):
-        _write_landing(lake, DAY.isoformat(), {DAY.isoformat(): table})
+        _write_landing(lake, {DAY.isoformat(): table})
     key = landing_key(DAY)
     assert key == "landing/ibov/dt=2025-03-05/ibov.parquet"
     on_s3 = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -193,7 +188,7 @@ def test_landing_io_manager_writes_the_same_bytes_on_s3_and_local(
     assert back.schema.equals(LANDING_SCHEMA) and back.equals(table)
     assert pq.read_schema(local_lake.path(key)).names == LANDING_SCHEMA.names
     # Rewriting the same table gives the same object (deterministic, no run-dependent bytes).
-    _write_landing(s3_lake, DAY.isoformat(), {DAY.isoformat(): table})
+    _write_landing(s3_lake, {DAY.isoformat(): table})
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == on_s3
 
 
@@ -203,15 +198,18 @@ def test_a_glue_job_that_does_not_exist_is_named_with_the_setting_to_fix(
     """A second date lands while the first was never refined (stale), so Dagster has a run to
     start, but B3_GLUE_JOB names no job: the error says which setting to fix."""
     lake = S3Lake(bucket, s3)
-    _write_landing(lake, "2025-03-05", {"2025-03-05": landing_table(DAY)})
+    _write_landing(lake, {"2025-03-05": landing_table(DAY)})
     with pytest.raises(
         RuntimeError, match=r"Glue job 'b3-etl-soma-acao' does not exist.*B3_GLUE_JOB"
     ):
-        _write_landing(lake, "2025-03-06", {"2025-03-06": landing_table(date(2025, 3, 6))})
+        _write_landing(lake, {"2025-03-06": landing_table(date(2025, 3, 6))})
 
 
-def test_landing_io_manager_refuses_other_dates(s3: Any, bucket: str) -> None:
+def test_landing_writes_nothing_for_a_date_that_is_not_a_session(s3: Any, bucket: str) -> None:
     lake = S3Lake(bucket, s3)
-    with pytest.raises(ValueError, match="2025-03-06"):
-        _write_landing(lake, "2025-03-05", {"2025-03-06": landing_table(date(2025, 3, 6))})
+    with pytest.raises(ValueError, match="2025-03-04 is not a B3 session"):
+        _write_landing(
+            lake,
+            {"2025-03-05": landing_table(DAY), "2025-03-04": landing_table(date(2025, 3, 4))},
+        )
     assert lake.list_keys("") == []

@@ -81,8 +81,12 @@ class LambdaContext:
     function_name = "b3-landing-trigger"
 
 
-def play_glue_worker(s3: Any, bucket: str, day: date, workdir: Path) -> list[tuple[str, str]]:
-    """What the Glue job writes for ``day`` (same transform, local runner), put in the bucket.
+def play_glue_worker(
+    s3: Any, bucket: str, day: date, workdir: Path, run_id: str | None = None
+) -> list[tuple[str, str]]:
+    """What the Glue job writes for ``day`` (same transform, local runner), put in the bucket;
+    with the Glue ``run_id``, also the date's ``_current.json`` as the job writes it (which
+    run published it, from which landing ETags: what the refined step records).
 
     Returns the refined (Acao, participacao_total_pct) rows, as Athena would read them."""
     key = landing_key(day)
@@ -97,6 +101,17 @@ def play_glue_worker(s3: Any, bucket: str, day: date, workdir: Path) -> list[tup
             0
         ].to_pylist()
         rows.append((rel.split("Acao=", 1)[1].split("/", 1)[0], str(value)))
+    if run_id:
+        from glue.job import list_landing, write_published_record
+        from glue.transform import publication_inputs
+
+        record = {
+            "run_id": run_id,
+            "processado_em": datetime.now(UTC).isoformat(),
+            "issuers": [acao for acao, _ in rows],
+            **publication_inputs(list_landing(s3, bucket), day, "etag"),
+        }
+        write_published_record(s3, bucket, day, record)
     return rows
 
 

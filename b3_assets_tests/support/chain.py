@@ -20,6 +20,17 @@ from b3_assets.settings import Settings
 CLOSED_URL = "http://127.0.0.1:9"
 
 
+def _daily_without_reports() -> list[dg.AssetKey]:
+    from b3_assets.assets import LANDING, RAW, REFINED
+    from b3_assets.marts import MART_KEYS
+
+    return [RAW, LANDING, REFINED, *MART_KEYS.values()]
+
+
+#: The daily job but for its reports: on moto, Athena answers queued results only.
+DAILY_WITHOUT_REPORTS = _daily_without_reports()
+
+
 @dataclass
 class Platform:
     """The settings of a test environment and what its resources build, for assertions."""
@@ -60,9 +71,12 @@ def materialize(
     *,
     refetch: bool = False,
     instance: dg.DagsterInstance | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """raw + landing (+ landing checks) for one date, as the daily schedule runs them."""
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    """The daily job for one date, as the daily schedule runs it (raw, landing, refined
+    recorded, marts, reports; each step checks what it stored), or ``asset_selection`` of it
+    (e.g. raw and landing only, as a backfill from the CLI)."""
+    job = _subset(platform.defs.resolve_job_def("daily_ibov_portfolio"), asset_selection)
     return job.execute_in_process(
         partition_key=partition,
         run_config={"ops": {"raw__ibov_portfolio": {"config": {"refetch": refetch}}}},
@@ -71,13 +85,26 @@ def materialize(
     )
 
 
+def _subset(job: dg.JobDefinition, assets: list[dg.AssetKey] | None) -> dg.JobDefinition:
+    """``assets`` of ``job`` and none of their checks (an asset selection alone would add
+    every check of those assets, which the job itself leaves to the steps)."""
+    if assets is None:
+        return job
+    return job.get_subset(asset_selection=set(assets), asset_check_selection=set())
+
+
 def materialize_range(
-    platform: Platform, instance: dg.DagsterInstance, first: date, last: date
+    platform: Platform,
+    instance: dg.DagsterInstance,
+    first: date,
+    last: date,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """raw + landing (+ checks) over ``first``…``last`` in one run: a single-run backfill."""
+    """The daily job (or ``asset_selection`` of it) over ``first``…``last`` in one run: a
+    single-run backfill."""
     from b3_assets.sensors import RANGE_END, RANGE_START
 
-    job = platform.defs.resolve_job_def("daily_ibov_portfolio")
+    job = _subset(platform.defs.resolve_job_def("daily_ibov_portfolio"), asset_selection)
     return job.execute_in_process(
         instance=instance,
         tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
@@ -100,13 +127,18 @@ def sensor_tick(
 
 
 def run_followups(
-    platform: Platform, instance: dg.DagsterInstance, tick: Any, job_name: str | None = None
+    platform: Platform,
+    instance: dg.DagsterInstance,
+    tick: Any,
+    job_name: str | None = None,
+    asset_selection: list[dg.AssetKey] | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
     """Execute the runs a sensor tick requested, in process, as the daemon would launch them
-    (``job_name``: another job over the same partition ranges)."""
+    (``job_name``: another job over the same partition ranges; ``asset_selection``: part of
+    the job, e.g. refined without the reports)."""
     results = []
     for request in tick.run_requests or []:
-        job = platform.defs.resolve_job_def(job_name or request.job_name)
+        job = _subset(platform.defs.resolve_job_def(job_name or request.job_name), asset_selection)
         results.append(
             job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
         )

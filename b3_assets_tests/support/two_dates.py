@@ -28,19 +28,30 @@ def refine(
     replica: Replica,
     days: Sequence[str],
     instance: dg.DagsterInstance | None = None,
-) -> None:
-    """raw + landing for each date in order; the landing write refines it (local Glue)."""
+    *,
+    record_refined: bool = True,
+) -> list[dg.ExecuteInProcessResult]:
+    """The daily job for each date in order (the landing write refines it with the local
+    Glue runner, the run records it and draws its reports); without ``record_refined``: raw,
+    landing and the marts, leaving the Glue runs to the sensor (as ``b3-pipeline backfill``)."""
+    from b3_assets.assets import LANDING, RAW
+    from b3_assets.marts import MART_KEYS
+
+    results = []
     for day in days:
         replica.set_portfolio(date.fromisoformat(day))
-        result = materialize(platform, day, instance=instance)
+        selection = None if record_refined else [RAW, LANDING, *MART_KEYS.values()]
+        result = materialize(platform, day, instance=instance, asset_selection=selection)
         assert result.success, failure_message(result)
+        results.append(result)
+    return results
 
 
 def apply_tick(
     platform: Platform, instance: dg.DagsterInstance, tick: Any
 ) -> list[dg.ExecuteInProcessResult]:
-    """What the daemon does with a tick: record its asset events (the refined
-    materializations), then launch the runs it requests (here in process, same instance)."""
+    """What the daemon does with a tick: record its asset events (none: refined is recorded
+    by runs), then launch the runs it requests (here in process, same instance)."""
     for event in tick.asset_events:
         instance.report_runless_asset_event(event)
     return run_followups(platform, instance, tick)
