@@ -253,11 +253,15 @@ def landing_ibov_portfolio(
     keys = sorted(tables)
     batch = context.run.run_id if len(keys) > 1 else None
     failed = write_landing(the_lake, glue_job, tables, batch)
-    if not evaluated_by_own_step(context, LANDING_CHECK_KEYS):
-        # valid_portfolio on each file as stored, by the step that stored it.
-        for key in keys:
-            yield landing_evaluation(key, read_landing(the_lake, date.fromisoformat(key)))
+    # valid_portfolio on each file as stored, by the step that stored it (after the
+    # materialization, as a check step would; before the failure of a refine that failed).
+    checks = (
+        []
+        if evaluated_by_own_step(context, LANDING_CHECK_KEYS)
+        else [landing_evaluation(k, read_landing(the_lake, date.fromisoformat(k))) for k in keys]
+    )
     if failed:
+        yield from checks
         raise failed_runs_failure(
             "the landing files were written, but their refine failed:", failed
         )
@@ -273,3 +277,4 @@ def landing_ibov_portfolio(
             sum(first.column("participacao_pct").to_pylist(), Decimal(0))
         )
     yield dg.MaterializeResult(metadata=metadata)
+    yield from checks

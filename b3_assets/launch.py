@@ -79,9 +79,11 @@ def backfill(
     os.environ["DAGSTER_HOME"] = str(home)
     import dagster as dg
 
-    from b3_assets.definitions import defs
+    from b3_assets.definitions import build_definitions
     from b3_assets.sensors import RANGE_END, RANGE_START
+    from b3_assets.settings import code_location_settings
 
+    defs = build_definitions(code_location_settings())  # the settings of now, not of import
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection={dg.AssetKey.from_user_string(k) for k in select},
         asset_check_selection=set(),

@@ -508,11 +508,17 @@ def ibov_marts(
     the_lake = lake.get()
     run = build_marts(the_lake, partition_dates(context), names)
     catalog.engine().publish_marts({n: the_lake.uri(mart_prefix(n) + "/") for n in names})
+    # The checks of every date computed, on the rows as stored, by the step that stored them
+    # (after its materializations, as a check step would).
+    checks = []
     if not evaluated_by_own_step(context, MART_CHECK_KEYS):
-        # The checks of every date computed, on the rows as stored, by the step that stored them.
         selected = {(n, check) for n in names for check in MART_CHECKS[n]}
-        for name, check, day, outcome in evaluate_mart_checks(the_lake, run.computed, selected):
-            yield _evaluation(name, check, day.isoformat(), outcome)
+        checks = [
+            _evaluation(name, check, day.isoformat(), outcome)
+            for name, check, day, outcome in evaluate_mart_checks(
+                the_lake, run.computed, selected
+            )
+        ]
     requested = {date.fromisoformat(k) for k in context.partition_keys}
     if run.plan.followers:
         context.log.info(
@@ -528,6 +534,7 @@ def ibov_marts(
                     metadata=_metadata(name, [day], run, the_lake),
                 )
     if run.problems:
+        yield from checks
         raise dg.Failure(
             description="\n".join(f"{d}: {why}" for d, why in sorted(run.problems.items())),
             allow_retries=False,
@@ -538,6 +545,7 @@ def ibov_marts(
         yield dg.MaterializeResult(
             asset_key=MART_KEYS[name], metadata=_metadata(name, days, run, the_lake)
         )
+    yield from checks
 
 
 #: Lines of per-date detail in a materialization's metadata (a range shows its last dates).

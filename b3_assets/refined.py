@@ -105,8 +105,6 @@ def refined_b3_etl_soma_acao(
     if not recorded:
         return
     runs = glue_job.watcher().find(set(publishers.values()))
-    if not evaluated_by_own_step(context, REFINED_CHECK_KEYS):
-        yield from refined_evaluations([d.isoformat() for d in recorded], lake, catalog, glue_job)
     the_lake = lake.get()
 
     def metadata(of: list[date]) -> dict[str, Any]:
@@ -118,8 +116,12 @@ def refined_b3_etl_soma_acao(
     if not waiting:
         # One output for the run's dates: Dagster records it for each, and the report follows.
         yield dg.MaterializeResult(metadata=metadata(recorded))
-        return
-    for day in recorded:
-        yield dg.AssetMaterialization(
-            asset_key=REFINED, partition=day.isoformat(), metadata=metadata([day])
-        )
+    else:
+        for day in recorded:
+            yield dg.AssetMaterialization(
+                asset_key=REFINED, partition=day.isoformat(), metadata=metadata([day])
+            )
+    # The refined checks of the dates recorded, after their materializations (as a check
+    # step would), on the rows the catalog serves now.
+    if not evaluated_by_own_step(context, REFINED_CHECK_KEYS):
+        yield from refined_evaluations([d.isoformat() for d in recorded], lake, catalog, glue_job)

@@ -300,7 +300,6 @@ def test_asset_graph_shows_the_lineage_in_one_box_per_layer(ui, page, shots):
     # Laid out by the lineage: raw, then landing, then refined, then reports.
     x = {name: _box_x(boxes, name) for name in ("raw", "landing", "refined", "reports")}
     assert x["raw"] < x["landing"] < x["refined"] < x["reports"], x
-    page.screenshot(path=shots / "asset-graph.png")
     # Every group open (the graph's menu): each twin node sits in its layer's box.
     page.mouse.click(VIEWPORT["width"] - 300, 160, button="right")  # the empty canvas
     page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
@@ -309,6 +308,11 @@ def test_asset_graph_shows_the_lineage_in_one_box_per_layer(ui, page, shots):
         expect(nodes).to_have_count(2)
         inside = sorted(_enclosing_group(page, nodes.nth(i)) for i in range(2))
         assert inside == ["landing", "raw"], (twin, inside)
+    zoom_out = page.locator("button", has=page.get_by_role("img", name="zoom_out"))
+    for _ in range(3):  # the whole graph in view
+        zoom_out.click()
+    page.wait_for_timeout(500)  # the zoom's animation, not a page load
+    page.screenshot(path=shots / "asset-graph.png")
 
 
 def _box_x(boxes: Any, name: str) -> float:

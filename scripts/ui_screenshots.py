@@ -2,8 +2,8 @@
 
 Runs b3_assets_tests/test_ui_browser.py with B3_UPDATE_SCREENSHOTS=1: the test builds a
 local lake from the B3 replica for two dates, starts dagster-webserver on it and saves what
-headless Chromium shows (asset-graph, landing-partition, report-images, automation,
-landing-freshness, gap-audit).
+headless Chromium shows (asset-graph, landing-partition, refined-partition, refined-checks,
+report-images, automation, landing-freshness, gap-audit, settings-error).
 
     .venv/bin/python scripts/ui_screenshots.py        # or: make screenshots
 
@@ -22,10 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHOTS = (
     "asset-graph",
     "landing-partition",
+    "refined-partition",
+    "refined-checks",
     "report-images",
     "automation",
     "landing-freshness",
     "gap-audit",
+    "settings-error",
 )
 
 
