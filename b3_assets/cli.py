@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +17,6 @@ from b3_assets.indices.collect import index_archive
 from b3_assets.lake import Lake
 from b3_assets.settings import Settings, SettingsError
 
-#: The Dagster instance ``make dev`` uses, so imports show in the UI (DAGSTER_HOME wins).
-DEFAULT_DAGSTER_HOME = Path(".dagster_home")
-
 
 def format_table(result: QueryResult, max_rows: int = 200) -> str:
     from tabulate import tabulate
@@ -32,15 +28,14 @@ def format_table(result: QueryResult, max_rows: int = 200) -> str:
     return text + f"\n({len(result.rows)} rows)"
 
 
-def record_in_dagster(imported: list[Collected]) -> str:
-    """Raw materializations in the Dagster instance, so imported dates are not "missing"."""
+def record_in_dagster(imported: list[Collected], home: Path) -> str:
+    """Raw materializations in the Dagster instance ``make dev`` uses (``DAGSTER_HOME``), so
+    imported dates show in the UI and are not "missing"."""
     import dagster as dg
 
     from b3_assets.assets import RAW
     from b3_assets.indices.assets import RAW_INDICES
 
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
-    home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for got in imported:
             instance.report_runless_asset_event(
@@ -55,6 +50,13 @@ def record_in_dagster(imported: list[Collected]) -> str:
 
 
 def cmd_import_csv(lake: Lake, files: Sequence[Path]) -> int:
+    from b3_assets.instance import InstanceError, ensure_instance
+
+    try:  # before anything is archived: an import Dagster never hears of is a silent gap
+        home = ensure_instance()
+    except InstanceError as exc:
+        print(f"error: {exc} Nothing was imported.", file=sys.stderr)
+        return 2
     archive = RawArchive(lake)
     imported: list[Collected] = []
     failures: list[str] = []
@@ -83,7 +85,7 @@ def cmd_import_csv(lake: Lake, files: Sequence[Path]) -> int:
         f"into {lake.uri('raw/ibov/')}"
     )
     if imported:
-        home = record_in_dagster(imported)
+        record_in_dagster(imported, home)
         print(f"recorded {len(imported)} raw/ibov_portfolio dates in the Dagster instance {home}")
     for failure in failures:
         print(f"rejected: {failure}", file=sys.stderr)

@@ -107,3 +107,20 @@ def test_a_file_dated_outside_the_calendar_is_refused_and_the_rest_go_in(
     assert "imported 1 new" in captured.out and "recorded 1" in captured.out
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         assert instance.get_materialized_partitions(RAW) == {DAY.isoformat()}
+
+
+def test_an_unusable_dagster_home_is_named_before_anything_is_imported(
+        tmp_path, monkeypatch, capsys):
+    """Before: "imported 1 new", then a 90-line SQLAlchemy traceback that never named
+    DAGSTER_HOME, the file archived but never recorded in Dagster."""
+    _env(monkeypatch, tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(blocker / "home"))
+    (csv,) = write_csvs(tmp_path / "csv", [DAY])
+    assert main(["import-csv", str(csv)]) == 2
+    captured = capsys.readouterr()
+    assert "DAGSTER_HOME" in captured.err and str(blocker / "home") in captured.err
+    assert "Nothing was imported" in captured.err and "Traceback" not in captured.err
+    assert "imported" not in captured.out
+    assert not (tmp_path / "lake" / "raw").exists()
