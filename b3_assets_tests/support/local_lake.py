@@ -1,4 +1,4 @@
-"""Landing writes on a local lake as the landing IO manager makes them; refined rows read back."""
+"""Landing writes on a local lake as the landing step makes them; refined rows read back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from glue.layout import landing_key
 
 def land(data_dir: Path, *days: date) -> None:
     """Landing writes through the local lake (event -> Lambda -> runner), then the catch-up,
-    exactly as the landing IO manager does them."""
+    exactly as the landing step does them (resources.write_landing)."""
     resources = resources_for(Settings(data_dir=data_dir))
     lake = resources["lake"].get()
     for day in days:
