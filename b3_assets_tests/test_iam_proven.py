@@ -28,7 +28,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -567,7 +567,24 @@ def test_the_glue_job_is_allowed(
         s3.put_landing(landing_table(date(2025, 3, 5), drop={"BBDC", "PETR"}))
     assert runs[0]["database_created"] and runs[0]["table_created"]
     (second,) = runs[1]["dates"]
-    assert second["partitions_deleted"] == ["BBDC", "PETR"] and second["objects_removed"] == 84
+    # The first run's objects are kept for readers that planned before the repoint...
+    assert second["partitions_deleted"] == ["BBDC", "PETR"] and second["objects_removed"] == 0
+    # ... and deleted by the next run of the date once RETIRE_AFTER has passed.
+    harness_s3 = rec.ignore(aws.client("s3"))
+    day = date(2025, 3, 5)
+    record = glue_job.published_record(harness_s3, dep.settings.bucket, day)
+    assert record is not None and record["retired"]
+    old = (datetime.now(UTC) - glue_job.RETIRE_AFTER - timedelta(minutes=1)).isoformat()
+    record["retired"] = {run_id: old for run_id in record["retired"]}
+    glue_job.write_published_record(harness_s3, dep.settings.bucket, day, record)
+    run_id = harness_glue.start_job_run(
+        JobName=dep.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-05"}
+    )["JobRunId"]
+    with rec.as_principal(GLUE):
+        third = glue_job.run_job(
+            spark, s3, glue, {**args, "JOB_RUN_ID": run_id, "force": "true"},
+            io_base_uri=f"file://{s3.root}", processado_em=datetime(2025, 3, 6, 22, tzinfo=UTC))
+    assert third["dates"][0]["objects_removed"] >= 84
 
     assert rec.unmapped() == []
     assert_allowed(
@@ -582,7 +599,7 @@ def test_the_glue_job_is_allowed(
     arn = f"arn:aws:s3:::{dep.settings.bucket}"
     read = [p.removeprefix(f"file://{s3.root}/") for p in spark_read]
     assert read == ["landing/ibov/dt=2025-03-05/ibov.parquet",
-                    "landing/ibov/dt=2025-02-28/ibov.parquet"] * 2  # fmt: skip
+                    "landing/ibov/dt=2025-02-28/ibov.parquet"] * 3  # fmt: skip
     spark_calls = [
         Call(GLUE, "s3", "Spark read", {"Key": k}, dep.stack.region,
              needs=[Need("s3:GetObject", f"{arn}/{k}")]) for k in read
@@ -590,7 +607,7 @@ def test_the_glue_job_is_allowed(
         Call(GLUE, "s3", "Spark write", {"Key": k}, dep.stack.region,
              needs=[Need("s3:PutObject", f"{arn}/{k}")]) for k in s3.spark_wrote
     ]  # fmt: skip
-    assert len(s3.spark_wrote) == 84 + 82
+    assert len(s3.spark_wrote) == 84 + 82 + 82
     denied = denied_needs(spark_calls, dep.statements(GLUE))
     print(f"IAM {GLUE} via Spark: {len(spark_calls)} objects read or written")
     assert not denied, "Spark, as the Glue role, is denied:\n" + "\n".join(denied)
