@@ -148,7 +148,8 @@ def raw_ibov_portfolio(
     archive = RawArchive(lake.get())
     return collect_partitions(
         context,
-        lambda day: collect(archive, b3.fetch, day, refetch=config.refetch),
+        lambda day: collect(archive, b3.fetch, day, refetch=config.refetch,
+                            fetch_plain=lambda: b3.fetch(segment="1")),
         what="portfolio",
         lake_uri=lake.get().uri(RAW_PREFIX + "/"),
     )
@@ -180,6 +181,9 @@ def collect_partitions(
                 problems.append(f"partition {day.isoformat()}: {exc}")
                 continue
             (reused if got.from_archive else fetched).append(day.isoformat())
+            if getattr(got, "degraded", None):
+                context.log.warning(f"{day}: {got.degraded}. Materialize the date again with "
+                                    "refetch: true later today to fill the sectors in.")
             if got.stored is not None and got.stored.new and got.stored.others:
                 context.log.warning(
                     f"B3 served a different {what} for {day} than the one archived; both are "

@@ -16,6 +16,7 @@ from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
 from b3_assets.b3.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.parse import check_size, refuse_non_csv
 from b3_assets.b3.payload import RawPayload
+from b3_assets.b3.validate import enrichment_problems
 from b3_assets.lake import Lake
 from b3_assets.sessions import FIRST_TRADING_DATE, is_trading_day
 from glue.layout import period_raw_prefix
@@ -29,22 +30,49 @@ class Collected:
     payload: RawPayload
     stored: StoreOutcome | None
     from_archive: bool
+    #: Why an enrichment was left out (the sector view failed its rules), None when not.
+    degraded: str | None = None
 
 
 def collect(
-    archive: RawArchive, fetch: Fetcher, data_carteira: date, refetch: bool = False
+    archive: RawArchive, fetch: Fetcher, data_carteira: date, refetch: bool = False,
+    fetch_plain: Fetcher | None = None,
 ) -> Collected:
     """The date's portfolio: from the archive (no network) unless absent or ``refetch``.
 
     A fetched payload is parsed, date-checked and validated before anything is written, so a
-    bad payload or another date leaves the archive untouched."""
+    bad payload or another date leaves the archive untouched. An enrichment never costs the
+    day: when only the sector view's own rules fail (labels missing, subsector totals off),
+    the plain portfolio (``fetch_plain``, B3's segment 1) is collected instead, with null
+    sectors, and ``Collected.degraded`` says why; a later ``refetch`` the same day archives the
+    labelled view as a newer payload, which landing then uses."""
     if not refetch:
         archived = archive.latest(data_carteira)
         if archived is not None:
             return Collected(archived.portfolio(data_carteira), archived, None, True)
     payload = fetch()
-    portfolio = payload.portfolio(data_carteira)
-    return Collected(portfolio, payload, archive.store(payload, data_carteira), False)
+    degraded = None
+    try:
+        portfolio = payload.portfolio(data_carteira)
+    except B3PayloadError:
+        problems = _enrichment_problems(payload, data_carteira)
+        if fetch_plain is None or not problems:
+            raise
+        degraded = "B3's sector view failed its own rules (" + "; ".join(problems) + "): " \
+            "landed from the plain view (segment 1) with null sectors"
+        payload = fetch_plain()
+        portfolio = payload.portfolio(data_carteira)
+    stored = archive.store(payload, data_carteira)
+    return Collected(portfolio, payload, stored, False, degraded)
+
+
+def _enrichment_problems(payload: RawPayload, data_carteira: date) -> list[str]:
+    """The sector view's problems when the portfolio itself, of the date asked, is sound."""
+    try:
+        parsed = payload.parse()
+    except B3PayloadError:
+        return []
+    return enrichment_problems(parsed) if parsed.data_carteira == data_carteira else []
 
 
 def csv_payload(path: Path) -> RawPayload:

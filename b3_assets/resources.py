@@ -45,7 +45,8 @@ class B3Site(dg.ConfigurableResource):
     timeout_s: float = 20.0
     retries: int = 4
 
-    def fetch(self) -> RawPayload:
+    def fetch(self, segment: str = "2") -> RawPayload:
+        """The day's portfolio: B3's sector view, or with ``segment`` "1" the plain one."""
         from b3_assets.b3.fetch import fetch_portfolio
 
         return fetch_portfolio(
@@ -54,6 +55,7 @@ class B3Site(dg.ConfigurableResource):
             browser_path=self.browser_path,
             timeout_s=self.timeout_s,
             retries=self.retries,
+            segment=segment,
         )
 
 

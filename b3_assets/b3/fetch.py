@@ -34,14 +34,21 @@ def fetch_portfolio(
     retries: int = 4,
     backoff_s: float = 0.5,
     deadline_s: float | None = None,
+    segment: str = "2",
 ) -> RawPayload:
     """Today's portfolio as B3 sent it, by ``mode`` (``auto`` | ``api`` | ``browser``).
 
     With ``auto`` the returned payload always parses; validation and the date check are the
-    caller's (``payload.portfolio(expected_date)``). ``deadline_s`` bounds the API fetch."""
+    caller's (``payload.portfolio(expected_date)``). ``deadline_s`` bounds the API fetch.
+    ``segment`` "2" is B3's sector view (the portfolio plus sector labels); "1", the plain
+    code view, is asked from the JSON API whatever the mode: it is the fallback when the
+    sector view fails its own rules (:func:`b3_assets.collect.collect`)."""
     if mode not in MODES:
         raise ValueError(f"B3_FETCH={mode!r} is not one of {', '.join(MODES)}")
     base_url = check_base_url(base_url)
+    if segment != "2":
+        return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                         deadline_s=deadline_s, segment=segment)
     if mode == "api":
         return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
                          deadline_s=deadline_s)

@@ -266,6 +266,16 @@ def portfolio_problems(portfolio: Portfolio | PeriodPortfolio) -> list[str]:
     return [o.problem for o in outcomes if not o.passed]
 
 
+def enrichment_problems(portfolio: Portfolio) -> list[str]:
+    """The sector view's own problems when they are the only ones (every rule of the
+    portfolio itself passes): the day's portfolio is sound, only its enrichment is not."""
+    if not portfolio.constituents or not portfolio.by_sector:
+        return []
+    if any(not o.passed for o in index_rules(Columns.of(portfolio), portfolio.indice).values()):
+        return []
+    return [o.problem for o in sector_rules(portfolio).values() if not o.passed]
+
+
 def validate_portfolio(portfolio: Portfolio) -> Portfolio:
     """``portfolio`` itself when sound; else :class:`B3PayloadError` naming the index (when
     not IBOV) and every problem."""

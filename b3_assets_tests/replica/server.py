@@ -87,6 +87,8 @@ FAULT_MODES: dict[str, str] = {
     "other_date": "serve the portfolio under another date (`serve_date`, default next weekday)",
     "renamed_keys": "rename result keys (`rename`, default cod -> codigo); the page's JS copes",
     "short_pages": "cap pageSize at `max_page_size` (20): clients must follow totalPages",
+    "unlabelled": "answer the sector view (segment 2) with every row's label null (the "
+                  "constituents and weights unchanged)",
 }
 _TRANSPORT = {"latency", "5xx", "429", "timeout", "drop", "drip", "403", "html"}
 _DEFAULT_TARGET = {"403": "non-browser", "html": "non-browser"}
@@ -570,6 +572,8 @@ class _Handler(BaseHTTPRequestHandler):
                 segment = "1"
             doc = api_page(portfolio, page_number=page_number, page_size=page_size,
                            language=language, segment=segment)
+            if "unlabelled" in by_mode and segment == "2":
+                doc["results"] = [{**r, "segment": None} for r in doc["results"]]
         if "empty" in by_mode:
             doc["results"] = []
             doc["page"] = {**doc["page"], "totalRecords": 0, "totalPages": 0}
