@@ -21,7 +21,7 @@ from b3_assets.glue_runs import GlueJobWatcher, run_dates
 from b3_assets.lake import Lake, S3Lake
 from b3_assets.landing import landing_parquet
 from b3_assets.local_aws import LocalGlueRunner, local_lake
-from b3_assets.sessions import is_known_session, is_trading_day
+from b3_assets.sessions import is_known_session, is_trading_day, not_a_session_message
 from b3_assets.settings import Settings
 from glue.attempts import RefinePlan, refine_plan
 from glue.job import published_record
@@ -355,7 +355,7 @@ def write_landing(
     for key in sorted(tables):
         day = date.fromisoformat(key)
         if not is_trading_day(day):
-            raise ValueError(f"{key} is not a B3 session: no landing file is written for it")
+            raise ValueError(f"{not_a_session_message(day)} No landing file is written for it.")
     for key in sorted(tables):
         tags = {LANDING_BATCH_TAG: batch} if batch else None
         lake.write_bytes(landing_key(date.fromisoformat(key)), landing_parquet(tables[key]), tags)

@@ -39,7 +39,7 @@ from b3_assets.landing import read_parquet_key
 from b3_assets.marts import MartError, MartStore, YearTable
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.resources import B3Site, CatalogResource, LakeResource
-from b3_assets.sessions import is_trading_day
+from b3_assets.sessions import is_trading_day, not_a_session_message
 from glue.layout import (
     INDEX_TABLE_COLUMNS,
     MART_B3_MOVIMENTOS,
@@ -375,7 +375,7 @@ daily_indices_job = dg.define_asset_job(
 
 def indices_request(day: date, run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
     if not is_trading_day(day):
-        return dg.SkipReason(f"{day.isoformat()} is not a B3 session: nothing to collect.")
+        return dg.SkipReason(f"{not_a_session_message(day)} Nothing to collect.")
     return dg.RunRequest(run_key=run_key or f"indices-{day.isoformat()}",
                          partition_key=day.isoformat())
 

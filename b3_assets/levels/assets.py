@@ -21,7 +21,12 @@ from b3_assets.levels.collect import (
     missing_sessions,
 )
 from b3_assets.resources import B3Site, CatalogResource, LakeResource
-from b3_assets.sessions import B3_TIMEZONE, b3_session_now, is_trading_day
+from b3_assets.sessions import (
+    B3_TIMEZONE,
+    b3_session_now,
+    is_trading_day,
+    not_a_session_message,
+)
 from glue.layout import LANDING_LEVELS_PREFIX, TABLE_FECHAMENTO, index_table_prefix, levels_key
 
 RAW_LEVELS = dg.AssetKey(["raw", "b3_index_levels"])
@@ -159,7 +164,7 @@ def levels_requests(day: date) -> list[dg.RunRequest] | dg.SkipReason:
     """The current year's partition on a trading day; in January the previous year's too (its
     last sessions closed after its last capture)."""
     if not is_trading_day(day):
-        return dg.SkipReason(f"{day.isoformat()} is not a B3 session: no new close.")
+        return dg.SkipReason(f"{not_a_session_message(day)} No new close.")
     years = [day.year - 1, day.year] if day.month == 1 else [day.year]
     return [dg.RunRequest(run_key=f"levels-{y}-{day.isoformat()}", partition_key=str(y))
             for y in years]
