@@ -16,7 +16,8 @@ dates; boto3 and pyarrow only, no Spark: a year is small). Under the year's lock
 1. the refined catalog is the truth: the year's ``b3_etl_soma_acao`` partitions say which run
    published each date (the ``run=<id>`` of their locations);
 2. the year's current file is the one the ``ano=YYYY`` partition points at; its Parquet
-   metadata records the run each of its dates came from;
+   metadata records the run each of its dates came from (a corrupt file, named in a warning,
+   holds no date: every date of the year is re-read, so it is rebuilt);
 3. every date whose run differs (just republished, or published by a run killed before its
    serving patch) is re-read from its refined partitions (or taken from ``fresh`` rows the
    caller already holds), dates no longer published are dropped, the rest is kept;
@@ -486,9 +487,20 @@ def read_served(s3: Any, glue: Any, historico: Historico, year: int) -> Served:
     tables, runs = [], {}
     for key in keys:
         body = s3.get_object(Bucket=historico.bucket, Key=key)["Body"].read()
-        table = pq.read_table(io.BytesIO(body))
-        runs.update(json.loads((table.schema.metadata or {}).get(RUNS_METADATA, b"{}")))
-        tables.append(conform(table, REFINED_SCHEMA))
+        try:
+            table = pq.read_table(io.BytesIO(body))
+            found = json.loads((table.schema.metadata or {}).get(RUNS_METADATA, b"{}"))
+            rows = conform(table, REFINED_SCHEMA)
+        except (OSError, ValueError, KeyError) as exc:  # ArrowInvalid is a ValueError
+            # A torn or foreign object: its dates count as not served, so the patch re-reads
+            # each from its published partitions (the rebuild) instead of failing the run.
+            log.warning(
+                "s3://%s/%s is corrupt (%s): serving year %d is rebuilt from the published "
+                "refined partitions of its dates", historico.bucket, key,
+                str(exc).splitlines()[0][:200], year)  # fmt: skip
+            continue
+        runs.update(found)
+        tables.append(rows)
     rows = pa.concat_tables(tables) if tables else REFINED_SCHEMA.empty_table()
     return Served(location, keys, rows, runs)
 
