@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from typing import Any
 
@@ -609,9 +609,7 @@ marts_job = dg.define_asset_job(
 # --- checks: plain rules, then Dagster ----------------------------------------------------
 
 WEIGHT_TOLERANCE = Decimal("0.01")
-#: hhi has 6 decimals and n_efetivo 3, so their product is 1 within 1e-3 for any portfolio
-#: (|error| <= 5e-7 / hhi + 5e-4 * hhi, with hhi between 1/200 and 1).
-HHI_TOLERANCE = Decimal("0.001")
+HHI_CHECK = "hhi_and_n_efetivo_match_landing"
 
 
 def setores_outcome(rows: Sequence[Mapping[str, Any]]) -> CheckOutcome:
@@ -644,18 +642,26 @@ def giro_outcome(rows: Sequence[Mapping[str, Any]]) -> CheckOutcome:
     return Decimal(0) <= giro <= Decimal(100), meta
 
 
-def hhi_outcome(rows: Sequence[Mapping[str, Any]]) -> CheckOutcome:
-    """hhi × n_efetivo is 1 within the rounding of both (HHI_TOLERANCE)."""
+def hhi_outcome(rows: Sequence[Mapping[str, Any]], weights: Collection[Decimal]) -> CheckOutcome:
+    """hhi and n_efetivo are those of the date's landing weights (``weights``, in %),
+    recomputed here apart from the mart's SQL (Python decimals, not the SQL's integers):
+    hhi = Σ (w / 100)² to 6 decimals, n_efetivo = 1 / Σ (w / 100)² to 3, both half up. So a
+    wrong formula, a ticker lost or counted twice, or a mart older than its landing file fails."""
     if (problem := _one_row(rows)) is not None:
         return False, {"problem": problem}
-    hhi, n_efetivo = rows[0]["hhi"], rows[0]["n_efetivo"]
-    if hhi is None or n_efetivo is None or hhi <= 0:
-        return False, {"hhi": str(hhi), "n_efetivo": str(n_efetivo)}
-    product = hhi * n_efetivo
-    return abs(product - 1) <= HHI_TOLERANCE, {
-        "hhi": str(hhi),
-        "n_efetivo": str(n_efetivo),
-        "product": str(product),
+    if not weights:
+        return False, {"problem": "no landing rows for the date: materialize "
+                       "landing/ibov_portfolio, then the marts"}
+    squares = sum((w * w for w in weights), Decimal(0)) / 10_000  # exact: w has 3 decimals
+    hhi = squares.quantize(Decimal("0.000001"), ROUND_HALF_UP)
+    n_efetivo = (1 / squares).quantize(Decimal("0.001"), ROUND_HALF_UP) if squares else None
+    stored = rows[0]["hhi"], rows[0]["n_efetivo"]
+    return stored == (hhi, n_efetivo), {
+        "hhi": str(stored[0]),
+        "n_efetivo": str(stored[1]),
+        "hhi_from_landing": str(hhi),
+        "n_efetivo_from_landing": str(n_efetivo),
+        "landing_rows": len(weights),
     }
 
 
@@ -696,7 +702,8 @@ MART_CHECKS: dict[str, dict[str, str]] = {
     MART_INDICADORES: {
         "giro_pct_between_0_and_100": "One-way turnover is between 0 and 100 % (null only "
         "without a previous date).",
-        "hhi_times_n_efetivo_is_1": "hhi × n_efetivo = 1 within the rounding of both (0.001).",
+        HHI_CHECK: "hhi and n_efetivo are those of the date's landing weights, recomputed apart "
+        "from the mart's SQL: hhi = Σ (w/100)² to 6 decimals, n_efetivo = 1/hhi to 3.",
     },
     MART_SETORES: {
         "weights_add_up_to_100": "The sectors' weights add up to 100 ± 0.01 % on every date.",
@@ -761,17 +768,17 @@ def evaluate_mart_checks(
     names = sorted({name for name, _ in selected})
     rows = {name: stored_rows(store, name, days) for name in names}
     sessions = landing_sessions(lake, is_session) if MART_MOVIMENTOS in names else []
-    codes: dict[date, set[str] | str] = {}
+    landed: dict[date, dict[str, list[Any]] | str] = {}
 
-    def tickers(day: date) -> set[str] | str:
-        if day not in codes:
+    def landing(day: date) -> dict[str, list[Any]] | str:
+        """The date's landing rows (codigo, participacao_pct, …), or why they could not be read."""
+        if day not in landed:
             try:
                 table = read_landing(lake, day)
-                on_day = table.filter(pc.equal(table.column("data_carteira"), day))
-                codes[day] = set(on_day.column("codigo").to_pylist())
+                landed[day] = table.filter(pc.equal(table.column("data_carteira"), day)).to_pydict()
             except LakeError as exc:
-                codes[day] = str(exc)
-        return codes[day]
+                landed[day] = str(exc)
+        return landed[day]
 
     for day in days:
         for name, check in sorted(selected, key=lambda s: (MART_NAMES.index(s[0]), s[1])):
@@ -780,15 +787,22 @@ def evaluate_mart_checks(
                 outcome = setores_outcome(day_rows)
             elif check == "giro_pct_between_0_and_100":
                 outcome = giro_outcome(day_rows)
-            elif check == "hhi_times_n_efetivo_is_1":
-                outcome = hhi_outcome(day_rows)
+            elif check == HHI_CHECK:
+                atual = landing(day)
+                outcome = (
+                    (False, {"landing": atual}) if isinstance(atual, str)
+                    else hhi_outcome(day_rows, atual["participacao_pct"])
+                )
             else:
                 anterior = previous_session(sessions, day)
-                atual, before = tickers(day), tickers(anterior) if anterior else None
+                atual, before = landing(day), landing(anterior) if anterior else None
                 if isinstance(atual, str) or isinstance(before, str):
                     outcome = (False, {"landing": atual if isinstance(atual, str) else before})
                 else:
-                    outcome = movimentos_outcome(day_rows, atual, before, anterior)
+                    outcome = movimentos_outcome(
+                        day_rows, set(atual["codigo"]),
+                        set(before["codigo"]) if before is not None else None, anterior,
+                    )
             yield name, check, day, outcome
 
 

@@ -244,6 +244,16 @@ def test_marts_equal_plain_python_on_the_real_samples(
     )
 
 
+def test_every_mart_check_passes_on_the_real_samples(
+    samples: dict[date, pa.Table], sample_lake: Path
+) -> None:
+    """The checks' own computations (hhi's in plain decimals) agree with the SQL on B3's data."""
+    selected = {(n, c) for n, checks in MART_CHECKS.items() for c in checks}
+    results = list(evaluate_mart_checks(LocalLake(sample_lake), sorted(samples), selected))
+    assert len(results) == len(selected) * len(samples)
+    assert [(c, d, o) for _, c, d, o in results if not o[0]] == []
+
+
 def test_samples_have_no_composition_change_and_no_sectors(
     samples: dict[date, pa.Table], sample_lake: Path
 ) -> None:
@@ -525,6 +535,18 @@ def test_setores_check() -> None:
 
 
 @pytest.mark.parametrize(
+    "off, passed",
+    [("0.000", True), ("0.010", True), ("-0.010", True), ("0.011", False), ("-0.011", False)],
+)
+def test_setores_check_tolerates_0_01(off: str, passed: bool) -> None:
+    rows = [{"setor": "Financeiro", "participacao_pct": Decimal("60.000")},
+            {"setor": "Outros", "participacao_pct": Decimal("40.000") + Decimal(off)}]  # fmt: skip
+    total = f"{Decimal(100) + Decimal(off):.3f}"
+    assert setores_outcome(rows) == (passed, {"total_pct": total, "sectors": 2,
+                                              "sem_setor_pct": "0"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
     "values, passed",
     [
         ({}, True),
@@ -541,19 +563,48 @@ def test_giro_check(values: dict[str, Any], passed: bool) -> None:
     assert not giro_outcome(_ind() * 2)[0] and not giro_outcome([])[0]
 
 
+#: Σ (w/100)² = 0.25 + 0.09 + 0.04 = 0.38; 1 / 0.38 = 2.6315…
+THREE = [Decimal("50.000"), Decimal("30.000"), Decimal("20.000")]
+#: Σ (w/100)² = 0.9990005 exactly: a tie at the 7th decimal (half up: 0.999001); 1/… = 1.000999…
+TIE = [Decimal("99.950"), Decimal("0.050")]
+
+
 @pytest.mark.parametrize(
-    "values, passed",
+    "weights, hhi, n_efetivo, passed",
     [
-        ({}, True),
-        ({"hhi": Decimal("1.000000"), "n_efetivo": Decimal("1.000")}, True),
-        ({"n_efetivo": Decimal("50.000")}, False),
-        ({"hhi": Decimal("0.020000")}, False),
-        ({"hhi": Decimal("0")}, False),
-        ({"n_efetivo": None}, False),
+        (THREE, "0.380000", "2.632", True),
+        (THREE, "0.380001", "2.632", False),  # hhi off by its last decimal
+        (THREE, "0.380000", "2.631", False),  # n_efetivo off by its last decimal
+        (THREE[:2], "0.380000", "2.632", False),  # the mart has a ticker landing lacks
+        (THREE + [Decimal("1.000")], "0.380000", "2.632", False),  # a ticker the mart lacks
+        (THREE + [Decimal("0.001")], "0.380000", "2.632", True),  # below both roundings
+        (TIE, "0.999001", "1.001", True),
+        (TIE, "0.999000", "1.001", False),  # rounded half even: not the SQL's CAST
+        ([Decimal("100.000")], "1.000000", "1.000", True),
+        (THREE, None, "2.632", False),
+        (THREE, "0.380000", None, False),
     ],
 )
-def test_hhi_check(values: dict[str, Any], passed: bool) -> None:
-    assert hhi_outcome(_ind(**values))[0] is passed
+def test_hhi_check_recomputes_both_from_landing(
+    weights: list[Decimal], hhi: str | None, n_efetivo: str | None, passed: bool
+) -> None:
+    ok, meta = hhi_outcome(
+        _ind(hhi=hhi and Decimal(hhi), n_efetivo=n_efetivo and Decimal(n_efetivo)), weights
+    )
+    assert ok is passed
+    assert meta["hhi"] == str(hhi) and meta["n_efetivo"] == str(n_efetivo)
+    assert meta["landing_rows"] == len(weights)
+    if passed:
+        assert (meta["hhi_from_landing"], meta["n_efetivo_from_landing"]) == (hhi, n_efetivo)
+
+
+def test_hhi_check_without_its_rows() -> None:
+    assert hhi_outcome(_ind() * 2, THREE) == (False, {
+        "problem": "2 rows for the date, expected 1: materialize marts/ibov_indicadores"})
+    assert hhi_outcome([], THREE)[0] is False
+    assert hhi_outcome(_ind(), []) == (False, {
+        "problem": "no landing rows for the date: materialize landing/ibov_portfolio, then the "
+        "marts"})
 
 
 def test_movimentos_check() -> None:
@@ -621,7 +672,24 @@ def test_checks_read_the_stored_marts_and_fail_on_bad_rows(generated_lake: Path)
         for _, check, day, outcome in evaluate_mart_checks(lake, [bad], selected)
         if not outcome[0]
     }
-    assert ("hhi_times_n_efetivo_is_1", bad) in failed
+    assert ("hhi_and_n_efetivo_match_landing", bad) in failed
+
+    # Landing rewritten after the marts (1 % moved from the biggest weight to the smallest:
+    # same tickers, same total): the stored hhi is no longer that of landing, nothing else fails.
+    first = date(2024, 12, 23)
+    table = generated_tables()[first]
+    parts = table.column("participacao_pct").to_pylist()
+    parts[parts.index(max(parts))] -= 1
+    parts[parts.index(min(parts))] += 1
+    i = table.schema.get_field_index("participacao_pct")
+    write_landing(generated_lake, table.set_column(
+        i, table.schema.field(i), pa.array(parts, table.schema.field(i).type)))  # fmt: skip
+    failed = {
+        (check, day)
+        for _, check, day, outcome in evaluate_mart_checks(lake, [first], selected)
+        if not outcome[0]
+    }
+    assert failed == {("hhi_and_n_efetivo_match_landing", first)}
 
 
 # --- Dagster: one range run, one result per date --------------------------------------------
