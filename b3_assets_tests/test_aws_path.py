@@ -219,7 +219,8 @@ def test_a_failed_batch_run_still_counts_the_dates_it_published() -> None:
         ("refined_followup", days[2]),
         ("refined_checks", days[1]),
     ]
-    # Glue truncates long messages: the errors go first, the list of failed dates stays.
+    # Glue truncates long messages: the list of failed dates comes before the errors, so a cut
+    # message keeps it (glue/outcome.py).
     assert finished_run(record(message[:200])).refined_dates == run.refined_dates
     assert finished_run(record(message[:60])).refined_dates == ()  # the list cut: none
     assert finished_run(record("ValueError: no rows")).refined_dates == ()

@@ -1,10 +1,10 @@
 """What a multi-date refine run reports when it fails (Glue's ErrorMessage).
 
 A run of many dates goes on past a date that fails (that date stays as it was) and fails at
-the end; its message starts with the dates that failed, so the sensor can record every other
-date of the run as refined. The list comes first and each date's error last, so a message Glue
-truncates loses errors before it loses the list. One home for the format: the Glue job and
-the local job write it, ``b3_assets.glue_runs`` reads it."""
+the end; its message names the dates that failed ("failed dates: [...]"), so the sensor can
+record every other date of the run as refined. That list comes before the errors, so a message
+Glue truncates loses errors before it loses the list. One home for the format: the Glue job and
+the local job write it, ``b3_assets.glue_runs`` and ``glue.attempts`` read it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from datetime import date
 
 _FAILED = re.compile(
-    r"date\(s\) failed, each left as it was \(the others were published\): "
-    r"(\[[^\]]*\])"
+    r"date\(s\) failed, each left as it was \(the others were published\)"
+    # "; failed dates: " since 2026-12; ": " in the records of runs before, still read.
+    r"(?:; failed dates: |: )(\[[^\]]*\])"
 )
 
 
@@ -23,7 +24,8 @@ def batch_failure(failed: Mapping[str, str], n_dates: int) -> str:
     """The error of a run of ``n_dates`` dates of which ``failed`` (date -> error) failed."""
     return (
         f"{len(failed)} of {n_dates} date(s) failed, each left as it was (the others were "
-        f"published): {json.dumps(sorted(failed))}; errors: {json.dumps(dict(failed))}"
+        f"published); failed dates: {json.dumps(sorted(failed))}; errors: "
+        f"{json.dumps(dict(failed))}"
     )
 
 
