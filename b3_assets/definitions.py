@@ -6,6 +6,7 @@ from b3_assets.alerts import alert_sensors
 from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio
 from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
 from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
+from b3_assets.derived import derived_catchup, derived_catchup_job
 from b3_assets.indices.assets import (
     INDICES_ASSETS,
     INDICES_CHECKS,
@@ -22,6 +23,7 @@ from b3_assets.resources import resources_for
 from b3_assets.schedules import (
     daily_ibov_job,
     daily_ibov_schedule,
+    enrichments_schedule,
     freshness_job,
     freshness_sensor,
     landing_freshness_checks,
@@ -86,6 +88,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             marts_job,
             reconcile_refined_job,
             freshness_job,
+            derived_catchup_job,
             *INDICES_JOBS,
             *LEVELS_JOBS,
         ],
@@ -93,11 +96,18 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             daily_ibov_schedule,
             period_portfolios_schedule,
             second_attempt_schedule,
+            enrichments_schedule,
             audit_schedule,
             *INDICES_SCHEDULES,
             *LEVELS_SCHEDULES,
         ],
-        sensors=[glue_job_runs, refined_reconciliation, freshness_sensor, *alert_sensors(settings)],
+        sensors=[
+            glue_job_runs,
+            refined_reconciliation,
+            derived_catchup,
+            freshness_sensor,
+            *alert_sensors(settings),
+        ],
         resources=resources_for(settings),
         # One process per run, not per step: steps here are short, process start-up is not.
         executor=dg.in_process_executor,

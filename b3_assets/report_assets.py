@@ -15,7 +15,7 @@ numbers (the asset's Plots tab draws them over dates); then the PNGs, one click 
 (``*_png``, data URIs: the UI needs no access to the lake), and their lake URIs."""
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -25,7 +25,7 @@ import dagster as dg
 from b3_assets.assets import OWNERS, REFINED
 from b3_assets.lake import Lake
 from b3_assets.marts import MART_KEYS
-from b3_assets.partitions import trading_day_partitions
+from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.resources import CatalogResource, LakeResource
 
 REPORT = dg.AssetKey(["report", "ibov_composition"])
@@ -127,14 +127,18 @@ def report_ibov_composition(
 
 
 def draw_each_date(
-    context: dg.AssetExecutionContext, key: dg.AssetKey, draw: Callable[[str], Drawn]
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    draw: Callable[[str], Drawn],
+    also: Sequence[str] = (),
 ) -> Iterator[dg.AssetMaterialization]:
-    """One materialization per partition of the run (a range run draws each date); a date
-    that cannot be drawn is named in the step's failure after the others are drawn."""
+    """One materialization per partition of the run (a range run draws each date) and per
+    date of ``also``; a date that cannot be drawn is named in the step's failure after the
+    others are drawn."""
     from b3_assets.report import ReportError
 
     problems = []
-    for partition in context.partition_keys:
+    for partition in [*context.partition_keys, *also]:
         try:
             drawn = draw(partition)
         except ReportError as exc:
@@ -200,7 +204,30 @@ def report_ibov_marts(
         store_charts(context, the_lake, day, drawn)
         return drawn
 
-    yield from draw_each_date(context, REPORT_MARTS, draw)
+    yield from draw_each_date(context, REPORT_MARTS, draw, recomputed_followers(context, the_lake))
+
+
+def recomputed_followers(context: dg.AssetExecutionContext, lake: Lake) -> list[str]:
+    """The next landing dates whose marts were recomputed with the run's dates (``ibov_marts``
+    recomputes the date after each one: its previous date may have changed) and are now newer
+    than their report: drawn by the same step, so no report is left behind its marts."""
+    from b3_assets.marts import landing_sessions, plan_marts
+
+    followers = plan_marts(landing_sessions(lake), partition_dates(context)).followers
+    if not followers:
+        return []
+    keys = {d.isoformat() for d in followers}
+
+    def latest(asset: dg.AssetKey) -> Mapping[str, int]:
+        return context.instance.get_latest_storage_id_by_partition(
+            asset, dg.DagsterEventType.ASSET_MATERIALIZATION, keys
+        )
+
+    marts = [latest(k) for k in MART_KEYS.values()]
+    drawn = latest(REPORT_MARTS)
+    return sorted(
+        k for k in keys if max(m.get(k, -1) for m in marts) > drawn.get(k, -1)
+    )
 
 
 def marts_drawn(report: Any) -> Drawn:

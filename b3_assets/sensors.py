@@ -15,6 +15,7 @@ import dagster as dg
 
 from b3_assets.assets import REFINED
 from b3_assets.glue_runs import FinishedRun, WatchCursor
+from b3_assets.marts import MART_KEYS
 from b3_assets.refined import GLUE_RUN_ID
 from b3_assets.report_assets import REPORT, REPORT_MARTS
 from b3_assets.resources import GlueJobResource
@@ -29,11 +30,15 @@ BUSY_RUN_HORIZON = timedelta(hours=6)
 
 refined_followup_job = dg.define_asset_job(
     "refined_followup",
-    # The refined step evaluates the refined checks of the dates it records (checks.py).
-    selection=dg.AssetSelection.assets(REFINED, REPORT, REPORT_MARTS).without_checks(),
+    # The refined and marts steps evaluate the checks of the dates they record (checks.py).
+    # The marts are in it because a landing write of any kind (the UI or the CLI on landing
+    # alone, a gap fill) is followed by this run: its report of the marts needs them.
+    selection=dg.AssetSelection.assets(
+        REFINED, *MART_KEYS.values(), REPORT, REPORT_MARTS
+    ).without_checks(),
     description="After Glue refined dates no run has recorded: record them on refined (its "
-    "step evaluates the refined checks) and draw the reports of those dates (the marts were "
-    "computed from landing by the collecting run).",
+    "step evaluates the refined checks), compute their marts from landing (with the next "
+    "landing date's, whose previous date may have changed) and draw both reports.",
 )
 refined_checks_job = dg.define_asset_job(
     "refined_checks",

@@ -138,7 +138,8 @@ def run_followups(
     the job, e.g. refined without the reports)."""
     results = []
     for request in tick.run_requests or []:
-        job = _subset(platform.defs.resolve_job_def(job_name or request.job_name), asset_selection)
+        selected = asset_selection or request.asset_selection  # the request's own subset
+        job = _subset(platform.defs.resolve_job_def(job_name or request.job_name), selected)
         results.append(
             job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
         )
