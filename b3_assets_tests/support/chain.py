@@ -15,6 +15,7 @@ from b3_assets.definitions import build_definitions
 from b3_assets.lake import Lake
 from b3_assets.resources import resources_for
 from b3_assets.settings import Settings
+from b3_assets_tests.support.deployment import latest_check
 
 #: A port nothing listens on: "no network" for tests that must not reach B3.
 CLOSED_URL = "http://127.0.0.1:9"
@@ -151,16 +152,10 @@ def check_results(
 ) -> dict[str, str]:
     """The status of each check's latest execution for one partition, as the UI shows it
     (SUCCEEDED, FAILED, PLANNED, SKIPPED, or "none" when never evaluated)."""
-    from dagster._core.event_api import PartitionKeyFilter
-
     out = {}
     for name in names:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(asset_key, name),
-            limit=1,
-            partition_filter=PartitionKeyFilter(key=partition),
-        )
-        out[name] = history[0].status.value if history else "none"
+        latest = latest_check(instance, asset_key, name, partition)
+        out[name] = latest[0] if latest else "none"
     return out
 
 

@@ -121,30 +121,36 @@ def materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str
         cursor = page.cursor
 
 
+CHECK_HISTORY_PAGE = 200
+
+
 def latest_check(
     instance: dg.DagsterInstance, key: dg.AssetKey, name: str, partition: str
 ) -> tuple[str, float] | None:
-    """(status, time) of the latest execution of a check for one partition."""
-    from dagster._core.event_api import PartitionKeyFilter
-
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(key, name), limit=1, partition_filter=PartitionKeyFilter(key=partition)
-    )
-    if not history:
-        return None
-    record = history[0]
-    when = record.event.timestamp if record.event else record.create_timestamp
-    return record.status.value, when
+    """(status, time) of the latest execution of a check for one partition, as the UI shows
+    it (SUCCEEDED, FAILED, PLANNED…); None when never evaluated. The check's history is read
+    newest first, a page at a time, up to that partition's latest (dagster's partition filter
+    for it lives in a private module)."""
+    cursor = None
+    while True:
+        page = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(key, name), limit=CHECK_HISTORY_PAGE, cursor=cursor
+        )
+        for record in page:
+            if record.partition == partition:
+                when = record.event.timestamp if record.event else record.create_timestamp
+                return record.status.value, when
+        if len(page) < CHECK_HISTORY_PAGE:
+            return None
+        cursor = page[-1].id
 
 
 def failed_sensor_ticks(instance: dg.DagsterInstance) -> list[str]:
     """Errors of every failed tick of every sensor of the instance."""
-    from dagster._core.scheduler.instigation import TickStatus
-
     errors = []
     for state in instance.all_instigator_state():
         for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000):
-            if tick.status == TickStatus.FAILURE:
+            if tick.status.value == "FAILURE":  # TickStatus lives in a private module
                 errors.append(f"{state.instigator_name}: {tick.error}")
     return errors
 
