@@ -22,6 +22,7 @@ from b3_assets.glue_runs import run_dates
 from b3_assets.lake import LocalLake
 from glue.layout import LANDING_PREFIX
 from glue.local_job import IsSession, run_local_refines, write_atomic
+from glue.transform import as_interrupt, interrupted_query
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ class LocalGlueRunner:
         Arguments: dict[str, str] | None = None,
         **_: Any,
     ) -> dict[str, str]:
-        """Run the job now; a failed run is recorded with its error (as Glue does), not raised."""
+        """Run the job now; a failed run is recorded with its error (as Glue does), not raised.
+        An interrupt (SIGTERM, Ctrl-C) is recorded as STOPPED and raised: the caller stops."""
         return {"JobRunId": self._run(JobName, dict(Arguments or {}))["Id"]}
 
     def _run(self, job_name: str, args: dict[str, str]) -> dict[str, Any]:
@@ -123,6 +125,7 @@ class LocalGlueRunner:
             "WorkerType": "local-duckdb",
             "NumberOfWorkers": 1,
         }
+        stopped: BaseException | None = None
         try:
             days = run_dates(args)
             if not days:
@@ -130,8 +133,21 @@ class LocalGlueRunner:
             run_local_refines(self.lake_root, days, started, run_id, self.is_session)
             run["JobRunState"] = "SUCCEEDED"
         except Exception as exc:
+            if interrupted_query(exc):
+                stopped = as_interrupt("refining")
+                stopped.__cause__ = exc
             run["JobRunState"] = "FAILED"
             run["ErrorMessage"] = self._error_message(exc)
+        except BaseException as exc:  # SIGTERM or Ctrl-C (Dagster's interrupt): stopping
+            stopped = exc
+        if stopped is not None:  # recorded as Glue records a stopped run, then raised again
+            run["JobRunState"] = "STOPPED"
+            run["ErrorMessage"] = (
+                f"stopped: the process was interrupted (SIGTERM or Ctrl-C) while refining "
+                f"({type(stopped).__name__}: {stopped}); the dates it had not published are "
+                "left as they were (the next landing run or the hourly reconciliation "
+                "refines them)"
+            )
         elapsed = time.perf_counter() - t0
         run["CompletedOn"] = datetime.now(UTC).isoformat()
         run["LastModifiedOn"] = run["CompletedOn"]
@@ -141,6 +157,8 @@ class LocalGlueRunner:
         try:
             write_atomic(self.runs_dir / name, json.dumps(run, indent=1, sort_keys=True).encode())
         except OSError as exc:  # the sensor cannot see this run: say so where someone reads
+            if stopped is not None:
+                raise stopped from exc
             outcome = run["JobRunState"] + (f" ({run['ErrorMessage']})"
                                              if "ErrorMessage" in run else "")
             raise OSError(
@@ -149,6 +167,8 @@ class LocalGlueRunner:
                 f"ended {outcome}, and its run record could not be written to "
                 f"{self.runs_dir} ({exc.strerror}), so the glue_job_runs sensor will not see "
                 f"it. {self._fix(exc)}") from exc
+        if stopped is not None:
+            raise stopped
         return run
 
     def _fix(self, exc: OSError) -> str:

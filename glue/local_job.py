@@ -50,7 +50,9 @@ from glue.outcome import batch_failure
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
+    as_interrupt,
     duckdb_session,
+    interrupted_query,
     previous_landing_date,
     publication_inputs,
     refine_duckdb,
@@ -193,7 +195,8 @@ def run_local_refines(
     year at the end, also when a date fails, for every date this run published. A date that
     fails is left as it was and the run goes on, then fails naming each failed date and its
     error (:func:`glue.outcome.batch_failure`, as the Glue job does); a run of one date raises
-    that date's own error."""
+    that date's own error. An interrupt (SIGTERM, Ctrl-C; inside DuckDB too) stops the run at
+    once: the dates not reached are left as they were."""
     lake_root = Path(lake_root)
     run_id = run_id or uuid.uuid4().hex
     ordered = sorted(set(days))
@@ -217,6 +220,8 @@ def run_local_refines(
                             lake_root, day, landing.now(), sha, processado_em, run_id, con
                         )
                 except Exception as exc:
+                    if interrupted_query(exc):  # SIGTERM inside DuckDB: the run stops here
+                        raise as_interrupt(f"refining {day.isoformat()}") from exc
                     if len(ordered) == 1:
                         raise
                     log.exception("refining %s failed; the run goes on", day.isoformat())

@@ -165,6 +165,30 @@ def _relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     return to_table() if to_table is not None else relation.arrow()
 
 
+def interrupted_query(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB reporting an interrupt: the process is being stopped, never
+    an error of one date to record and go past.
+
+    A SIGTERM or Ctrl-C that arrives while a query runs reaches Python's signal handler inside
+    DuckDB, which drops what the handler raised (Dagster's DagsterExecutionInterruptedError,
+    KeyboardInterrupt) and raises ``RuntimeError("Query interrupted")`` instead (duckdb 2.0;
+    ``con.interrupt()`` gives ``duckdb.InterruptException``). A per-date ``except Exception``
+    would take it for that date's error and go on with the next dates."""
+    if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
+        return True
+    try:
+        import duckdb
+    except ImportError:  # on Glue: no DuckDB, so no DuckDB interrupt
+        return False
+    return isinstance(exc, duckdb.InterruptException)
+
+
+def as_interrupt(what: str) -> KeyboardInterrupt:
+    """What to raise (``from`` DuckDB's report) for an interrupt that arrived while ``what``:
+    an interrupt again, so no ``except Exception`` on the way up absorbs it."""
+    return KeyboardInterrupt(f"interrupted (SIGTERM or Ctrl-C) while {what}: stopped")
+
+
 @contextlib.contextmanager
 def duckdb_session() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection for refines (opening one costs ~20 ms: a run of many
