@@ -8,7 +8,6 @@ the EventBridge "Object Created" event S3 would, to whoever listens (the local L
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from urllib.parse import urlencode
 
 #: Called after each write with (bucket, key, tags): S3's "Object Created" event.
 ObjectCreatedListener = Callable[[str, str, dict[str, str]], None]
-"""Called with (bucket, key) after an object is written."""
 
 LOCAL_BUCKET = "local-lake"
 
@@ -46,9 +44,6 @@ class Lake(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Every object key under ``prefix``, sorted."""
-
-    @abstractmethod
-    def delete_prefix(self, prefix: str) -> int: ...
 
     def list_folders(self, prefix: str) -> list[str]:
         """The distinct next path segments under ``prefix`` (``dt=2025-03-05``…), sorted."""
@@ -118,16 +113,6 @@ class LocalLake(Lake):
         keys = [p.relative_to(self.root).as_posix() for p in self._walk(base)]
         return sorted(k for k in keys if k.startswith(prefix))
 
-    def delete_prefix(self, prefix: str) -> int:
-        if not prefix.strip("/"):
-            raise LakeError("refusing to delete the whole lake: give a folder prefix")
-        base = self.path(prefix.rstrip("/"))
-        if not base.exists():
-            return 0
-        count = sum(1 for _ in self._walk(base))
-        shutil.rmtree(base)
-        return count
-
 
 class S3Lake(Lake):
     """A bucket lake (``B3_BUCKET``); works against any S3 endpoint (``AWS_ENDPOINT_URL``)."""
@@ -156,12 +141,3 @@ class S3Lake(Lake):
         ):
             keys.extend(o["Key"] for o in page.get("Contents", []))
         return sorted(keys)
-
-    def delete_prefix(self, prefix: str) -> int:
-        keys = self.list_keys(prefix.rstrip("/") + "/")
-        for i in range(0, len(keys), 1000):
-            self.client.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
-            )
-        return len(keys)

@@ -20,7 +20,6 @@ from b3_assets.b3.model import Constituent, Portfolio
 from b3_assets.b3.parse import (
     MAX_PAYLOAD_BYTES,
     MAX_ROWS,
-    csv_portfolio_date,
     date_from_filename,
     parse_api_pages,
     parse_csv,
@@ -429,13 +428,10 @@ def test_every_listing_in_a_rejection_is_bounded() -> None:
     assert "… and 1,490 more" in msg
 
 
-def test_the_csv_date_is_exposed_for_a_session_check(good: ReplicaPortfolio) -> None:
-    """B3's calendar is the caller's (b3_assets.sessions): the date is there to check."""
-    data = csv_bytes(good)
-    assert csv_portfolio_date(data, "anything.csv") == DAY
-    untitled = data.split(b"\n", 1)[1]
-    assert csv_portfolio_date(untitled, "IBOVDia_07-03-25.csv") == date(2025, 3, 7)
-    assert csv_portfolio_date(untitled, "anything.csv") is None
+def test_a_csv_of_a_day_that_is_no_session_is_refused(good: ReplicaPortfolio) -> None:
+    """B3's calendar is the caller's (b3_assets.sessions): an untitled CSV's date comes from
+    its file name, and a weekend's is refused naming it."""
+    untitled = csv_bytes(good).split(b"\n", 1)[1]
     saturday = RawPayload("csv", "file://x", NOW, (("IBOVDia_08-03-25.csv", untitled),))
     with pytest.raises(B3PayloadError, match=r"2025-03-08 \(Saturday\) is not a B3 session"):
         saturday.portfolio(is_session=lambda d: d.weekday() < 5)

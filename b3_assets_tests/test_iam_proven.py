@@ -691,10 +691,10 @@ OUT_OF_DESIGN: dict[str, tuple[str, str, Callable[[Caller], object]]] = {
     "dagster writes under refined/": (
         DAGSTER, "s3:PutObject",
         lambda c: c.s3.put_object(Bucket=c.bucket, Key=REFINED_KEY, Body=b"x")),
-    "dagster deletes a landing date (S3Lake.delete_prefix)": (
+    "dagster deletes a landing file": (
         DAGSTER, "s3:DeleteObject",
         lambda c: (c.s3.put_object(Bucket=c.bucket, Key=LANDING, Body=b"x"),
-                   S3Lake(c.bucket, c.s3).delete_prefix("landing/ibov/dt=2025-03-05"))),
+                   c.s3.delete_objects(Bucket=c.bucket, Delete={"Objects": [{"Key": LANDING}]}))),
     "dagster reads another bucket": (
         DAGSTER, "s3:GetObject",
         lambda c: c.s3.get_object(Bucket=c.dep.other_bucket, Key=LANDING)),

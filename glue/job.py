@@ -223,19 +223,6 @@ def earlier_active_runs(
     ]
 
 
-def dates_in_flight(glue_client: Any, job_name: str) -> set[date]:
-    """The dates of the job's runs that are still in flight (started within JOB_TIMEOUT)."""
-    found = set()
-    for run in _recent_runs(glue_client, job_name, run_id=""):
-        if run.get("JobRunState") in ACTIVE_RUN_STATES:
-            for text in _run_dates(run):
-                try:
-                    found.add(date.fromisoformat(text))
-                except ValueError:  # a hand-started run with a bad date: it fails on its own
-                    continue
-    return found
-
-
 def wait_for_earlier_runs(
     glue_client: Any,
     job_name: str,

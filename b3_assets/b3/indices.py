@@ -177,12 +177,6 @@ def fetch_index_portfolio(base_url: str, index: str, **options: Any) -> RawPaylo
     return fetch_api(base_url, index=index, segment="1", **options)
 
 
-def index_of(payload: RawPayload) -> str | None:
-    """The index a payload is of: the ``index`` of its API URL."""
-    value = api_request_params(payload.url).get("index")
-    return str(value) if value else None
-
-
 def landing_rows(portfolios: Iterable[Portfolio]) -> pa.Table:
     """Every index's landing rows in one table, sorted by (``indice``, ``codigo``)."""
     tables = [p.to_landing_table() for p in sorted(portfolios, key=lambda p: p.indice)]

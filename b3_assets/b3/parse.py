@@ -310,15 +310,6 @@ def _title_date(first_line: str, where: str) -> date | None:
     return parse_b3_date(m.group(1), where) if m else None
 
 
-def csv_portfolio_date(data: bytes, where: str, fallback_date: date | None = None
-                       ) -> date | None:
-    """The portfolio date a CSV declares (its title line, else ``fallback_date``, else the
-    ``IBOVDia_DD-MM-YY`` in ``where``), reading only its first line: for callers that check
-    the date (is it a B3 session?) before anything else."""
-    first = next(_csv_lines(data[:4096], where), "")
-    return _title_date(first, where) or fallback_date or date_from_filename(where)
-
-
 def _csv_header(line: str | None, where: str, data_carteira: date) -> dict[str, int]:
     """Column name -> index, from the CSV's header row."""
     if line is None:

@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from b3_assets.b3.api import fetch_stock_index
@@ -420,8 +419,3 @@ INDICES_ASSETS = [b3_indices_daily]
 INDICES_CHECKS = [every_index_landed_and_valid]
 INDICES_JOBS = [daily_indices_job]
 INDICES_SCHEDULES = [daily_indices_schedule, indices_second_attempt_schedule]
-
-
-def table_rows(table: pa.Table, index: str) -> list[dict[str, Any]]:
-    """The rows of one index (reports, tests)."""
-    return table.filter(pc.equal(table.column("indice"), index)).to_pylist()
