@@ -1,4 +1,10 @@
-"""Every B3 trading day at 08:30 America/Sao_Paulo, that day's portfolio."""
+"""When the day's IBOV portfolio is collected, and whether it landed in time. On B3 trading
+days, America/Sao_Paulo (weekends and B3 holidays are skipped, naming the holiday): 08:30 the
+day's portfolio (``daily_ibov_portfolio``), 08:35 the period's views (``period_portfolios``),
+09:45 a second attempt only when the 08:30 run failed and the date has not landed since; the
+``landing_freshness`` sensor evaluates landing's ``freshness_check`` after the 09:30 deadline.
+The other indices' and the levels' schedules live with their assets (``b3_assets/indices``,
+``b3_assets/levels``), the gap audit's in ``audit.py``."""
 
 from datetime import UTC, date, datetime, time
 
