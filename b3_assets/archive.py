@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.payload import RawPayload
@@ -127,8 +129,12 @@ class RawArchive:
             )
         return payload
 
-    def store(self, payload: RawPayload, data_carteira: date) -> StoreOutcome:
-        """Archive ``payload`` as the date's portfolio (the caller has validated it)."""
+    def store(self, payload: RawPayload, data_carteira: date,
+              notes: Mapping[str, Any] | None = None) -> StoreOutcome:
+        """Archive ``payload`` as the date's portfolio (the caller has validated it).
+
+        ``notes``: more manifest fields, kept with the payload (an enrichment it lacks or
+        fills: b3_assets/enrichments.py)."""
         entries = self.entries(data_carteira)
         content = [hashlib.sha256(data).hexdigest() for _, data in payload.files]
         for entry in entries:
@@ -148,6 +154,7 @@ class RawArchive:
                 {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                 for name, data in payload.files
             ],
+            **(notes or {}),
         }
         for name, data in payload.files:
             self.lake.write_bytes(f"{prefix}/{name}", data)

@@ -17,8 +17,8 @@ import pyarrow as pa
 from b3_assets.archive import RawArchive
 from b3_assets.b3.errors import B3PermanentError
 from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.collect import collect
-from b3_assets.landing import read_landing
+from b3_assets.collect import Filled, collect, fill_enrichments
+from b3_assets.enrichments import landing_table, missing_message
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.resources import (
     B3Site,
@@ -129,6 +129,10 @@ def refined_table_schema() -> dg.TableSchema:
 class RawConfig(dg.Config):
     refetch: bool = False
     """Fetch from B3 even when the date is archived (a different payload is kept beside)."""
+    fill_enrichments: bool = False
+    """Only fill in what a landed date lacks (its sectors, when B3's sector view failed): ask
+    B3 again and, when it has them now, archive them so landing adds them to the same rows.
+    When nothing is filled, nothing is materialized and the steps after raw are skipped."""
 
 
 @dg.asset(
@@ -140,18 +144,45 @@ class RawConfig(dg.Config):
     tags={"layer": "raw"},
     kinds={"python"},
     description="**Raw** IBOV portfolio: what B3 sent for the trading date, byte for byte, "
-    "with a manifest (raw/ibov/dt=…/). Reuses the archive with no network unless `refetch`.",
+    "with a manifest (raw/ibov/dt=…/). Reuses the archive with no network unless `refetch`; "
+    "`fill_enrichments` only fills in what a landed date lacks (b3_assets/enrichments.py).",
+    # A fill that fills nothing materializes nothing, so landing and what follows are skipped.
+    output_required=False,
 )
 def raw_ibov_portfolio(
     context: dg.AssetExecutionContext, config: RawConfig, lake: LakeResource, b3: B3Site
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     archive = RawArchive(lake.get())
-    return collect_partitions(
+    lake_uri = lake.get().uri(RAW_PREFIX + "/")
+    if config.fill_enrichments:
+        yield from fill_partitions(context, lambda day: fill_enrichments(archive, b3.fetch, day),
+                                   lake_uri)
+        return
+    yield collect_partitions(
         context,
         lambda day: collect(archive, b3.fetch, day, refetch=config.refetch,
                             fetch_plain=lambda: b3.fetch(segment="1")),
         what="portfolio",
-        lake_uri=lake.get().uri(RAW_PREFIX + "/"),
+        lake_uri=lake_uri,
+    )
+
+
+def fill_partitions(
+    context: dg.AssetExecutionContext, fill_one: Callable[[date], Filled], lake_uri: str
+) -> Iterator[dg.MaterializeResult]:
+    """The enrichment fill of each partition of the run: a materialization when anything was
+    filled in (landing then rebuilds those dates), none otherwise."""
+    with terminated_means_failed(context, "filling in the enrichments"):
+        outcomes = {day: fill_one(day) for day in partition_dates(context)}
+    filled = [day.isoformat() for day, got in outcomes.items() if got.filled]
+    for got in outcomes.values():
+        (context.log.info if got.filled else context.log.warning)(got.message)
+    if not filled:
+        context.log.info("nothing was filled in: landing and the steps after it are skipped, "
+                         "everything stays as it was")
+        return
+    yield dg.MaterializeResult(
+        metadata={"filled_dates": ", ".join(filled), "lake_uri": dg.MetadataValue.url(lake_uri)}
     )
 
 
@@ -178,12 +209,13 @@ def collect_partitions(
             try:
                 got = collect_one(day)
             except B3PermanentError as exc:
-                problems.append(f"partition {day.isoformat()}: {exc}")
+                notes = " ".join(getattr(exc, "__notes__", []))
+                problems.append(f"partition {day.isoformat()}: {exc}" + (f" ({notes})"
+                                                                          if notes else ""))
                 continue
             (reused if got.from_archive else fetched).append(day.isoformat())
-            if getattr(got, "degraded", None):
-                context.log.warning(f"{day}: {got.degraded}. Materialize the date again with "
-                                    "refetch: true later today to fill the sectors in.")
+            if getattr(got, "missing", None):
+                context.log.warning(missing_message(day, got.missing))
             if got.stored is not None and got.stored.new and got.stored.others:
                 context.log.warning(
                     f"B3 served a different {what} for {day} than the one archived; both are "
@@ -240,29 +272,29 @@ def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
 def landing_ibov_portfolio(
     context: dg.AssetExecutionContext, lake: LakeResource, glue_job: GlueJobResource
 ) -> Iterator[dg.AssetCheckEvaluation | dg.MaterializeResult]:
-    from b3_assets.checks import LANDING_CHECK_KEYS, evaluated_by_own_step, landing_evaluation
+    from b3_assets.checks import LANDING_CHECK_KEYS, evaluated_by_own_step, landing_evaluations
 
     the_lake = lake.get()
     archive = RawArchive(the_lake)
     tables: dict[str, pa.Table] = {}
     for day in partition_dates(context):
-        payload = archive.latest(day)
-        if payload is None:
+        table = landing_table(archive, day)  # with the enrichments filled in since, if any
+        if table is None:
             raise dg.Failure(
                 f"{day} is not in the raw archive: materialize raw/ibov_portfolio "
                 "for it first (or `b3-pipeline import-csv` its CSV).",
                 allow_retries=False,
             )
-        tables[day.isoformat()] = payload.portfolio(day).to_landing_table()
+        tables[day.isoformat()] = table
     keys = sorted(tables)
     batch = context.run.run_id if len(keys) > 1 else None
     failed = write_landing(the_lake, glue_job, tables, batch)
-    # valid_portfolio on each file as stored, by the step that stored it (after the
+    # The landing checks on each file as stored, by the step that stored it (after the
     # materialization, as a check step would; before the failure of a refine that failed).
     checks = (
         []
         if evaluated_by_own_step(context, LANDING_CHECK_KEYS)
-        else [landing_evaluation(k, read_landing(the_lake, date.fromisoformat(k))) for k in keys]
+        else list(landing_evaluations(the_lake, keys))
     )
     if failed:
         yield from checks

@@ -19,10 +19,12 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from b3_assets.archive import RawArchive
 from b3_assets.assets import LANDING, REFINED
 from b3_assets.catalog import QueryEngine
+from b3_assets.enrichments import FILLS, landing_entry, missing, missing_message
 from b3_assets.glue_runs import FinishedRun
-from b3_assets.lake import LakeError
+from b3_assets.lake import Lake, LakeError
 from b3_assets.landing import landing_dates, read_landing
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.quality import CheckOutcome, landing_checks, refined_checks
@@ -50,6 +52,7 @@ LANDING_RULES = {
 #: rule is what keeps a three-year backfill in minutes (README, "Benchmarks"); the result
 #: still names each broken rule with its offending values.
 VALID_PORTFOLIO = "valid_portfolio"
+ENRICHMENTS_PRESENT = "enrichments_present"
 LANDING_CHECKS = {
     VALID_PORTFOLIO: "The date's landing file passes every rule a B3 payload passes at "
     "collection (b3/validate.py), checked again on the file as stored:\n\n"
@@ -57,6 +60,13 @@ LANDING_CHECKS = {
     + "\n\nA broken rule fails it (ERROR), naming the rule and its offending values. A B3 "
     "sector label missing from the project's mapping (b3_assets/sectors.py; it lands with null "
     "setor/subsetor) fails it as a WARN, naming the label.",
+    ENRICHMENTS_PRESENT: "Nothing the date's portfolio is enriched with (its sectors, from B3's "
+    "sector view) is missing. Fails as a WARN, naming what is missing, why and what fills it "
+    "in, only for a date that landed without it because it failed (B3's sector view failed, "
+    "timed out or had no labels: the day landed from the plain view, recorded in its raw "
+    "payload's manifest); passes once the day's fill attempts filled it in. A CSV import has "
+    "null sectors without anything having failed: it passes (its `source` says csv). The "
+    "rule: b3_assets/enrichments.py.",
 }
 GLUE_RUN_CHECK = "glue_job_run_succeeded"
 REFINED_CHECKS = {
@@ -132,6 +142,44 @@ def landing_evaluation(day: str, table: pa.Table) -> dg.AssetCheckEvaluation:
     )
 
 
+def enrichment_evaluation(day: str, archive: RawArchive) -> dg.AssetCheckEvaluation:
+    """The ``enrichments_present`` result of one date: what the payload landing is built
+    from records as missing (a WARN naming it), nothing for a CSV import or a filled day."""
+    entry = landing_entry(archive, date.fromisoformat(day))
+    lacking = missing(entry)
+    fills = (entry.manifest.get(FILLS) or {}) if entry else {}
+    metadata: dict[str, Any] = {
+        "data_carteira": day,
+        "missing": ", ".join(sorted(lacking)) or "none",
+        "source": entry.manifest.get("source", "?") if entry else "not archived",
+        "raw_payload": archive.lake.uri(entry.prefix) if entry else "none",
+        "filled_in": ", ".join(fills.get("enrichments", [])) or "none",
+    }
+    metadata.update({f"why {name} is missing": why for name, why in lacking.items()})
+    return dg.AssetCheckEvaluation(
+        asset_key=LANDING,
+        check_name=ENRICHMENTS_PRESENT,
+        passed=not lacking,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=missing_message(date.fromisoformat(day), lacking) if lacking else None,
+        metadata=_metadata(metadata),
+        partition=day,
+    )
+
+
+def landing_evaluations(
+    lake: Lake, keys: list[str], selected: set[dg.AssetCheckKey] | None = None
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Every landing check (or the ``selected`` ones) of each date of ``keys``, on the files
+    as stored and the raw payloads they were built from."""
+    archive = RawArchive(lake)
+    for key in keys:
+        if selected is None or dg.AssetCheckKey(LANDING, VALID_PORTFOLIO) in selected:
+            yield landing_evaluation(key, read_landing(lake, date.fromisoformat(key)))
+        if selected is None or dg.AssetCheckKey(LANDING, ENRICHMENTS_PRESENT) in selected:
+            yield enrichment_evaluation(key, archive)
+
+
 LANDING_CHECK_KEYS = [dg.AssetCheckKey(LANDING, name) for name in LANDING_CHECKS]
 REFINED_CHECK_KEYS = [dg.AssetCheckKey(REFINED, name) for name in REFINED_CHECKS]
 
@@ -140,10 +188,11 @@ REFINED_CHECK_KEYS = [dg.AssetCheckKey(REFINED, name) for name in REFINED_CHECKS
 def landing_ibov_portfolio_checks(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
 ) -> Iterator[dg.AssetCheckEvaluation]:
-    """On demand: reads each date's landing file once and evaluates every landing rule on it
-    (the landing step does the same right after it writes the files)."""
-    for key in context.partition_keys:
-        yield landing_evaluation(key, read_landing(lake.get(), date.fromisoformat(key)))
+    """On demand: reads each date's landing file once and evaluates every landing rule on it,
+    and what its raw payload lacks (the landing step does the same right after it writes
+    the files)."""
+    yield from landing_evaluations(lake.get(), list(context.partition_keys),
+                                   set(context.selected_asset_check_keys))
 
 
 def refined_rows_by_date(

@@ -6,17 +6,32 @@ No Dagster here: the raw assets and ``b3-pipeline import-csv`` call this."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from b3_assets.archive import RawArchive, StoreOutcome
-from b3_assets.b3.errors import B3CaptureDateError, B3PayloadError
+from b3_assets.b3.errors import (
+    B3CaptureDateError,
+    B3DateMismatchError,
+    B3Error,
+    B3PayloadError,
+    B3UnavailableError,
+)
 from b3_assets.b3.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
 from b3_assets.b3.parse import check_size, refuse_non_csv
 from b3_assets.b3.payload import RawPayload
 from b3_assets.b3.validate import enrichment_problems
+from b3_assets.enrichments import (
+    SECTORS,
+    EnrichmentMismatchError,
+    fill_notes,
+    filled_table,
+    landing_entry,
+    missing,
+    missing_notes,
+)
 from b3_assets.lake import Lake
 from b3_assets.sessions import FIRST_TRADING_DATE, is_trading_day
 from glue.layout import period_raw_prefix
@@ -30,8 +45,8 @@ class Collected:
     payload: RawPayload
     stored: StoreOutcome | None
     from_archive: bool
-    #: Why an enrichment was left out (the sector view failed its rules), None when not.
-    degraded: str | None = None
+    #: The enrichments the fetched day landed without (name -> why): empty when none.
+    missing: Mapping[str, str] = field(default_factory=dict)
 
 
 def collect(
@@ -42,28 +57,51 @@ def collect(
 
     A fetched payload is parsed, date-checked and validated before anything is written, so a
     bad payload or another date leaves the archive untouched. An enrichment never costs the
-    day: when only the sector view's own rules fail (labels missing, subsector totals off),
-    the plain portfolio (``fetch_plain``, B3's segment 1) is collected instead, with null
-    sectors, and ``Collected.degraded`` says why; a later ``refetch`` the same day archives the
-    labelled view as a newer payload, which landing then uses."""
+    day (b3_assets/enrichments.py): when the sector view (``fetch``) fails, times out or
+    fails only its own rules (labels missing, subsector totals off), the plain portfolio
+    (``fetch_plain``, B3's segment 1) is archived instead, recording the sectors as missing
+    and why (``Collected.missing``); :func:`fill_enrichments` fills them in later."""
     if not refetch:
         archived = archive.latest(data_carteira)
         if archived is not None:
             return Collected(archived.portfolio(data_carteira), archived, None, True)
-    payload = fetch()
-    degraded = None
-    try:
+    if fetch_plain is None:
+        payload = fetch()
         portfolio = payload.portfolio(data_carteira)
-    except B3PayloadError:
-        problems = _enrichment_problems(payload, data_carteira)
-        if fetch_plain is None or not problems:
-            raise
-        degraded = "B3's sector view failed its own rules (" + "; ".join(problems) + "): " \
-            "landed from the plain view (segment 1) with null sectors"
+        return Collected(portfolio, payload, archive.store(payload, data_carteira), False)
+    got = _sector_view(fetch, data_carteira)
+    if not isinstance(got, str):
+        payload, portfolio = got
+        return Collected(portfolio, payload, archive.store(payload, data_carteira), False)
+    try:
         payload = fetch_plain()
         portfolio = payload.portfolio(data_carteira)
-    stored = archive.store(payload, data_carteira)
-    return Collected(portfolio, payload, stored, False, degraded)
+    except B3Error as exc:
+        exc.add_note(f"The plain view was asked because {got}")
+        raise
+    lacking = {SECTORS.name: got}
+    stored = archive.store(payload, data_carteira, missing_notes(lacking))
+    return Collected(portfolio, payload, stored, False, lacking)
+
+
+def _sector_view(fetch: Fetcher, data_carteira: date) -> tuple[RawPayload, Portfolio] | str:
+    """The sector view's payload and sound portfolio, or why it cannot enrich the day: it
+    failed (timeouts, 5xx past the retries), answered something unreadable, or failed only
+    its own rules. What the plain view would share (another date, a portfolio that breaks
+    the rules, a wrong address, a long rate limit) is raised."""
+    try:
+        payload = fetch()
+    except B3UnavailableError as exc:
+        return f"{SECTORS.source} failed: {exc}"
+    except B3PayloadError as exc:
+        return f"{SECTORS.source} answered something unreadable: {exc}"
+    try:
+        return payload, payload.portfolio(data_carteira)
+    except B3PayloadError:
+        problems = _enrichment_problems(payload, data_carteira)
+        if not problems:
+            raise
+        return f"{SECTORS.source} failed its own rules: " + "; ".join(problems)
 
 
 def _enrichment_problems(payload: RawPayload, data_carteira: date) -> list[str]:
@@ -73,6 +111,54 @@ def _enrichment_problems(payload: RawPayload, data_carteira: date) -> list[str]:
     except B3PayloadError:
         return []
     return enrichment_problems(parsed) if parsed.data_carteira == data_carteira else []
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What :func:`fill_enrichments` did for one date."""
+
+    #: The enrichments filled in now (the raw archive changed): empty when nothing changed.
+    filled: tuple[str, ...]
+    #: What a user reads: what was filled, or why not.
+    message: str
+
+
+def fill_enrichments(archive: RawArchive, fetch: Fetcher, data_carteira: date) -> Filled:
+    """Fill in what ``data_carteira`` landed without (:func:`enrichments.missing`), keeping
+    its rows: the sector view (``fetch``) asked again and, when it is sound now and of the
+    very portfolio that landed, archived beside it as its fill (landing then adds its
+    columns to the same rows: :func:`enrichments.landing_table`). Anything else (nothing
+    missing, B3 still failing, B3 on another date, another portfolio) changes nothing and
+    says why; it never raises for B3's sake, an enrichment never fails a run."""
+    day = data_carteira.isoformat()
+    entry = landing_entry(archive, data_carteira)
+    lacking = missing(entry)
+    if entry is None or not lacking:
+        return Filled((), f"{day}: no enrichment is missing from its landing "
+                      "(nothing to fill in); nothing changed.")
+    names = sorted(lacking)
+    what = ", ".join(names)
+    try:
+        got = _sector_view(fetch, data_carteira)
+    except B3DateMismatchError as exc:
+        got = (f"B3 has moved on to {exc.served.isoformat()}, so {day}'s {what} can no longer "
+               "be asked from B3")
+    except B3Error as exc:
+        got = f"{SECTORS.source} could not be asked: {exc}"
+    if isinstance(got, str):
+        return Filled((), f"{day}: {what} still missing: {got}. Nothing changed: the landed "
+                      "rows stay as they are, the next fill attempt asks again.")
+    payload, portfolio = got
+    base = archive.load(entry).portfolio(data_carteira).to_landing_table()
+    try:
+        filled_table(base, portfolio.to_landing_table(), names)
+    except EnrichmentMismatchError as exc:
+        return Filled((), f"{day}: {what} not filled: {exc}. B3 changed the portfolio since "
+                      "it landed; the landed one is kept (`refetch: true` replaces it with "
+                      "B3's current one). Nothing changed.")
+    archive.store(payload, data_carteira, fill_notes(entry, names))
+    return Filled(tuple(names), f"{day}: {what} filled in from {SECTORS.source}, the "
+                  "landed rows unchanged; landing is rebuilt with them.")
 
 
 def csv_payload(path: Path) -> RawPayload:

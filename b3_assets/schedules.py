@@ -7,13 +7,25 @@ The other indices' and the levels' schedules live with their assets (``b3_assets
 ``b3_assets/levels``), the gap audit's in ``audit.py``."""
 
 from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from b3_assets.archive import RawArchive
 from b3_assets.assets import LANDING, RAW, REFINED
+from b3_assets.enrichments import (
+    FILL_CONFIG,
+    FILL_CRON,
+    FILL_SCHEDULE,
+    FILL_TIMES,
+    landing_entry,
+    missing,
+)
+from b3_assets.lake import Lake
 from b3_assets.marts import MART_KEYS
 from b3_assets.period_assets import LANDING_KEYS, RAW_KEYS
 from b3_assets.report_assets import REPORT, REPORT_MARTS
+from b3_assets.resources import LakeResource
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day, not_a_session_message, session_due
 
 #: Landing's freshness: the latest session's partition by 09:30 America/Sao_Paulo.
@@ -158,6 +170,49 @@ def second_attempt_schedule(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | dg.SkipReason:
     return retry_request_for(context.instance, context.scheduled_execution_time.date())
+
+
+def fill_request_for(
+    instance: dg.DagsterInstance, lake: Lake, day: date, at: time
+) -> dg.RunRequest | dg.SkipReason:
+    """The daily job for ``day`` with the raw step only filling in what the day landed without
+    (b3_assets/enrichments.py): when its landing was built from a payload recording a missing
+    enrichment. B3 serves only the day's views, so only the day itself is asked; ``at`` (the
+    tick's time) makes one run per tick."""
+    first = request_for(day)
+    if isinstance(first, dg.SkipReason):
+        return first
+    key = day.isoformat()
+    if not is_landed(instance, day):
+        return dg.SkipReason(f"{key} has not landed: nothing to fill in (landing it is the "
+                             "daily runs' job).")
+    lacking = missing(landing_entry(RawArchive(lake), day))
+    if not lacking:
+        return dg.SkipReason(f"{key} landed with every enrichment: nothing to fill in.")
+    return dg.RunRequest(
+        run_key=f"{key}-{FILL_CONFIG}-{at:%H%M}",
+        partition_key=key,
+        run_config={"ops": {"raw__ibov_portfolio": {"config": {FILL_CONFIG: True}}}},
+        tags={"b3/fill_enrichments": ", ".join(sorted(lacking))},
+    )
+
+
+@dg.schedule(
+    name=FILL_SCHEDULE,
+    job=daily_ibov_job,
+    cron_schedule=FILL_CRON,
+    execution_timezone=B3_TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=f"{FILL_TIMES}: when the day landed without an enrichment (B3's sector view "
+    "failed, timed out or had no labels: the plain portfolio landed with null sectors), asks "
+    "B3 again and, when it has it now, rebuilds landing with the same rows plus it (and "
+    "everything after landing follows). Nothing runs past the raw step otherwise.",
+)
+def enrichments_schedule(
+    context: dg.ScheduleEvaluationContext, lake: LakeResource
+) -> dg.RunRequest | dg.SkipReason:
+    when = context.scheduled_execution_time.astimezone(ZoneInfo(B3_TIMEZONE))
+    return fill_request_for(context.instance, lake.get(), when.date(), when.time())
 
 
 @dg.sensor(

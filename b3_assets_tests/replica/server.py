@@ -71,7 +71,8 @@ PAGE_HTML = (Path(__file__).with_name("page.html")).read_bytes()
 #: Fault modes and what they do to the JSON API endpoints (and, for transport faults, the CSV
 #: download). Every fault hits every endpoint unless ``endpoint=`` names one (``ENDPOINTS``);
 #: ``other_date`` leaves the period views alone (they carry no date); ``index=`` limits a
-#: fault to one index's requests (its portfolio, CSV and closes).
+#: fault to one index's requests (its portfolio, CSV and closes); ``segment=`` to one view of
+#: ``GetPortfolioDay`` ("2": the sector view, "1": the plain one).
 FAULT_MODES: dict[str, str] = {
     "latency": "delay the answer by `ms` milliseconds, then answer normally",
     "5xx": "answer HTTP `status` (503) with an HTML error page",
@@ -124,11 +125,15 @@ class Fault:
     endpoint: str | None = None
     #: Only requests for this index (``SMLL``...: its portfolio, CSV, levels); None: all.
     index: str | None = None
+    #: Only ``GetPortfolioDay`` requests of this ``segment`` ("1" plain, "2" sectors); None: all.
+    segment: str | None = None
     hits: int = 0
 
     def applies(self, browser: bool, endpoint: str | None = None,
-                index: str | None = None) -> bool:
+                index: str | None = None, segment: str | None = None) -> bool:
         if self.count is not None and self.hits >= self.count:
+            return False
+        if self.segment is not None and segment != self.segment:
             return False
         if self.endpoint is not None and endpoint is not None and endpoint != self.endpoint:
             return False
@@ -360,7 +365,8 @@ class Replica:
                 if r.kind == kind and (browser is None or r.browser == browser)]
 
     # --- used by the handler ---
-    def _take_faults(self, kind: str, endpoint: str, browser: bool, index: str | None = None
+    def _take_faults(self, kind: str, endpoint: str, browser: bool, index: str | None = None,
+                     segment: str | None = None
                      ) -> tuple[ReplicaPortfolio, ReplicaPeriod | None, list[Fault],
                                 threading.Event, int]:
         with self._lock:
@@ -373,7 +379,7 @@ class Replica:
                 if kind in _NOT_PORTFOLIOS and f.mode not in _TRANSPORT | {"empty",
                                                                             "truncated"}:
                     continue
-                if f.applies(browser, endpoint, index):
+                if f.applies(browser, endpoint, index, segment):
                     f.hits += 1
                     active.append(f)
             period = self._periods.get(kind)
@@ -492,8 +498,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_data(self) -> None:
         params = self._params or {}
         index = str(params.get("index") or "IBOV") if self._kind != "stock_index" else None
+        segment = str(params.get("segment", "1")) if self._kind == "api" else None
         portfolio, period, faults, release, self._generation = self.replica._take_faults(
-            self._kind, self._endpoint, self._browser, index)
+            self._kind, self._endpoint, self._browser, index, segment)
         if index is not None and index != "IBOV" and self._kind in ("api", "csv"):
             portfolio = self.replica.index_portfolio(index)
         self._faults = tuple(f.mode for f in faults)
