@@ -31,7 +31,7 @@ from b3_assets.schedules import (
     period_portfolios_schedule,
     second_attempt_schedule,
 )
-from b3_assets.sensors import glue_job_runs, refined_checks_job, refined_followup_job
+from b3_assets.sensors import glue_job_runs_sensor, refined_checks_job, refined_followup_job
 from b3_assets.settings import Settings, code_location_settings
 
 #: The asset group of each layer: the lineage graph draws one labelled box per group, so
@@ -102,7 +102,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *LEVELS_SCHEDULES,
         ],
         sensors=[
-            glue_job_runs,
+            glue_job_runs_sensor(settings),
             refined_reconciliation,
             derived_catchup,
             freshness_sensor,

@@ -20,7 +20,7 @@ from b3_assets.refined import GLUE_RUN_ID
 from b3_assets.report_assets import REPORT, REPORT_MARTS
 from b3_assets.resources import GlueJobResource
 from b3_assets.sessions import trading_days
-from b3_assets.settings import code_location_settings
+from b3_assets.settings import Settings
 
 MAX_RUNS_PER_TICK = 50
 RANGE_START = "dagster/asset_partition_range_start"
@@ -142,16 +142,23 @@ def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
     return busy
 
 
-@dg.sensor(
-    name="glue_job_runs",
-    minimum_interval_seconds=code_location_settings().sensor_interval_s,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    jobs=[refined_followup_job, refined_checks_job],
-    description="Watches the Glue job: for each finished run (once), requests the run that "
-    "records its dates on refined/b3_etl_soma_acao with their checks and reports, unless a "
-    "run recorded them already (the daily run records its own date); the refined checks "
-    f"alone for dates that failed. At most {MAX_RUNS_PER_TICK} runs per tick.",
-)
+def glue_job_runs_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The sensor, ticking every ``B3_SENSOR_INTERVAL`` seconds of the settings given (the
+    code location's, or a test's): nothing reads the environment when this module is imported."""
+    return dg.SensorDefinition(
+        name="glue_job_runs",
+        evaluation_fn=glue_job_runs,
+        minimum_interval_seconds=settings.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        jobs=[refined_followup_job, refined_checks_job],
+        description="Watches the Glue job: for each finished run (once), requests the run "
+        "that records its dates on refined/b3_etl_soma_acao with their marts, checks and "
+        "reports, unless a run recorded them already (the daily run records its own date); "
+        f"the refined checks alone for dates that failed. At most {MAX_RUNS_PER_TICK} runs "
+        "per tick.",
+    )
+
+
 def glue_job_runs(
     context: dg.SensorEvaluationContext, glue_job: GlueJobResource
 ) -> dg.SensorResult:

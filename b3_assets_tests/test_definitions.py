@@ -56,3 +56,23 @@ def test_aws_definitions_differ_only_in_resources(tmp_path):
     assert aws["resources"]["lake"] == "S3LakeResource" and aws["resources"]["catalog"] == (
         "AthenaCatalogResource"
     )
+
+
+def test_the_settings_given_are_the_ones_used_and_no_module_reads_them_at_import(tmp_path):
+    """A test's (or a deployment's) settings choose the sensor's interval; importing the
+    modules under B3_ENV=aws without B3_BUCKET fails nowhere but in the code location itself."""
+    import os
+    import subprocess
+    import sys
+
+    defs = Platform(Settings(data_dir=tmp_path, sensor_interval_s=7)).defs
+    assert defs.resolve_sensor_def("glue_job_runs").minimum_interval_seconds == 7
+    env = {**os.environ, "B3_ENV": "aws"}
+    env.pop("B3_BUCKET", None)
+    modules = "b3_assets.sensors, b3_assets.reconcile, b3_assets.derived, b3_assets.schedules"
+    done = subprocess.run([sys.executable, "-c", f"import {modules}"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    location = subprocess.run([sys.executable, "-c", "import b3_assets.definitions"], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert location.returncode != 0 and "B3_BUCKET" in location.stderr, location.stderr[-2000:]
