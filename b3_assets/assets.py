@@ -26,6 +26,7 @@ from b3_assets.resources import (
     LakeResource,
     failed_runs_failure,
     landing_uri,
+    split_failed_runs,
     write_landing,
 )
 from glue.layout import RAW_PREFIX, REFINED_COLUMNS
@@ -296,6 +297,11 @@ def landing_ibov_portfolio(
         if evaluated_by_own_step(context, LANDING_CHECK_KEYS)
         else list(landing_evaluations(the_lake, keys))
     )
+    # Only this run's own dates decide it: a broken older date (its refine, or the next
+    # date's, failed) is a warning naming the file and the fix, never this day's failure.
+    failed, older = split_failed_runs(failed, [date.fromisoformat(k) for k in keys])
+    if older:
+        context.log.warning(older)
     if failed:
         yield from checks
         raise failed_runs_failure(

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_assets.b3.model import LANDING_SCHEMA, conform_landing
-from b3_assets.lake import Lake
+from b3_assets.lake import Lake, LakeError
 from glue.layout import LANDING_PREFIX, landing_key
+from glue.transform import unreadable_landing_message
 
 
 def landing_parquet(table: pa.Table, schema: pa.Schema = LANDING_SCHEMA) -> bytes:
@@ -33,11 +34,16 @@ def landing_parquet(table: pa.Table, schema: pa.Schema = LANDING_SCHEMA) -> byte
 
 
 def read_landing(lake: Lake, data_carteira: date) -> pa.Table:
-    # use_threads=False: arrow's reader thread pool can abort the interpreter at exit on
-    # small machines; landing files are tiny, so nothing is lost.
-    table = pq.read_table(
-        io.BytesIO(lake.read_bytes(landing_key(data_carteira))), use_threads=False
-    )
+    """The date's landing file; LakeError naming it and the fix when it is not readable
+    Parquet (a corrupt file of one date must fail only what reads that date, by name)."""
+    key = landing_key(data_carteira)
+    data = lake.read_bytes(key)
+    try:
+        # use_threads=False: arrow's reader thread pool can abort the interpreter at exit on
+        # small machines; landing files are tiny, so nothing is lost.
+        table = pq.read_table(io.BytesIO(data), use_threads=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise LakeError(unreadable_landing_message(lake.uri(key), data_carteira, exc)) from exc
     return conform_landing(table)  # files older than setor_b3/setor/subsetor: nulls
 
 

@@ -7,6 +7,7 @@ project_fully_featured). Each resource is typed configuration plus the one objec
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow as pa
 
 from b3_assets.b3.payload import RawPayload
 from b3_assets.catalog import AthenaCatalog, DuckDBCatalog, QueryEngine
-from b3_assets.glue_runs import GlueJobWatcher, run_dates
+from b3_assets.glue_runs import GlueJobWatcher, finished_run, run_dates
 from b3_assets.lake import Lake, S3Lake
 from b3_assets.landing import landing_parquet
 from b3_assets.local_aws import LocalGlueRunner, local_lake
@@ -330,16 +331,51 @@ def dates_label(days: tuple[date, ...]) -> str:
 def failed_runs_failure(headline: str, failed: list[dict[str, Any]]) -> dg.Failure:
     """The step failure for refines that failed: each Glue run, its dates and Glue's error.
     Not retried: the same inputs fail the same way (fix the landing file, then rerun)."""
-    return dg.Failure(
-        description=headline
-        + "\n"
-        + "\n".join(
-            f"Glue job run {r['Id']} ({dates_label(run_dates(r['Arguments']))}) "
-            f"{r['JobRunState']}: {r.get('ErrorMessage')}"
-            for r in failed
-        ),
-        allow_retries=False,
+    return dg.Failure(description=f"{headline}\n{failed_runs_text(failed)}", allow_retries=False)
+
+
+def failed_runs_text(failed: list[dict[str, Any]]) -> str:
+    """One line per failed Glue run: its id, dates, state and Glue's error."""
+    return "\n".join(
+        f"Glue job run {r['Id']} ({dates_label(run_dates(r['Arguments']))}) "
+        f"{r['JobRunState']}: {r.get('ErrorMessage')}"
+        for r in failed
     )
+
+
+def split_failed_runs(
+    failed: list[dict[str, Any]], own: Iterable[date]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The failed refine runs that left one of ``own`` (the landing run's dates) unrefined,
+    and a warning naming what the others left unrefined (older dates: a corrupt landing file
+    of 2025-02-10 holds back 02-10 and 02-11, never the day that just landed).
+
+    A run's own dates decide its outcome, so one broken old date never blocks a new day; the
+    old one is reported here (the run log), on its glue_job_run_succeeded check and by the
+    hourly reconciliation. Each Glue error names the file and the fix (glue/transform.py)."""
+    days = set(own)
+    mine: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    left_out: set[date] = set()
+    for record in failed:
+        run = finished_run(record)
+        left = set(run.dates) - set(run.refined_dates)
+        if left & days:
+            mine.append(record)
+        else:
+            others.append(record)
+            left_out |= left
+    if not others:
+        return mine, None
+    warning = (
+        f"{len(left_out)} other landing date(s) could not be refined "
+        f"({', '.join(d.isoformat() for d in sorted(left_out))}); they do not hold back this "
+        f"run's own date(s). Each failed refine run and its error:\n{failed_runs_text(others)}"
+        "\nFix each landing file as its error says; until then those dates keep their "
+        "published version (if any), their glue_job_run_succeeded check fails and the hourly "
+        "refined_reconciliation tries them again."
+    )
+    return mine, warning
 
 
 def write_landing(

@@ -160,6 +160,41 @@ def with_late_columns(table: pa.Table) -> pa.Table:
     return table
 
 
+class UnreadableLanding(ValueError):
+    """A landing file the refine cannot read as Parquet (torn, overwritten, not Parquet)."""
+
+
+def unreadable_landing_message(where: str, day: date, exc: BaseException) -> str:
+    """What to say about the landing file of ``day`` (at ``where``) that ``exc`` could not
+    read: the file, pyarrow's reason, and the fix (one wording for the refine and Dagster)."""
+    # pyarrow's message repeats the path; its last clause says what is wrong.
+    why = (str(exc).splitlines() or [type(exc).__name__])[0].split("': ")[-1][:200]
+    return (
+        f"the landing file of {day.isoformat()}, {where}, is unreadable ({why}). Fix: land "
+        f"{day.isoformat()} again: re-materialize landing/ibov_portfolio for {day.isoformat()} "
+        "(it rebuilds the file from the raw archive and refines the dates after it; if the "
+        "raw payload is bad too, `b3-pipeline import-csv` B3's CSV of that day first)"
+    )
+
+
+def read_landing_file(path: str | Path, day: date, refining: date) -> pa.Table:
+    """The landing file of ``day`` read for the refine of ``refining`` (the date itself, or
+    the next landing date, whose previous portfolio it is).
+
+    An unreadable file fails the refine of ``refining`` with :class:`UnreadableLanding`
+    naming the file and the fix: a date is never refined against another previous date than
+    the landing date before it, so a corrupt previous file holds its next date back too."""
+    try:
+        # partitioning=None: the file alone, without a `dt` column guessed from its folder.
+        return pq.read_table(path, partitioning=None)
+    except (OSError, pa.ArrowException) as exc:
+        whose = "" if day == refining else "its previous landing date: "
+        raise UnreadableLanding(
+            f"{refining.isoformat()} was not refined (its published version, if any, is "
+            f"untouched): {whose}{unreadable_landing_message(str(path), day, exc)}"
+        ) from exc
+
+
 def _relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
     to_table = getattr(relation, "to_arrow_table", None)  # duckdb >= 1.4; older: .arrow()
     return to_table() if to_table is not None else relation.arrow()
@@ -215,11 +250,11 @@ def refine_duckdb(
 
     ``con``: a :func:`duckdb_session` to run in (else one is opened for this date)."""
     _check_inputs(previous_parquet, data_carteira_anterior, processado_em)
-    # partitioning=None: the file alone, without a `dt` column guessed from its folder.
-    current = with_late_columns(pq.read_table(current_parquet, partitioning=None))
+    current = with_late_columns(read_landing_file(current_parquet, data_carteira, data_carteira))
     previous = (
-        with_late_columns(pq.read_table(previous_parquet, partitioning=None))
-        if previous_parquet is not None
+        with_late_columns(read_landing_file(previous_parquet, data_carteira_anterior,
+                                            data_carteira))
+        if previous_parquet is not None and data_carteira_anterior is not None
         else current.schema.empty_table()
     )
     if con is None:
