@@ -16,6 +16,11 @@ from pathlib import Path
 #: ``make dev``'s instance when DAGSTER_HOME is not set (the repository's ``.dagster_home``).
 DEFAULT_DAGSTER_HOME = Path(".dagster_home")
 
+#: Run monitoring fails a run still going this long after it started (a killed worker's),
+#: checking every RUN_MONITORING_POLL_S; the sensors' busy horizon follows (sensors.py).
+MAX_RUNTIME_S = 2700
+RUN_MONITORING_POLL_S = 60
+
 #: What a new instance gets; an existing ``dagster.yaml`` gets only the sections it lacks.
 SECTIONS = {
     "telemetry": "telemetry:\n  enabled: false\n",
@@ -25,8 +30,8 @@ SECTIONS = {
         "run_monitoring:\n"
         "  enabled: true\n"
         "  start_timeout_seconds: 180\n"
-        "  max_runtime_seconds: 2700\n"
-        "  poll_interval_seconds: 60\n"
+        f"  max_runtime_seconds: {MAX_RUNTIME_S}\n"
+        f"  poll_interval_seconds: {RUN_MONITORING_POLL_S}\n"
     ),
     # A run clicked in the UI waits in Dagster's queue until the daemon's next pass: every
     # 5 s by default, every second here (README, "The first click").

@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from b3_assets.assets import REFINED
+from b3_assets.assets import LANDING, REFINED
 from b3_assets.glue_runs import FinishedRun, WatchCursor
+from b3_assets.instance import MAX_RUNTIME_S, RUN_MONITORING_POLL_S
 from b3_assets.marts import MART_KEYS
 from b3_assets.refined import GLUE_RUN_ID
 from b3_assets.report_assets import REPORT, REPORT_MARTS
@@ -25,8 +26,12 @@ from b3_assets.settings import Settings
 MAX_RUNS_PER_TICK = 50
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-#: Older runs still "in progress" are taken for stuck (a dead worker), not busy.
-BUSY_RUN_HORIZON = timedelta(hours=6)
+#: Older runs still "in progress" are taken for stuck (a dead worker), not busy: past run
+#: monitoring's limit (instance.py) a healthy run has ended, and a killed one is failed.
+BUSY_RUN_HORIZON = timedelta(seconds=MAX_RUNTIME_S + RUN_MONITORING_POLL_S)
+#: The jobs whose runs (the whole job) write IBOV's landing files or refine them. Any other
+#: run is busy only when its asset selection has landing (the UI's or the CLI's backfills).
+LANDING_WRITER_JOBS = frozenset({"daily_ibov_portfolio", "reconcile_refined"})
 
 refined_followup_job = dg.define_asset_job(
     "refined_followup",
@@ -116,14 +121,21 @@ IN_PROGRESS = [
 ]
 
 
+def writes_landing(run: dg.DagsterRun) -> bool:
+    """Whether ``run`` may write landing or refine: a run of a subset by what it selected,
+    else by its job (the freshness check, marts, reports, audit, indices and levels never do)."""
+    if run.asset_selection is not None:
+        return LANDING in run.asset_selection
+    return run.job_name in LANDING_WRITER_JOBS
+
+
 def busy_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    """Runs in progress that may write landing or refine (the checks and reports do not),
-    created within :data:`BUSY_RUN_HORIZON`."""
-    quiet = {refined_followup_job.name, refined_checks_job.name}
+    """Runs in progress that may write landing or refine (:func:`writes_landing`), created
+    within :data:`BUSY_RUN_HORIZON`."""
     # A run whose worker died stays STARTED until run monitoring notices: not for ever busy.
     recent = datetime.now(UTC) - BUSY_RUN_HORIZON
     runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS, created_after=recent), limit=100)
-    return [run for run in runs if run.job_name not in quiet]
+    return [run for run in runs if writes_landing(run)]
 
 
 def dates_being_landed(instance: dg.DagsterInstance) -> set[date]:
