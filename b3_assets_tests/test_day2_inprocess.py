@@ -126,7 +126,7 @@ def test_a_bad_date_in_a_batch_refine_fails_alone_and_the_others_are_published(t
     label = f"{days[0].isoformat()}…{days[-1].isoformat()}, {len(days)} dates"
     assert "Glue job run jr_" in message and label in message and "FAILED" in message, message
     assert "2 of 4 date(s) failed" in message
-    assert f'published): ["{days[0].isoformat()}", "{days[1].isoformat()}"]' in message
+    assert f'failed dates: ["{days[0].isoformat()}", "{days[1].isoformat()}"]' in message
     rows = platform.catalog.query("SELECT DISTINCT DataCarteira FROM b3_etl_soma_acao").rows
     assert sorted(str(r[0]) for r in rows) == [days[0].isoformat(), *map(str, days[2:])]
     tick = sensor_tick(platform, instance)

@@ -18,6 +18,7 @@ from b3_assets.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.cli import cmd_import_csv
 from b3_assets.glue_runs import run_dates
 from b3_assets.landing import landing_key, read_landing
+from b3_assets.marts import MART_KEYS
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.report_assets import REPORT
 from b3_assets.sensors import RANGE_END, RANGE_START
@@ -182,7 +183,10 @@ def test_the_daily_run_records_refined_and_the_sensor_records_other_glue_runs(
     (record,) = instance.fetch_materializations(REFINED, limit=1).records
     assert record.run_id == followup.run_id
     assert record.asset_materialization.metadata["glue_job_run_id"].value == rerun["Id"]
-    assert {e.check_name for e in followup.get_asset_check_evaluations()} == set(REFINED_CHECKS)
+    evaluated = {(e.asset_key, e.check_name) for e in followup.get_asset_check_evaluations()}
+    # The refined checks, and the marts' (the follow-up computes the marts of its dates).
+    assert {name for key, name in evaluated if key == REFINED} == set(REFINED_CHECKS)
+    assert {key for key, _ in evaluated} == {REFINED, *MART_KEYS.values()}
     assert instance.get_latest_materialization_event(REPORT).run_id == followup.run_id
     # Next tick, same runs: nothing requested again.
     third = sensor_tick(platform, instance, second.cursor)
@@ -277,9 +281,9 @@ def test_a_range_run_refines_its_dates_in_one_local_glue_run(tmp_path):
         (d.isoformat(), str(p)) for d, p in zip(days, previous, strict=True)
     ]
     checks = result.get_asset_check_evaluations()
-    assert sorted(c.partition for c in checks if c.asset_key == LANDING) == [
-        d.isoformat() for d in days
-    ]
+    assert sorted(c.partition for c in checks if c.asset_key == LANDING) == sorted(
+        d.isoformat() for d in days for _ in LANDING_CHECKS
+    )
     assert all(c.passed for c in checks)
     # The range run recorded every date of its Glue run on refined: the tick has nothing.
     recorded = [
