@@ -15,10 +15,17 @@ atomic write (a rename locally, a conditional PUT on S3) under a lock, so reader
 rows of a date or the new ones and concurrent runs never lose each other's dates. The date
 after each date computed is computed again too (its previous landing date may have changed:
 a gap filled, a date corrected), so every date converges to what a full backfill gives.
+
+Runs are serialized like refined's (:func:`build_marts`): on a folder lake one run at a time
+from plan to write, and before each write the landing files the plan read are compared with
+the lake's, a change making the run plan again. A year file that cannot be read (torn, foreign)
+is rebuilt by the next run from every landing date of its year, with a warning naming it.
 """
 
+import contextlib
 import functools
 import io
+import logging
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -42,6 +49,7 @@ from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.quality import CheckOutcome
 from b3_assets.resources import CatalogResource, LakeResource
 from b3_assets.sessions import is_known_session
+from glue.job import list_landing
 from glue.layout import (
     LANDING_PREFIX,
     MART_COLUMNS,
@@ -49,12 +57,16 @@ from glue.layout import (
     MART_MOVIMENTOS,
     MART_NAMES,
     MART_SETORES,
+    MARTS_PREFIX,
     landing_date_from_key,
     landing_key,
     mart_prefix,
     mart_year_key,
 )
-from glue.transform import arrow_type
+from glue.local_job import file_sha256, locked
+from glue.transform import arrow_type, publication_inputs
+
+log = logging.getLogger(__name__)
 
 IsSession = Callable[[date], bool]
 
@@ -84,6 +96,19 @@ EXECUCAO_SCHEMA = pa.schema(
 
 class MartError(ValueError):
     """A mart cannot be computed or stored as asked; the message says what to do."""
+
+
+class CorruptYearFile(MartError):
+    """A year file that cannot be read as its table: torn by a crash or a disk, foreign, or
+    edited by hand. A run of the marts rebuilds a mart's file from landing (build_marts)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+class PlanChanged(MartError):
+    """Landing changed between a run's plan and one of its writes: the run plans again."""
 
 
 # --- the SQL: Athena's dialect, transpiled for DuckDB -------------------------------------
@@ -237,6 +262,71 @@ def plan_marts(sessions: Sequence[date], requested: Iterable[date]) -> MartPlan:
     )
 
 
+# --- what a plan read: the landing files, fingerprinted as refined records them -------------
+
+
+class _LazyFingerprints(Mapping[date, str | None]):
+    """The landing sessions, each file's fingerprint taken on first use: a folder lake hashes
+    only the files a plan reads, not every landing file of the lake."""
+
+    def __init__(self, days: Sequence[date], fingerprint: Callable[[date], str | None]) -> None:
+        self._days, self._known = list(days), set(days)
+        self._fingerprint = fingerprint
+        self._taken: dict[date, str | None] = {}
+
+    def __getitem__(self, day: date) -> str | None:
+        if day not in self._known:
+            raise KeyError(day)
+        if day not in self._taken:
+            self._taken[day] = self._fingerprint(day)
+        return self._taken[day]
+
+    def __iter__(self) -> Iterator[date]:
+        return iter(self._days)
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+
+def landing_inputs(
+    lake: Lake, is_session: IsSession = is_known_session
+) -> tuple[Mapping[date, str | None], str]:
+    """The landing sessions (ascending) with each file's fingerprint, and the fingerprint's
+    kind, as refined's ``_current.json`` records them: the ETag on S3 (one listing), the
+    bytes' sha256 in a folder lake."""
+    if isinstance(lake, S3Lake):
+        found = list_landing(lake.client, lake.bucket)
+        return {d: etag for d, etag in found.items() if is_session(d)}, "etag"
+    if not isinstance(lake, LocalLake):
+        raise MartError(f"no landing fingerprints for a {type(lake).__name__}")
+    return _LazyFingerprints(
+        landing_sessions(lake, is_session), lambda d: file_sha256(lake.path(landing_key(d)))
+    ), "sha256"
+
+
+def plan_inputs(
+    fingerprints: Mapping[date, str | None], kind: str, days: Iterable[date]
+) -> dict[date, dict[str, str | None] | None]:
+    """What each date's marts are computed from: its landing file, its previous landing date
+    and that date's file (glue.transform.publication_inputs, refined's record); a date no
+    longer landed maps to None."""
+    return {
+        d: publication_inputs(fingerprints, d, kind) if d in fingerprints else None
+        for d in sorted(days)
+    }
+
+
+@contextlib.contextmanager
+def _serialized(lake: Lake) -> Iterator[None]:
+    """Mart runs of a folder lake one at a time, from plan to write (``marts/.lock``); on S3
+    each conditional write re-checks the plan instead (build_marts)."""
+    if isinstance(lake, LocalLake):
+        with locked(lake.path(MARTS_PREFIX) / ".lock"):
+            yield
+    else:
+        yield
+
+
 # --- storage: one file per mart and year --------------------------------------------------
 
 
@@ -279,7 +369,8 @@ class MartStore:
     Locally a lock file (``marts/<name>/.lock``) serializes writers and the file is replaced
     by a rename (glue/local_job.py's helpers, as for the serving copy); on S3 the PUT is
     conditional on the ETag read (``If-Match``/``If-None-Match``) and retried on a conflict,
-    so two runs patching the same year never lose each other's dates."""
+    so two runs patching the same year never lose each other's dates. A file that cannot be
+    read as its table raises CorruptYearFile naming it."""
 
     def __init__(self, lake: Lake, attempts: int = 8,
                  tables: Mapping[str, YearTable] = MART_TABLES) -> None:
@@ -298,8 +389,31 @@ class MartStore:
                  self.lake.list_keys(prefix))  # fmt: skip
         return sorted(int(m.group(1)) for m in found if m)
 
-    def replace(self, name: str, year: int, dates: Collection[date], rows: pa.Table) -> None:
-        """Make ``rows`` the only rows of ``dates`` (all in ``year``) in the year's file."""
+    def damaged(self, name: str) -> dict[int, str]:
+        """The years of ``name`` whose file cannot be read as the table, each with why."""
+        found: dict[int, str] = {}
+        for year in self.years(name):
+            try:
+                self.read(name, year)
+            except CorruptYearFile as exc:
+                found[year] = exc.why
+        return found
+
+    def replace(
+        self,
+        name: str,
+        year: int,
+        dates: Collection[date],
+        rows: pa.Table,
+        *,
+        rebuild: bool = False,
+        verify: Callable[[], None] | None = None,
+    ) -> None:
+        """Make ``rows`` the only rows of ``dates`` (all in ``year``) in the year's file.
+
+        ``rebuild``: ``rows`` are the whole year (the stored file, unreadable, is not read).
+        ``verify`` is called after the file is read and right before it is written (under
+        the lock, before the conditional PUT); what it raises stops the write."""
         if any(d.year != year for d in dates):
             raise MartError(f"dates {sorted(dates)} are not all in {year}")
         spec = self.tables[name]
@@ -311,7 +425,7 @@ class MartStore:
             table = pa.concat_tables([current.filter(keep), new])
             return table.take(pc.sort_indices(table, spec.sort, null_placement="at_end"))
 
-        self._update(name, year, patch)
+        self._update(name, year, patch, rebuild, verify)
 
     # backends ---------------------------------------------------------------------------
 
@@ -319,14 +433,22 @@ class MartStore:
         spec = self.tables[name]
         if data is None:
             return spec.schema.empty_table()
-        table = pq.read_table(io.BytesIO(data), use_threads=False)
         try:
+            table = pq.read_table(io.BytesIO(data), use_threads=False)
             return spec.conform(name, table.select(spec.schema.names))
-        except (KeyError, ValueError, pa.ArrowInvalid) as exc:
-            raise MartError(
-                f"{self.lake.uri(spec.key(year))} does not hold {name}'s columns "
-                f"({exc}); delete it and materialize marts/{name} for {year}'s dates again"
+        except (KeyError, ValueError, OSError) as exc:  # ArrowInvalid is a ValueError
+            # pyarrow names the buffer, not the file: the message names the file instead.
+            why = str(exc).splitlines()[0].removeprefix(
+                "Could not open Parquet input source '<Buffer>': ")[:200]
+            raise CorruptYearFile(
+                f"{self.lake.uri(spec.key(year))} cannot be read as {name} ({why}): a run of "
+                f"the marts rebuilds a mart's file from landing; for another table delete it "
+                f"and materialize {name} for {year}'s dates again", why
             ) from exc
+
+    def _current(self, name: str, year: int, data: bytes | None, rebuild: bool) -> pa.Table:
+        """The rows a patch starts from: the stored ones, or none when the year is rebuilt."""
+        return self.tables[name].schema.empty_table() if rebuild else self._decode(name, year, data)
 
     def _get(self, key: str) -> tuple[bytes | None, str | None]:
         """The object's bytes and S3 ETag (None, None when absent)."""
@@ -342,14 +464,25 @@ class MartStore:
         except LakeError:
             return None, None
 
-    def _update(self, name: str, year: int, patch: Callable[[pa.Table], pa.Table]) -> None:
+    def _update(
+        self,
+        name: str,
+        year: int,
+        patch: Callable[[pa.Table], pa.Table],
+        rebuild: bool = False,
+        verify: Callable[[], None] | None = None,
+    ) -> None:
         key = self.tables[name].key(year)
         if isinstance(self.lake, LocalLake):
-            from glue.local_job import locked, write_atomic
+            from glue.local_job import write_atomic
 
             with locked(self.lake.path(self.tables[name].prefix) / ".lock"):
-                current = self._decode(name, year, self._get(key)[0])
-                write_atomic(self.lake.path(key), _parquet_bytes(patch(current)))
+                current = self._current(name, year, None if rebuild else self._get(key)[0],
+                                        rebuild)  # fmt: skip
+                body = _parquet_bytes(patch(current))
+                if verify is not None:
+                    verify()
+                write_atomic(self.lake.path(key), body)
             return
         if not isinstance(self.lake, S3Lake):  # another Lake: atomic writes, no lock
             current = self._decode(name, year, self._get(key)[0])
@@ -360,7 +493,9 @@ class MartStore:
         client, bucket = self.lake.client, self.lake.bucket
         for attempt in range(self.attempts):
             data, etag = self._get(key)
-            body = _parquet_bytes(patch(self._decode(name, year, data)))
+            body = _parquet_bytes(patch(self._current(name, year, data, rebuild)))
+            if verify is not None:  # after the GET: a write since fails the If-Match below
+                verify()
             condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
             try:
                 client.put_object(Bucket=bucket, Key=key, Body=body, **condition)
@@ -381,12 +516,14 @@ class MartStore:
 
 @dataclass
 class MartsRun:
-    """What :func:`build_marts` did: the dates computed, their rows, and the dates it could
-    not compute (date -> why)."""
+    """What :func:`build_marts` did: the dates computed, their rows, the dates it could not
+    compute (date -> why), and the year files it rebuilt because they were unreadable
+    ((mart, year) -> why)."""
 
     plan: MartPlan
     tables: dict[str, pa.Table]
     problems: dict[date, str] = field(default_factory=dict)
+    rebuilt: dict[tuple[str, int], str] = field(default_factory=dict)
 
     @property
     def computed(self) -> list[date]:
@@ -395,6 +532,10 @@ class MartsRun:
     def rows_of(self, name: str, day: date) -> list[dict[str, Any]]:
         table = self.tables[name]
         return table.filter(pc.equal(table.column("data_carteira"), day)).to_pylist()
+
+
+#: Plans a run makes while landing keeps changing under it, before it gives up.
+PLAN_ATTEMPTS = 5
 
 
 def build_marts(
@@ -406,20 +547,56 @@ def build_marts(
     """Compute ``names`` for ``dates`` (and each one's next landing date) and store them.
 
     A date without a landing file, or whose file holds no row of that date, is left as it is
-    and reported in ``problems``; the other dates are computed and stored."""
+    and reported in ``problems``; the other dates are computed and stored. A year file of
+    ``names`` that cannot be read (torn, foreign) is rebuilt: every landing date of its year
+    is computed and the file written anew, with a warning naming it (``rebuilt``).
+
+    Serialized as refined is, so concurrent runs and landing writes never leave a date
+    compared with a previous date that is no longer its previous one: on a folder lake one
+    run at a time from plan to write (``marts/.lock``), and before each year file is written
+    (under its lock; on S3 after its GET, before the PUT conditional on that GET's ETag) the
+    inputs of every date computed are compared with the lake's now (:func:`plan_inputs`, as
+    refined's ``_current.json`` records them). A date landed, rewritten or removed since
+    makes the run plan and compute again (PLAN_ATTEMPTS times at most)."""
     requested = sorted(set(dates))
+    with _serialized(lake):
+        for _ in range(PLAN_ATTEMPTS):
+            try:
+                return _build_once(lake, requested, names, is_session)
+            except PlanChanged as exc:
+                log.info("%s: planning the marts again", exc)
+    raise MartError(
+        f"landing kept changing while the marts of {', '.join(map(str, requested))} were "
+        f"computed ({PLAN_ATTEMPTS} plans): run them again once the landing writes are done"
+    )
+
+
+def _build_once(
+    lake: Lake, requested: Sequence[date], names: Sequence[str], is_session: IsSession
+) -> MartsRun:
+    """One plan, computed and stored (build_marts); raises PlanChanged, before the write
+    concerned, when landing no longer matches the plan."""
+    fingerprints, kind = landing_inputs(lake, is_session)
+    sessions = list(fingerprints)
     problems: dict[date, str] = {}
-    plan = plan_marts(landing_sessions(lake, is_session), requested)
+    plan = plan_marts(sessions, requested)
     for day in plan.missing:
         problems[day] = (
             f"no landing file for {day} ({lake.uri(landing_key(day))}): materialize "
             "landing/ibov_portfolio for that date first"
         )
-    needed = sorted(set(plan.previous) | {p for p in plan.previous.values() if p is not None})
+    store = MartStore(lake)
+    damaged = {(name, year): why for name in names for year, why in store.damaged(name).items()}
+    # An unreadable year is computed whole: every landing date of it, against its previous.
+    whole = {d for d in sessions if any((n, d.year) in damaged for n in names)}
+    every = {**{d: previous_session(sessions, d) for d in whole}, **plan.previous}
+    needed = sorted(set(every) | {p for p in every.values() if p is not None})
+    # Fingerprinted before they are read: a file rewritten after this fails verify() below.
+    expected = plan_inputs(fingerprints, kind, every)
     landing = {d: read_landing(lake, d) for d in needed}
     empty = {d for d in needed if not pc.any(pc.equal(landing[d].column("data_carteira"), d))}
     unusable: dict[date, str] = {}
-    for day, anterior in sorted(plan.previous.items()):
+    for day, anterior in sorted(every.items()):
         if day in empty:
             unusable[day] = (
                 f"the landing file of {day} has no row dated {day}: land the date again "
@@ -431,21 +608,41 @@ def build_marts(
             )
     # A follower that cannot be recomputed keeps its rows; its own run will say why.
     problems.update({d: why for d, why in unusable.items() if d in set(requested)})
-    previous = {d: p for d, p in plan.previous.items() if d not in unusable}
+    computed = {d: p for d, p in every.items() if d not in unusable}
+    previous = {d: p for d, p in plan.previous.items() if d in computed}
     plan = MartPlan(previous, plan.missing, [d for d in plan.followers if d in previous])
+
+    def verify() -> None:
+        now, now_kind = landing_inputs(lake, is_session)
+        if list(now) == sessions and all(now[d] == fingerprints[d] for d in needed):
+            return  # same dates, same files: the same inputs (the cheap comparison first)
+        current = plan_inputs(now, now_kind, every)
+        changed = [d for d in expected if current[d] != expected[d]]
+        if changed:
+            raise PlanChanged(
+                "landing changed since the plan for " + ", ".join(map(str, changed))
+                + " (a date landed, rewritten or removed)"
+            )
+
     tables = (
-        compute_marts(landing, previous, names)
-        if previous
+        compute_marts(landing, computed, names)
+        if computed
         else {name: MART_SCHEMAS[name].empty_table() for name in names}
     )
-    store = MartStore(lake)
     for name in names:
-        for year in sorted({d.year for d in previous}):
-            days = {d for d in previous if d.year == year}
+        rebuilt = {y for n, y in damaged if n == name}
+        for year in sorted({d.year for d in previous} | rebuilt):
+            days = {d for d in (computed if year in rebuilt else previous) if d.year == year}
             table = tables[name]
             in_year = pc.is_in(table.column("data_carteira"), pa.array(sorted(days), pa.date32()))
-            store.replace(name, year, days, table.filter(in_year))
-    return MartsRun(plan, tables, problems)
+            store.replace(name, year, days, table.filter(in_year), rebuild=year in rebuilt,
+                          verify=verify)  # fmt: skip
+    for (name, year), why in sorted(damaged.items()):
+        log.warning(
+            "%s was corrupt (%s): rebuilt from the landing files of its %d date(s)",
+            lake.uri(mart_year_key(name, year)), why, sum(d.year == year for d in computed),
+        )  # fmt: skip
+    return MartsRun(plan, tables, problems, damaged)
 
 
 # --- Dagster: the assets ------------------------------------------------------------------
@@ -507,6 +704,11 @@ def ibov_marts(
     names = [n for n in MART_NAMES if MART_KEYS[n] in context.selected_asset_keys]
     the_lake = lake.get()
     run = build_marts(the_lake, partition_dates(context), names)
+    for (name, year), why in sorted(run.rebuilt.items()):
+        context.log.warning(
+            f"{the_lake.uri(mart_year_key(name, year))} was corrupt ({why}): rebuilt from the "
+            f"landing files of every date of {year}"
+        )
     catalog.engine().publish_marts({n: the_lake.uri(mart_prefix(n) + "/") for n in names})
     # The checks of every date computed, on the rows as stored, by the step that stored them
     # (after its materializations, as a check step would).
@@ -560,6 +762,9 @@ def _metadata(name: str, days: Sequence[date], run: MartsRun, lake: Lake) -> dic
         "rows": sum(len(run.rows_of(name, d)) for d in days),
         "uri": dg.MetadataValue.url(lake.uri(mart_year_key(name, days[-1].year))),
     }
+    rebuilt = [lake.uri(mart_year_key(n, y)) for n, y in sorted(run.rebuilt) if n == name]
+    if rebuilt:  # unreadable year files this run wrote anew from landing
+        meta["rebuilt_corrupt_files"] = ", ".join(rebuilt)
     if len(days) == 1:
         anterior = run.plan.previous[days[0]]
         meta["data_carteira_anterior"] = anterior.isoformat() if anterior else "none"
