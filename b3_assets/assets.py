@@ -104,7 +104,8 @@ LANDING_COLUMNS = {
     "qtde_teorica_total": "Header: total theoretical quantity",
     "redutor": "Header: the index reductor (decimal 24,8)",
     "coletado_em": "When the payload was fetched (UTC; an imported CSV: when it was imported)",
-    "setor_b3": "B3's sector label (segment 2), spaces collapsed; null for CSV imports",
+    "setor_b3": "B3's sector label (segment 2), spaces collapsed; null for CSV imports and "
+    "while B3's sector view failed (enrichments_present warns; filled in later that day)",
     "setor": "Economic sector from the project's mapping of B3's label (null: unknown label)",
     "subsetor": "Subsector from the same mapping",
 }
