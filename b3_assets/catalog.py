@@ -179,9 +179,10 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[Path, s
             con.execute(view.sql([p for p in files if p not in bad]))
             for path, why in bad.items():
                 log.warning(
-                    "%s: %s is corrupt (%s); the view reads the table's other files. Rebuild "
-                    "it from its sources (re-materialize the dates of that year; the README's "
-                    "troubleshooting says which asset writes it) or delete it.",
+                    "%s: %s is corrupt (%s); the view reads the table's other files until the "
+                    "next run writing that table rebuilds it from its sources (a mart: any "
+                    "marts run; the serving copy: the next landing run or the hourly "
+                    "reconciliation; an index table: delete it, then re-materialize its dates).",
                     view.name, path, why)
     return corrupt
 
