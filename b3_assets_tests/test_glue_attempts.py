@@ -58,3 +58,21 @@ def test_a_batch_run_counts_only_for_the_dates_it_failed() -> None:
     landed = {DAY: Landed("a", T0 - timedelta(hours=1)), other: Landed("b", T0)}
     plan = plan_refines([DAY, other], landed, [batch], T0 + timedelta(minutes=10))
     assert plan.due == [DAY] and other in plan.backing_off
+
+
+def test_a_date_given_up_for_its_previous_dates_file_is_due_once_that_file_is_fixed() -> None:
+    """A corrupt previous landing file fails the next date's refine too (it reads both): the
+    next date is given up with it, and re-landing the previous date frees both."""
+    before = date(2025, 2, 28)  # the session before Carnival (DAY is Ash Wednesday)
+    landed = {before: Landed("bad", T0 - timedelta(hours=1)), DAY: Landed("good", T0)}
+    runs = [_run(n, "FAILED", T0 + timedelta(hours=4 * n), d)
+            for n in range(3) for d in (before, DAY)]  # fmt: skip
+    later = T0 + timedelta(days=1)
+    plan = plan_refines([before, DAY], landed, runs, later)
+    assert set(plan.given_up) == {before, DAY}
+    fixed = {**landed, before: Landed("fixed", later)}
+    assert plan_refines([before, DAY], fixed, runs, later + timedelta(minutes=1)).due == [
+        before, DAY]  # fmt: skip
+    # A holiday's stray file is no previous date (the refine ignores it too).
+    stray = {**landed, date(2025, 3, 3): Landed("x", later)}  # Carnival Monday
+    assert DAY in plan_refines([DAY], stray, runs, later).given_up

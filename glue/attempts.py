@@ -9,8 +9,10 @@ the bill (the second run waits on the first's per-date lock).
 So a stale date is *due* only when
 
 - no run of the job that names it is in flight (STARTING, RUNNING, STOPPING, WAITING), and
-- the runs that failed for it **since its landing file was last written** (the file's
-  LastModified and ETag key the count: new bytes start it again at zero) are fewer than
+- the runs that failed for it **since its inputs were last written** — its landing file and
+  its previous landing date's, which its refine also reads (LastModified keys the count: new
+  bytes in either start it again at zero, so fixing a corrupt previous date frees the dates
+  after it too) — are fewer than
   :attr:`RetryPolicy.max_attempts`, and the last of them ended more than the back-off ago
   (``base * 2**(failures-1)``: 1 h, 2 h, 4 h by default).
 
@@ -32,6 +34,8 @@ from typing import Any
 
 from glue.layout import LANDING_PREFIX, landing_date_from_key
 from glue.outcome import failed_in_batch
+from glue.sessions import is_b3_session
+from glue.transform import previous_landing_date
 
 #: Glue JobRunStates of a run that may still read landing or write refined.
 ACTIVE_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
@@ -115,11 +119,13 @@ def plan_refines(
 ) -> RefinePlan:
     """Sort ``stale`` dates into due, in flight, backing off and given up (module docstring).
 
+    ``landed``: every landing file (a stale date's previous landing date is among them).
     ``runs``: the job's runs (GetJobRuns' shape), at least back to the oldest stale date's
     landing file. A stale date with no landing file (deleted) is not due."""
     policy = policy or RetryPolicy()
     runs = list(runs)
     plan = RefinePlan()
+    sessions = [d for d in landed if is_b3_session(d)]
     for day in sorted(set(stale)):
         mine = [r for r in runs if day in _run_dates(r)]
         if any(r.get("JobRunState") in ACTIVE_STATES for r in mine):
@@ -128,9 +134,12 @@ def plan_refines(
         file = landed.get(day)
         if file is None:
             continue
+        previous = previous_landing_date(sessions, day)
+        inputs_since = max(file.last_modified,
+                           landed[previous].last_modified if previous else file.last_modified)
         failures = sorted(
             (r for r in mine
-             if _failed_for(r, day) and (_utc(r.get("StartedOn")) or now) >= file.last_modified),
+             if _failed_for(r, day) and (_utc(r.get("StartedOn")) or now) >= inputs_since),
             key=lambda r: _utc(r.get("CompletedOn")) or _utc(r.get("StartedOn")) or now,
         )  # fmt: skip
         if not failures:
@@ -140,7 +149,8 @@ def plan_refines(
         if len(failures) >= policy.max_attempts:
             plan.given_up[day] = (
                 f"{len(failures)} Glue runs failed for {day.isoformat()} since its landing file "
-                f"(ETag {file.etag}) was written; the last, {last.get('Id')}, "
+                f"(ETag {file.etag}) or its previous date's was written; the last, "
+                f"{last.get('Id')}, "
                 f"{last.get('JobRunState')}: {last.get('ErrorMessage') or 'no error message'}"
             )
             continue
@@ -171,15 +181,14 @@ def job_runs_since(glue_client: Any, job_name: str, since: datetime) -> list[dic
             return found
 
 
-def landed_files(s3_client: Any, bucket: str, days: Iterable[date]) -> dict[date, Landed]:
-    """ETag and LastModified of the landing files of ``days`` (one listing of landing/)."""
-    wanted = set(days)
+def landed_files(s3_client: Any, bucket: str) -> dict[date, Landed]:
+    """ETag and LastModified of every landing file (one listing of landing/)."""
     found: dict[date, Landed] = {}
     paginator = s3_client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
         for obj in page.get("Contents", []):
             day = landing_date_from_key(obj["Key"])
-            if day in wanted:
+            if day is not None:
                 modified = _utc(obj["LastModified"]) or datetime.now(UTC)
                 found[day] = Landed(obj["ETag"].strip('"'), modified)
     return found
@@ -201,8 +210,8 @@ def refine_plan(
     if not stale:
         return RefinePlan()
     now = now or datetime.now(UTC)
-    landed = landed_files(s3_client, bucket, stale)
-    oldest = min((f.last_modified for f in landed.values()), default=now)
+    landed = landed_files(s3_client, bucket)
+    oldest = min((landed[d].last_modified for d in stale if d in landed), default=now)
     # Runs in flight may have started up to the job timeout before now, whatever the files.
     since = min(oldest, now - timedelta(hours=2))
     runs = job_runs_since(glue_client, job_name, since)
