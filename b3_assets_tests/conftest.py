@@ -11,6 +11,25 @@ import pytest
 from b3_assets_tests.support.ci import SAMPLES_DIR, skip_unless
 from b3_assets_tests.support.moto_server import MotoServer, use_moto
 
+TESTS_DAGSTER_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' own Dagster instance folder: what they record (e.g. ``import-csv``'s raw
+    materializations) never lands in the developer's ``.dagster_home`` (``make test`` exports
+    it for ``make dev``). Tests of DAGSTER_HOME itself set or remove it themselves."""
+    import tempfile
+
+    os.environ["DAGSTER_HOME"] = config.stash.setdefault(
+        TESTS_DAGSTER_HOME, tempfile.mkdtemp(prefix="b3-tests-dagster-home-")
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    shutil.rmtree(config.stash.get(TESTS_DAGSTER_HOME, ""), ignore_errors=True)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Spark tests belong to the slow tier (a JVM start each); the browser UI test and the
