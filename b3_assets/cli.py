@@ -9,13 +9,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from b3_assets.archive import RawArchive
-from b3_assets.b3.errors import B3Error
-from b3_assets.catalog import QueryEngine, QueryError, QueryResult
-from b3_assets.collect import Collected, import_csv
 from b3_assets.indices.collect import index_archive
-from b3_assets.lake import Lake
+from b3_assets.platform.catalog import QueryEngine, QueryError, QueryResult
+from b3_assets.portfolio.collect import Collected, import_csv
 from b3_assets.settings import Settings, SettingsError
+from b3_assets.source.errors import B3Error
+from b3_assets.storage.archive import RawArchive
+from b3_assets.storage.lake import Lake
 
 
 def format_table(result: QueryResult, max_rows: int = 200) -> str:
@@ -33,8 +33,8 @@ def record_in_dagster(imported: list[Collected], home: Path) -> str:
     imported dates show in the UI and are not "missing"."""
     import dagster as dg
 
-    from b3_assets.assets import RAW
     from b3_assets.indices.assets import RAW_INDICES
+    from b3_assets.portfolio.assets import RAW
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for got in imported:
@@ -50,7 +50,7 @@ def record_in_dagster(imported: list[Collected], home: Path) -> str:
 
 
 def cmd_import_csv(lake: Lake, files: Sequence[Path]) -> int:
-    from b3_assets.instance import InstanceError, ensure_instance
+    from b3_assets.platform.instance import InstanceError, ensure_instance
 
     try:  # before anything is archived: an import Dagster never hears of is a silent gap
         home = ensure_instance()
@@ -113,7 +113,7 @@ def cmd_plot(
     """Without ``-o`` the chart goes to ``<B3_DATA_DIR>/plots/``, beside the lake, never into
     whatever folder the command happens to run in."""
     from b3_assets.indices.report import index_report_png
-    from b3_assets.report import issuer_history_png, sector_history_png
+    from b3_assets.reports.report import issuer_history_png, sector_history_png
 
     if indice:
         name = f"indice_{indice.strip().upper()}"
@@ -138,7 +138,6 @@ def cmd_plot(
 
 def cmd_backfill(dates: Sequence[str], no_raw: bool) -> int:
     """Materialize a date or a range in one run, after checking each end is a partition."""
-    from b3_assets.instance import InstanceError, ensure_instance
     from b3_assets.launch import (
         LANDING_MARTS,
         RAW_LANDING_MARTS,
@@ -146,6 +145,7 @@ def cmd_backfill(dates: Sequence[str], no_raw: bool) -> int:
         backfill,
         parse_dates,
     )
+    from b3_assets.platform.instance import InstanceError, ensure_instance
 
     try:
         first, last = parse_dates(dates)
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from b3_assets.resources import resources_for
+    from b3_assets.platform.resources import resources_for
 
     resources = resources_for(settings)
     if args.command == "import-csv":

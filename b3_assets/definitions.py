@@ -2,11 +2,6 @@
 
 import dagster as dg
 
-from b3_assets.alerts import alert_sensors
-from b3_assets.assets import landing_ibov_portfolio, raw_ibov_portfolio
-from b3_assets.audit import audit_job, audit_landing_gaps, audit_schedule
-from b3_assets.checks import landing_ibov_portfolio_checks, refined_b3_etl_soma_acao_checks
-from b3_assets.derived import derived_catchup, derived_catchup_job
 from b3_assets.indices.assets import (
     INDICES_ASSETS,
     INDICES_CHECKS,
@@ -14,13 +9,20 @@ from b3_assets.indices.assets import (
     INDICES_SCHEDULES,
 )
 from b3_assets.levels.assets import LEVELS_ASSETS, LEVELS_CHECKS, LEVELS_JOBS, LEVELS_SCHEDULES
-from b3_assets.marts import ibov_marts, ibov_marts_checks, marts_job
-from b3_assets.period_assets import PERIOD_ASSETS
-from b3_assets.reconcile import reconcile_refined_job, refined_reconciliation
-from b3_assets.refined import refined_b3_etl_soma_acao
-from b3_assets.report_assets import report_ibov_composition, report_ibov_marts
-from b3_assets.resources import resources_for
-from b3_assets.schedules import (
+from b3_assets.marts.ibov_marts import ibov_marts, ibov_marts_checks, marts_job
+from b3_assets.period_views.period_assets import PERIOD_ASSETS
+from b3_assets.platform.alerts import alert_sensors
+from b3_assets.platform.resources import resources_for
+from b3_assets.portfolio.assets import landing_ibov_portfolio, raw_ibov_portfolio
+from b3_assets.portfolio.audit import audit_job, audit_landing_gaps, audit_schedule
+from b3_assets.portfolio.checks import (
+    landing_ibov_portfolio_checks,
+    refined_b3_etl_soma_acao_checks,
+)
+from b3_assets.portfolio.derived import derived_catchup, derived_catchup_job
+from b3_assets.portfolio.reconcile import reconcile_refined_job, refined_reconciliation
+from b3_assets.portfolio.refined import refined_b3_etl_soma_acao
+from b3_assets.portfolio.schedules import (
     daily_ibov_job,
     daily_ibov_schedule,
     enrichments_schedule,
@@ -31,7 +33,12 @@ from b3_assets.schedules import (
     period_portfolios_schedule,
     second_attempt_schedule,
 )
-from b3_assets.sensors import glue_job_runs_sensor, refined_checks_job, refined_followup_job
+from b3_assets.portfolio.sensors import (
+    glue_job_runs_sensor,
+    refined_checks_job,
+    refined_followup_job,
+)
+from b3_assets.reports.report_assets import report_ibov_composition, report_ibov_marts
 from b3_assets.settings import Settings, code_location_settings
 
 #: The asset group of each layer: the lineage graph draws one labelled box per group, so

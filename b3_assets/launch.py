@@ -80,7 +80,7 @@ def backfill(
     import dagster as dg
 
     from b3_assets.definitions import build_definitions
-    from b3_assets.sensors import RANGE_END, RANGE_START
+    from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
     from b3_assets.settings import code_location_settings
 
     defs = build_definitions(code_location_settings())  # the settings of now, not of import

@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """A Chromium for the browser tests; skips (fails in CI) when there is none."""
-    from b3_assets.b3.browser import find_chromium
+    from b3_assets.source.browser import find_chromium
 
     path = find_chromium(os.environ.get("B3_BROWSER_PATH"))
     skip_unless(path is not None, "no Chromium: apt-get install chromium (or B3_BROWSER_PATH)")

@@ -17,12 +17,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from b3_assets.archive import RawArchive
-from b3_assets.assets import LANDING, RAW
 from b3_assets.cli import main
-from b3_assets.landing import landing_dates, read_landing
-from b3_assets.period_assets import current_session
+from b3_assets.period_views.period_assets import current_session
+from b3_assets.portfolio.assets import LANDING, RAW
 from b3_assets.sessions import trading_days
+from b3_assets.storage.archive import RawArchive
+from b3_assets.storage.landing import landing_dates, read_landing
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
 from b3_assets_tests.support.chain import CLOSED_URL, local_platform
 from b3_assets_tests.support.deployment import (

@@ -68,7 +68,7 @@ def test_a_weekday_partition_does_not_exist_before_its_day():
 def test_right_now_the_daily_job_lands_the_latest_partition_exactly(tmp_path, b3_replica):
     """Whatever today is (a Sunday, Christmas, 08:29 on a Monday: scripts/any_day.sh), the
     latest partition is the session B3 serves, and the daily job lands it as served."""
-    from b3_assets.landing import read_landing
+    from b3_assets.storage.landing import read_landing
     from b3_assets_tests.support.chain import local_platform, materialize
 
     served = b3_session_now()

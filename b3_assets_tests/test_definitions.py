@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b3_assets.assets import LANDING
+from b3_assets.portfolio.assets import LANDING
 from b3_assets.settings import Settings
 from b3_assets_tests.support.chain import Platform
 
@@ -69,7 +69,10 @@ def test_the_settings_given_are_the_ones_used_and_no_module_reads_them_at_import
     assert defs.resolve_sensor_def("glue_job_runs").minimum_interval_seconds == 7
     env = {**os.environ, "B3_ENV": "aws"}
     env.pop("B3_BUCKET", None)
-    modules = "b3_assets.sensors, b3_assets.reconcile, b3_assets.derived, b3_assets.schedules"
+    modules = (
+        "b3_assets.portfolio.sensors, b3_assets.portfolio.reconcile, b3_assets.portfolio.derived, "
+        "b3_assets.portfolio.schedules"
+    )
     done = subprocess.run([sys.executable, "-c", f"import {modules}"], env=env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]

@@ -67,6 +67,6 @@ def test_make_dev_stops_everything_it_started_within_20_s(tmp_path, sig):
         assert dev.wait(timeout=5) is not None
     finally:
         for mark in (f"-p {port}", str(tmp_path / "home")):
-            subprocess.run(["pkill", "-KILL", "-f", mark], check=False)
+            subprocess.run(["pkill", "-KILL", "-f", "--", mark], check=False)
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGKILL)

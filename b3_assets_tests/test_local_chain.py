@@ -10,19 +10,19 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from b3_assets.archive import RawArchive
-from b3_assets.assets import LANDING, REFINED
-from b3_assets.b3.browser import find_chromium
-from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.cli import cmd_import_csv
-from b3_assets.glue_runs import run_dates
-from b3_assets.landing import landing_key, read_landing
-from b3_assets.marts import MART_KEYS
+from b3_assets.marts.ibov_marts import MART_KEYS
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.report_assets import REPORT
-from b3_assets.sensors import RANGE_END, RANGE_START
+from b3_assets.platform.glue_runs import run_dates
+from b3_assets.portfolio.assets import LANDING, REFINED
+from b3_assets.portfolio.checks import LANDING_CHECKS, REFINED_CHECKS
+from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
+from b3_assets.reports.report_assets import REPORT
 from b3_assets.sessions import trading_days
+from b3_assets.source.browser import find_chromium
+from b3_assets.source.model import LANDING_SCHEMA
+from b3_assets.storage.archive import RawArchive
+from b3_assets.storage.landing import landing_key, read_landing
 from b3_assets_tests.replica import DEFAULT_DATE
 from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support.chain import (

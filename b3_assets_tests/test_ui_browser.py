@@ -34,14 +34,14 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from b3_assets.assets import LANDING
-from b3_assets.audit import _today, missing_days
-from b3_assets.b3.browser import LAUNCH_ARGS, find_chromium
-from b3_assets.checks import REFINED_CHECKS, VALID_PORTFOLIO
 from b3_assets.definitions import LAYER_GROUPS
-from b3_assets.landing import read_landing
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.schedules import landing_freshness_checks
+from b3_assets.portfolio.assets import LANDING
+from b3_assets.portfolio.audit import _today, missing_days
+from b3_assets.portfolio.checks import REFINED_CHECKS, VALID_PORTFOLIO
+from b3_assets.portfolio.schedules import landing_freshness_checks
+from b3_assets.source.browser import LAUNCH_ARGS, find_chromium
+from b3_assets.storage.landing import read_landing
 from b3_assets_tests.support.chain import failure_message, local_platform, materialize, sensor_tick
 from b3_assets_tests.support.ci import skip_unless
 from b3_assets_tests.support.two_dates import DAY1, DAY2, refine, start_replica

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import requests
 
-from b3_assets.b3.api import fetch_api, portfolio_url
-from b3_assets.b3.browser import fetch_browser, find_chromium
+from b3_assets.source.api import fetch_api, portfolio_url
+from b3_assets.source.browser import fetch_browser, find_chromium
 from b3_assets_tests.replica import Replica
 
 ROOT = Path(__file__).resolve().parents[1]

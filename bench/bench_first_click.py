@@ -4,7 +4,7 @@
 
 Starts what ``make dev`` starts — ``dagster dev`` (webserver, daemon, code server) on
 127.0.0.1 with the project's workspace, on an instance set up as ``make dev`` sets it up
-(b3_assets/instance.py) — on a throwaway lake and ``DAGSTER_HOME``, against the
+(b3_assets/platform/instance.py) — on a throwaway lake and ``DAGSTER_HOME``, against the
 B3 replica (b3_assets_tests/replica) on 127.0.0.1. Each run collects a session not collected
 before (the replica serves that session's portfolio, as B3 serves the current one): it
 launches the ``daily_ibov_portfolio`` job for the partition through the webserver's GraphQL
@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
     from playwright.sync_api import sync_playwright
 
-    from b3_assets.b3.browser import LAUNCH_ARGS, find_chromium
-    from b3_assets.instance import ensure_instance
+    from b3_assets.platform.instance import ensure_instance
     from b3_assets.sessions import b3_session_now, trading_days
+    from b3_assets.source.browser import LAUNCH_ARGS, find_chromium
     from b3_assets_tests.replica import Replica
 
     chromium = find_chromium(None)

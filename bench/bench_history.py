@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tabulate import tabulate
 
-from b3_assets.catalog import DuckDBCatalog
+from b3_assets.platform.catalog import DuckDBCatalog
 from b3_assets.sessions import is_trading_day
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
 from bench.bench_chain import synthetic_days

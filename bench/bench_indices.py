@@ -19,10 +19,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from b3_assets.b3.api import fetch_stock_index
-from b3_assets.b3.indices import MAX_IN_FLIGHT, fetch_index_portfolio
 from b3_assets.indices.collect import capture_indices, land_indices
-from b3_assets.lake import LocalLake
+from b3_assets.source.api import fetch_stock_index
+from b3_assets.source.indices import MAX_IN_FLIGHT, fetch_index_portfolio
+from b3_assets.storage.lake import LocalLake
 from b3_assets_tests.replica import Replica
 from b3_assets_tests.support.ci import SAMPLES_DIR
 from bench.bench_fetch import cpu_model

@@ -4,7 +4,7 @@ A run of many dates goes on past a date that fails (that date stays as it was) a
 the end; its message names the dates that failed ("failed dates: [...]"), so the sensor can
 record every other date of the run as refined. That list comes before the errors, so a message
 Glue truncates loses errors before it loses the list. One home for the format: the Glue job and
-the local job write it, ``b3_assets.glue_runs`` and ``glue.attempts`` read it."""
+the local job write it, ``b3_assets.platform.glue_runs`` and ``glue.attempts`` read it."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 # date launched through the webserver's GraphQL (127.0.0.1) from the B3 replica until landing,
 # refined (sensor) and report; then `scripts/stack.sh down -v`, also on failure, and nothing
 # may be left behind. Root on Debian 12 (rootful podman). Its own compose project, so a stack
-# the user runs keeps running. Called by b3_assets_tests/test_container.py; prints the time
+# the user runs keeps running. Called by b3_assets_tests/deploy/test_container.py; prints the time
 # of each phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."

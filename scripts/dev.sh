@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # DAGSTER_HOME (default .dagster_home) with run monitoring on, as b3-pipeline sets it up.
-export DAGSTER_HOME="$(.venv/bin/python -m b3_assets.instance)" || exit 2
+export DAGSTER_HOME="$(.venv/bin/python -m b3_assets.platform.instance)" || exit 2
 set -m # its own process group, and SIGINT not ignored as it is for a plain background job
 .venv/bin/dagster dev -w workspace.yaml -h "${DAGSTER_HOST:-127.0.0.1}" -p "${DAGSTER_PORT:-3000}" &
 pid=$!

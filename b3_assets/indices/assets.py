@@ -21,10 +21,6 @@ from typing import Any
 import dagster as dg
 import pyarrow.compute as pc
 
-from b3_assets.b3.api import fetch_stock_index
-from b3_assets.b3.indices import COMPOSICAO_SCHEMA, fetch_index_portfolio
-from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.b3.validate import Columns, index_rules
 from b3_assets.indices.collect import IndicesCapture, capture_indices, land_indices
 from b3_assets.indices.movimentos import (
     MovimentosRun,
@@ -33,12 +29,16 @@ from b3_assets.indices.movimentos import (
     stored_movimentos,
     summary_markdown,
 )
-from b3_assets.lake import Lake, LakeError
-from b3_assets.landing import read_parquet_key
-from b3_assets.marts import MartError, MartStore, YearTable
+from b3_assets.marts.ibov_marts import MartError, MartStore, YearTable
 from b3_assets.partitions import partition_dates, trading_day_partitions
-from b3_assets.resources import B3Site, CatalogResource, LakeResource
+from b3_assets.platform.resources import B3Site, CatalogResource, LakeResource
 from b3_assets.sessions import is_trading_day, not_a_session_message
+from b3_assets.source.api import fetch_stock_index
+from b3_assets.source.indices import COMPOSICAO_SCHEMA, fetch_index_portfolio
+from b3_assets.source.model import LANDING_SCHEMA
+from b3_assets.source.validate import Columns, index_rules
+from b3_assets.storage.lake import Lake, LakeError
+from b3_assets.storage.landing import read_parquet_key
 from glue.layout import (
     INDEX_TABLE_COLUMNS,
     MART_B3_MOVIMENTOS,
@@ -131,7 +131,7 @@ def rows_markdown(rows: Mapping[str, int], missing: Sequence[str]) -> str:
             tags={"layer": "mart"}, kinds={"duckdb", "parquet"},
             description="**Mart** who entered and left every index on the date: each index "
             "landed on the date against the latest earlier landing date holding it "
-            "(ibov_movimentos' columns plus indice; b3_assets/sql/marts/b3_movimentos.sql, "
+            "(ibov_movimentos' columns plus indice; b3_assets/marts/sql/b3_movimentos.sql, "
             "Athena's dialect run on DuckDB). Computed by the landing step after every landing "
             "write (a partial run too), with the next landing date; stored as "
             "marts/b3_movimentos/ano=YYYY.parquet; table b3_movimentos.",
@@ -347,7 +347,7 @@ def _checks_in_own_step(context: dg.AssetExecutionContext) -> bool:
             "exactly the set differences with that index's previous landing date; names each "
             "index that differs.", partitions_def=trading_day_partitions),
     ],
-    can_subset=True,  # evaluations per partition, not one output (as b3_assets/checks.py)
+    can_subset=True,  # evaluations per partition, not one output (as b3_assets/portfolio/checks.py)
 )
 def every_index_landed_and_valid(
     context: dg.AssetCheckExecutionContext, lake: LakeResource

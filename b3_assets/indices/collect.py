@@ -1,9 +1,9 @@
 """One trading date of every B3 index: archive first, then landing (no Dagster here).
 
-Like IBOV's collection (b3_assets/collect.py), each index's payload is validated (B3's date,
-the index's rules) and archived byte for byte with its manifest before anything is landed, and
+Like IBOV's collection (b3_assets/portfolio/collect.py), each index's payload is validated (B3's
+date, the index's rules) and archived byte for byte with its manifest before anything is landed, and
 a date already archived is never fetched again. What is new is isolation: the indices are
-fetched at most :data:`~b3_assets.b3.indices.MAX_IN_FLIGHT` at a time, an index that fails is
+fetched at most :data:`~b3_assets.source.indices.MAX_IN_FLIGHT` at a time, an index that fails is
 retried on its own, and the others are archived and landed whatever it does; the capture says
 which indices are missing and why, so a second attempt fetches only those.
 
@@ -21,19 +21,19 @@ from datetime import date
 
 import pyarrow as pa
 
-from b3_assets.archive import RawArchive
-from b3_assets.b3.errors import B3DateMismatchError, B3Error, B3PermanentError
-from b3_assets.b3.indices import (
+from b3_assets.source.errors import B3DateMismatchError, B3Error, B3PermanentError
+from b3_assets.source.indices import (
     COMPOSICAO_SCHEMA,
     IndexMembership,
     landing_rows,
     parse_membership,
     run_pooled,
 )
-from b3_assets.b3.model import Portfolio
-from b3_assets.b3.payload import RawPayload
-from b3_assets.lake import Lake
-from b3_assets.landing import landing_parquet
+from b3_assets.source.model import Portfolio
+from b3_assets.source.payload import RawPayload
+from b3_assets.storage.archive import RawArchive
+from b3_assets.storage.lake import Lake
+from b3_assets.storage.landing import landing_parquet
 from glue.layout import (
     RAW_INDICES_PREFIX,
     RAW_MEMBERSHIP_FOLDER,

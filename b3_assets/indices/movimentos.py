@@ -1,13 +1,13 @@
 """The mart ``b3_movimentos``: who entered and left every index, and when (no Dagster here).
 
 ibov_movimentos for every index (docs/contracts.md "Every B3 index"): one SQL text in Athena's
-dialect (``b3_assets/sql/marts/b3_movimentos.sql``) run on DuckDB like the IBOV marts, over
+dialect (``b3_assets/marts/sql/b3_movimentos.sql``) run on DuckDB like the IBOV marts, over
 the daily landing files ``landing/indices/dt=D/carteiras.parquet``. Each index of D is compared
 with the latest earlier landing date that holds *that index*, so a collection that missed an
 index one day (landed later by the second attempt, or never) never reads as every ticker of it
 leaving. Rows are stored as ``marts/b3_movimentos/ano=YYYY.parquet`` (one file per year, each
-date's rows replaced by one atomic write, :class:`~b3_assets.marts.MartStore`), so a query over
-years reads a few files. The landing date after each date computed is computed again (its
+date's rows replaced by one atomic write, :class:`~b3_assets.marts.ibov_marts.MartStore`), so a
+query over years reads a few files. The landing date after each date computed is computed again (its
 previous date may have changed), so every date converges to what a full backfill gives.
 """
 
@@ -24,12 +24,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from b3_assets.b3.model import LANDING_SCHEMA
-from b3_assets.lake import Lake, LakeError
-from b3_assets.landing import read_parquet_key
-from b3_assets.marts import MartStore, YearTable, _relation_to_arrow, to_duckdb
-from b3_assets.quality import CheckOutcome
+from b3_assets.marts.ibov_marts import MartStore, YearTable, _relation_to_arrow, to_duckdb
+from b3_assets.portfolio.quality import CheckOutcome
 from b3_assets.sessions import is_known_session
+from b3_assets.source.model import LANDING_SCHEMA
+from b3_assets.storage.lake import Lake, LakeError
+from b3_assets.storage.landing import read_parquet_key
 from glue.layout import (
     INDEX_TABLE_COLUMNS,
     LANDING_INDICES_PREFIX,
@@ -70,14 +70,14 @@ def movimentos_store(lake: Lake) -> MartStore:
 
 @functools.cache
 def b3_movimentos_sql() -> str:
-    """``b3_assets/sql/marts/b3_movimentos.sql`` as written: the text Athena would run."""
-    return (resources.files("b3_assets").joinpath("sql", "marts", "b3_movimentos.sql")
+    """``b3_assets/marts/sql/b3_movimentos.sql`` as written: the text Athena would run."""
+    return (resources.files("b3_assets.marts").joinpath("sql", "b3_movimentos.sql")
             .read_text("utf-8"))
 
 
 @functools.cache
 def duckdb_b3_movimentos_sql() -> str:
-    return to_duckdb(b3_movimentos_sql(), "b3_assets/sql/marts/b3_movimentos.sql")
+    return to_duckdb(b3_movimentos_sql(), "b3_assets/marts/sql/b3_movimentos.sql")
 
 
 # --- which dates, against which previous dates --------------------------------------------

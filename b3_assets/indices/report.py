@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from b3_assets.catalog import QueryEngine
+from b3_assets.platform.catalog import QueryEngine
 
 TOP_WEIGHTS = 15
 CLOSES_SQL = ("SELECT data, fechamento FROM b3_indices_fechamento WHERE indice = ? "

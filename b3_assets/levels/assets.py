@@ -8,11 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from b3_assets.b3.api import fetch_index_levels, fetch_stock_index
-from b3_assets.b3.indices import LEVELS_SCHEMA, parse_membership
 from b3_assets.indices.collect import membership_archive
-from b3_assets.lake import Lake, LakeError
-from b3_assets.landing import read_parquet_key
 from b3_assets.levels.collect import (
     FIRST_LEVELS_YEAR,
     capture_levels,
@@ -20,13 +16,17 @@ from b3_assets.levels.collect import (
     levels_archive,
     missing_sessions,
 )
-from b3_assets.resources import B3Site, CatalogResource, LakeResource
+from b3_assets.platform.resources import B3Site, CatalogResource, LakeResource
 from b3_assets.sessions import (
     B3_TIMEZONE,
     b3_session_now,
     is_trading_day,
     not_a_session_message,
 )
+from b3_assets.source.api import fetch_index_levels, fetch_stock_index
+from b3_assets.source.indices import LEVELS_SCHEMA, parse_membership
+from b3_assets.storage.lake import Lake, LakeError
+from b3_assets.storage.landing import read_parquet_key
 from glue.layout import LANDING_LEVELS_PREFIX, TABLE_FECHAMENTO, index_table_prefix, levels_key
 
 RAW_LEVELS = dg.AssetKey(["raw", "b3_index_levels"])

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 
-from b3_assets.archive import RawArchive
-from b3_assets.b3.errors import B3Error
-from b3_assets.b3.indices import LEVELS_SCHEMA, IndexLevels, parse_index_levels, run_pooled
-from b3_assets.b3.payload import RawPayload
-from b3_assets.lake import Lake
-from b3_assets.landing import landing_parquet
+from b3_assets.source.errors import B3Error
+from b3_assets.source.indices import LEVELS_SCHEMA, IndexLevels, parse_index_levels, run_pooled
+from b3_assets.source.payload import RawPayload
+from b3_assets.storage.archive import RawArchive
+from b3_assets.storage.lake import Lake
+from b3_assets.storage.landing import landing_parquet
 from glue.layout import levels_key, levels_raw_prefix
 
 #: The first year the Dagster partitions reach back to; years an index was not computed in

@@ -4,7 +4,7 @@
 --
 -- ? 1: the portfolio date as text 'YYYY-MM-DD' (DataCarteira is a string partition column).
 -- Runs unchanged on DuckDB (local catalog) and Athena (Trino).
--- Used by b3_assets/report.py (report/ibov_composition, the changes chart).
+-- Used by b3_assets/reports/report.py (report/ibov_composition, the changes chart).
 SELECT
   DataCarteira AS data_carteira,
   Acao AS acao,

@@ -6,7 +6,7 @@
 -- partition of every date (~21,000 a year) to keep one issuer's. Locally the historico view
 -- reads the same year files as b3_etl_soma_acao.
 -- Runs unchanged on DuckDB (local catalog) and Athena (Trino).
--- Used by b3_assets/report.py (`b3-pipeline plot PETR`).
+-- Used by b3_assets/reports/report.py (`b3-pipeline plot PETR`).
 SELECT
   DataCarteira AS data_carteira,
   Acao AS acao,

@@ -3,7 +3,7 @@
 -- ? 1: the portfolio date as text 'YYYY-MM-DD' (DataCarteira is a string partition column).
 -- Runs unchanged on DuckDB (local catalog) and Athena (Trino): plain SQL, `?` parameters,
 -- lower-case aliases (Athena returns lower-case column names; DuckDB keeps the alias).
--- Used by b3_assets/report.py (report/ibov_composition).
+-- Used by b3_assets/reports/report.py (report/ibov_composition).
 SELECT
   DataCarteira AS data_carteira,
   Acao AS acao,

@@ -20,9 +20,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
-from b3_assets.b3.model import Constituent
-from b3_assets.b3.parse import collapse_spaces, parse_csv
-from b3_assets.sectors import normalize_label
+from b3_assets.source.model import Constituent
+from b3_assets.source.parse import collapse_spaces, parse_csv
+from b3_assets.source.sectors import normalize_label
 
 PART_Q = Decimal("0.001")
 REDUTOR_Q = Decimal("0.00000001")

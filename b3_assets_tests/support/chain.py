@@ -10,11 +10,11 @@ from typing import Any
 
 import dagster as dg
 
-from b3_assets.catalog import QueryEngine
 from b3_assets.definitions import build_definitions
-from b3_assets.lake import Lake
-from b3_assets.resources import resources_for
+from b3_assets.platform.catalog import QueryEngine
+from b3_assets.platform.resources import resources_for
 from b3_assets.settings import Settings
+from b3_assets.storage.lake import Lake
 from b3_assets_tests.support.deployment import latest_check
 
 #: A port nothing listens on: "no network" for tests that must not reach B3.
@@ -22,8 +22,8 @@ CLOSED_URL = "http://127.0.0.1:9"
 
 
 def _daily_without_reports() -> list[dg.AssetKey]:
-    from b3_assets.assets import LANDING, RAW, REFINED
-    from b3_assets.marts import MART_KEYS
+    from b3_assets.marts.ibov_marts import MART_KEYS
+    from b3_assets.portfolio.assets import LANDING, RAW, REFINED
 
     return [RAW, LANDING, REFINED, *MART_KEYS.values()]
 
@@ -103,7 +103,7 @@ def materialize_range(
 ) -> dg.ExecuteInProcessResult:
     """The daily job (or ``asset_selection`` of it) over ``first``…``last`` in one run: a
     single-run backfill."""
-    from b3_assets.sensors import RANGE_END, RANGE_START
+    from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
 
     job = _subset(platform.defs.resolve_job_def("daily_ibov_portfolio"), asset_selection)
     return job.execute_in_process(

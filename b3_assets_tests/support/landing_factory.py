@@ -3,7 +3,7 @@
 Built from the IBOV constituents of 2025-03-05 (87 classes, 84 issuers, PETR/ELET/BBDC with
 two classes, units like BPAC11). Quantities depend only on (seed, code), like B3's, which
 change only at rebalances; participations move every day. Everything goes through
-``b3_assets.b3.model.Portfolio`` so the files have exactly LANDING_SCHEMA.
+``b3_assets.source.model.Portfolio`` so the files have exactly LANDING_SCHEMA.
 
     table = landing_table(date(2025, 3, 5), drop={"AZUL"}, add={"GOLL4"})
     write_landing(lake_root, table)
@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from b3_assets.b3.model import Constituent, Portfolio
+from b3_assets.source.model import Constituent, Portfolio
 
 #: (codigo, acao, tipo) of IBOV on 2025-03-05.
 BASE_CONSTITUENTS: tuple[tuple[str, str, str], ...] = (

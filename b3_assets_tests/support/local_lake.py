@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from b3_assets.landing import landing_parquet
-from b3_assets.resources import resources_for
+from b3_assets.platform.resources import resources_for
 from b3_assets.settings import Settings
+from b3_assets.storage.landing import landing_parquet
 from b3_assets_tests.support.landing_factory import landing_table
 from glue.layout import landing_key
 

@@ -1,0 +1,1 @@
+"""The IBOV marts computed from landing: their SQL and their assets."""

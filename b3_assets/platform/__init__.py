@@ -1,0 +1,1 @@
+"""The environment's machinery: resources, query engines, local AWS, Glue runs, alerts."""

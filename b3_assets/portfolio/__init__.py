@@ -1,0 +1,1 @@
+"""The day's IBOV portfolio: collect, landing, refined, checks, sensors, schedules."""

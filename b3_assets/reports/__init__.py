@@ -1,0 +1,1 @@
+"""What people see: the charts (pure) and the report assets."""

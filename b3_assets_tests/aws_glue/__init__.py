@@ -1,0 +1,1 @@
+"""Tests of glue/ (the refine, the Glue job, the serving copy, the catalog)."""

@@ -1,0 +1,1 @@
+"""Tests of what deploys on its own: infra/, deploy/, lambda_handler/."""

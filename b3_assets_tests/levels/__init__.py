@@ -1,0 +1,1 @@
+"""Tests of b3_assets/levels/ (the index levels)."""

@@ -1,0 +1,1 @@
+"""Tests of b3_assets/marts/ (the IBOV marts)."""

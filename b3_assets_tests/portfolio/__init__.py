@@ -1,0 +1,1 @@
+"""Tests of b3_assets/portfolio/ (the day's IBOV portfolio)."""
