@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.fault:
         mode, count, options = parse_fault(spec)
         replica.fault(mode, count=count, **options)
+    # Before the first line: a caller may stop us as soon as it has read it.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     replica.start()
     print(f"B3 replica serving {portfolio.origin} ({portfolio.data_carteira}, "
           f"{len(portfolio.rows)} rows) at {replica.base_url}", flush=True)
@@ -80,11 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         period = replica.period(view)
         print(f"{view}: {period.origin} (period from {period.period_start}, "
               f"{len(period.rows)} rows)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    replica.stop()
+    # No graceful shutdown: it waits on the server's poll loop, which a faked clock can stall
+    # (scripts/any_day.sh); the serving thread is a daemon and the sockets close with us.
     return 0
 
 
