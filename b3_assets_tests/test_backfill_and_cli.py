@@ -190,8 +190,10 @@ def test_sigterm_ends_the_raw_steps_within_seconds(tmp_path, b3_replica, fault, 
     assert "the run was terminated (SIGTERM or Ctrl-C) while collecting the" in text
     assert "STEP_SUCCESS" not in text
     assert len(b3_replica.requests) == asked  # nothing more was asked of B3
-    if "," in select:  # the other step's next attempt failed unstarted
-        assert "the run was terminated before collecting the" in text
+    # The other step of a two-step run never collects: Dagster either does not start it or
+    # interrupts it before or inside its body (which of the three is a race with the
+    # executor's own interrupt, so only the outcome is asserted: no step succeeded, nothing
+    # more was asked of B3, nothing was archived).
     assert not (tmp_path / "lake" / "raw").exists() or not any(
         (tmp_path / "lake" / "raw").rglob("*.json")
     )
