@@ -33,3 +33,15 @@ trading_day_partitions = dg.TimeWindowPartitionsDefinition(
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[date]:
     return [date.fromisoformat(k) for k in context.partition_keys]
+
+
+def latest_by_partition(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: set[str] | None = None
+) -> dict[str, int]:
+    """Partition key -> storage id of its latest materialization of ``key`` (one indexed
+    query): what "newer than" means between assets of the same date."""
+    return dict(
+        instance.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions
+        )
+    )

@@ -195,7 +195,8 @@ def read_landing_file(path: str | Path, day: date, refining: date) -> pa.Table:
         ) from exc
 
 
-def _relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+def relation_to_arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A DuckDB result as Arrow, whichever DuckDB (the method was renamed in 1.4)."""
     to_table = getattr(relation, "to_arrow_table", None)  # duckdb >= 1.4; older: .arrow()
     return to_table() if to_table is not None else relation.arrow()
 
@@ -270,7 +271,7 @@ def refine_duckdb(
     con.register("carteira_atual", current)
     con.register("carteira_anterior", previous)
     con.register("execucao", execucao_table(data_carteira, data_carteira_anterior, processado_em))
-    return conform_refined(_relation_to_arrow(con.sql(duckdb_sql())))
+    return conform_refined(relation_to_arrow(con.sql(duckdb_sql())))
 
 
 def conform_refined(table: pa.Table) -> pa.Table:

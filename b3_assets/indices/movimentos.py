@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from b3_assets.marts.ibov_marts import MartStore, YearTable, _relation_to_arrow, to_duckdb
+from b3_assets.marts.ibov_marts import MartStore, YearTable, to_duckdb
 from b3_assets.portfolio.quality import CheckOutcome
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import LANDING_SCHEMA
@@ -37,7 +37,7 @@ from glue.layout import (
     carteiras_key,
     index_table_prefix,
 )
-from glue.transform import arrow_type
+from glue.transform import arrow_type, duckdb_session, relation_to_arrow
 
 IsSession = Callable[[date], bool]
 
@@ -163,8 +163,6 @@ def compute_movimentos(reader: CarteirasReader,
                        previous: Mapping[date, Mapping[str, date | None]]) -> pa.Table:
     """The rows of every date in ``previous`` (date -> index -> its previous landing date), in
     one DuckDB query whatever the number of dates (a backfill range costs one query)."""
-    import duckdb
-
     dates = sorted(previous)
     anteriores = sorted({p for by_index in previous.values() for p in by_index.values()
                          if p is not None})
@@ -177,15 +175,11 @@ def compute_movimentos(reader: CarteirasReader,
     execucao = pa.Table.from_pydict(
         {"data_carteira": [d for d, _, _ in pairs], "indice": [i for _, i, _ in pairs],
          "data_carteira_anterior": [p for _, _, p in pairs]}, schema=EXECUCAO_SCHEMA)
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with duckdb_session() as con:
         con.register("carteira_atual", rows(dates))
         con.register("carteira_anterior", rows(anteriores))
         con.register("execucao", execucao)
-        result = _relation_to_arrow(con.sql(duckdb_b3_movimentos_sql()))
-    finally:
-        con.close()
+        result = relation_to_arrow(con.sql(duckdb_b3_movimentos_sql()))
     return B3_MOVIMENTOS_TABLE.conform(MART_B3_MOVIMENTOS, result)
 
 

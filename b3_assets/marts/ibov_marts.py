@@ -64,7 +64,12 @@ from glue.layout import (
     mart_year_key,
 )
 from glue.local_job import file_sha256, locked
-from glue.transform import arrow_type, publication_inputs
+from glue.transform import (
+    arrow_type,
+    duckdb_session,
+    publication_inputs,
+    relation_to_arrow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +178,6 @@ def duckdb_mart_sql(name: str) -> str:
 # --- computing ---------------------------------------------------------------------------
 
 
-def _relation_to_arrow(relation: Any) -> pa.Table:
-    to_table = getattr(relation, "to_arrow_table", None)  # duckdb >= 1.4; older: .arrow()
-    return to_table() if to_table is not None else relation.arrow()
-
-
 def conform_mart(name: str, table: pa.Table) -> pa.Table:
     """The mart's rows with exactly its schema; a lossy cast raises instead of rounding."""
     return MART_TABLES[name].conform(name, table)
@@ -192,8 +192,6 @@ def compute_marts(
 
     ``landing`` holds the landing table of every date and every previous date. One DuckDB
     query per mart computes all the dates at once (a backfill range costs one query)."""
-    import duckdb
-
     dates = sorted(previous)
     anteriores = sorted({p for p in previous.values() if p is not None})
     missing = [d for d in [*dates, *anteriores] if d not in landing]
@@ -208,18 +206,14 @@ def compute_marts(
         {"data_carteira": dates, "data_carteira_anterior": [previous[d] for d in dates]},
         schema=EXECUCAO_SCHEMA,
     )
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with duckdb_session() as con:
         con.register("carteira_atual", rows(dates))
         con.register("carteira_anterior", rows(anteriores))
         con.register("execucao", execucao)
         return {
-            name: conform_mart(name, _relation_to_arrow(con.sql(duckdb_mart_sql(name))))
+            name: conform_mart(name, relation_to_arrow(con.sql(duckdb_mart_sql(name))))
             for name in names
         }
-    finally:
-        con.close()
 
 
 # --- which dates, against which previous dates --------------------------------------------

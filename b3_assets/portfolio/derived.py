@@ -28,6 +28,7 @@ from datetime import date
 import dagster as dg
 
 from b3_assets.marts.ibov_marts import MART_KEYS
+from b3_assets.partitions import latest_by_partition
 from b3_assets.portfolio.assets import LANDING, REFINED
 from b3_assets.portfolio.sensors import (
     IN_PROGRESS,
@@ -100,12 +101,6 @@ def derived_due(
         if not refine_pending and report.get(key, -1) < refined[key]:
             report_due.add(day)
     return DerivedDue(frozenset(marts_due), frozenset(report_marts_due), frozenset(report_due))
-
-
-def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, int]:
-    return dict(
-        instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION)
-    )
 
 
 def records_of(instance: dg.DagsterInstance) -> dict[dg.AssetKey, dict[str, int]]:

@@ -15,7 +15,7 @@ numbers (the asset's Plots tab draws them over dates); then the PNGs, one click 
 (``*_png``, data URIs: the UI needs no access to the lake), and their lake URIs."""
 
 import base64
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 
 from b3_assets.marts.ibov_marts import MART_KEYS
-from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.partitions import latest_by_partition, partition_dates, trading_day_partitions
 from b3_assets.platform.resources import CatalogResource, LakeResource
 from b3_assets.portfolio.assets import OWNERS, REFINED
 from b3_assets.storage.lake import Lake
@@ -218,13 +218,8 @@ def recomputed_followers(context: dg.AssetExecutionContext, lake: Lake) -> list[
         return []
     keys = {d.isoformat() for d in followers}
 
-    def latest(asset: dg.AssetKey) -> Mapping[str, int]:
-        return context.instance.get_latest_storage_id_by_partition(
-            asset, dg.DagsterEventType.ASSET_MATERIALIZATION, keys
-        )
-
-    marts = [latest(k) for k in MART_KEYS.values()]
-    drawn = latest(REPORT_MARTS)
+    marts = [latest_by_partition(context.instance, k, keys) for k in MART_KEYS.values()]
+    drawn = latest_by_partition(context.instance, REPORT_MARTS, keys)
     return sorted(
         k for k in keys if max(m.get(k, -1) for m in marts) > drawn.get(k, -1)
     )

@@ -12,6 +12,7 @@ import pytest
 
 from b3_assets.cli import cmd_import_csv
 from b3_assets.marts.ibov_marts import MART_KEYS, MartStore
+from b3_assets.partitions import latest_by_partition
 from b3_assets.portfolio.assets import LANDING, RAW, REFINED
 from b3_assets.portfolio.derived import DerivedDue, catchup_requests, derived_due
 from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
@@ -110,16 +111,10 @@ def _indicadores(lake_root, day: str) -> dict:
     return rows[0]
 
 
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, int]:
-    return dict(
-        instance.get_latest_storage_id_by_partition(key, dg.DagsterEventType.ASSET_MATERIALIZATION)
-    )
-
-
 def _every_date_derived(instance: dg.DagsterInstance, days: list[str]) -> None:
-    landing = _latest(instance, LANDING)
+    landing = latest_by_partition(instance, LANDING)
     for key in (REFINED, *MART_KEYS.values(), REPORT, REPORT_MARTS):
-        latest = _latest(instance, key)
+        latest = latest_by_partition(instance, key)
         for day in days:
             assert latest.get(day, -1) > landing[day], (key.to_user_string(), day)
 
