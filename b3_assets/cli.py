@@ -33,8 +33,7 @@ def record_in_dagster(imported: list[Collected], home: Path) -> str:
     imported dates show in the UI and are not "missing"."""
     import dagster as dg
 
-    from b3_assets.indices.assets import RAW_INDICES
-    from b3_assets.portfolio.assets import RAW
+    from b3_assets.keys import RAW, RAW_INDICES
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for got in imported:

@@ -2,12 +2,8 @@
 
 import dagster as dg
 
-from b3_assets.indices.assets import (
-    INDICES_ASSETS,
-    INDICES_CHECKS,
-    INDICES_JOBS,
-    INDICES_SCHEDULES,
-)
+from b3_assets.indices.assets import INDICES_ASSETS, INDICES_CHECKS, INDICES_JOBS, INDICES_SCHEDULES
+from b3_assets.keys import OWNERS
 from b3_assets.levels.assets import LEVELS_ASSETS, LEVELS_CHECKS, LEVELS_JOBS, LEVELS_SCHEDULES
 from b3_assets.marts.ibov_marts import ibov_marts, ibov_marts_checks, marts_job
 from b3_assets.period_views.period_assets import PERIOD_ASSETS
@@ -53,20 +49,21 @@ LAYER_GROUPS = {
 }
 
 
-def group_by_layer(spec: dg.AssetSpec) -> dg.AssetSpec:
-    """The one place groups are set: from the asset's ``layer`` tag (every asset has one)."""
+def asset_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The one place every asset's group and owners are set: the group from the asset's
+    ``layer`` tag (every asset has one), the owners from keys.OWNERS."""
     layer = spec.tags.get("layer")
     if layer not in LAYER_GROUPS:
         raise dg.DagsterInvalidDefinitionError(
             f"asset {spec.key.to_user_string()} has layer tag {layer!r}: tag it "
             f"{{'layer': …}} with one of {', '.join(LAYER_GROUPS)} (its group is derived)"
         )
-    return spec.replace_attributes(group_name=LAYER_GROUPS[layer])
+    return spec.replace_attributes(group_name=LAYER_GROUPS[layer], owners=OWNERS)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.map_asset_specs(group_by_layer, [
+        assets=dg.map_asset_specs(asset_policy, [
             raw_ibov_portfolio,
             landing_ibov_portfolio,
             refined_b3_etl_soma_acao,

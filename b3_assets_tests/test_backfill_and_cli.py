@@ -18,8 +18,8 @@ import dagster as dg
 import pytest
 
 from b3_assets.cli import main
+from b3_assets.keys import LANDING, RAW
 from b3_assets.period_views.period_assets import current_session
-from b3_assets.portfolio.assets import LANDING, RAW
 from b3_assets.sessions import trading_days
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.landing import landing_dates, read_landing

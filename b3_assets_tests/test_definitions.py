@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b3_assets.portfolio.assets import LANDING
+from b3_assets.keys import LANDING
 from b3_assets.settings import Settings
 from b3_assets_tests.support.chain import Platform
 

@@ -11,13 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_assets.cli import cmd_import_csv
-from b3_assets.marts.ibov_marts import MART_KEYS
+from b3_assets.keys import LANDING, MART_KEYS, REFINED, REPORT
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.platform.glue_runs import run_dates
-from b3_assets.portfolio.assets import LANDING, REFINED
 from b3_assets.portfolio.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
-from b3_assets.reports.report_assets import REPORT
 from b3_assets.sessions import trading_days
 from b3_assets.source.browser import find_chromium
 from b3_assets.source.model import LANDING_SCHEMA

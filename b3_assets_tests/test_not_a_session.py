@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from b3_assets.cli import main as cli_main
+from b3_assets.keys import LANDING
 from b3_assets.launch import NotAPartition, check_partition, partition_problem
-from b3_assets.portfolio.assets import LANDING
 from b3_assets.portfolio.checks import VALID_PORTFOLIO
 from b3_assets.sessions import FIRST_TRADING_DATE, not_a_session_message
 from b3_assets_tests.replica.portfolios import write_csvs

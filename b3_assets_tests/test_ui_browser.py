@@ -35,8 +35,8 @@ import dagster as dg
 import pytest
 
 from b3_assets.definitions import LAYER_GROUPS
+from b3_assets.keys import LANDING
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.portfolio.assets import LANDING
 from b3_assets.portfolio.audit import _today, missing_days
 from b3_assets.portfolio.checks import REFINED_CHECKS, VALID_PORTFOLIO
 from b3_assets.portfolio.schedules import landing_freshness_checks

@@ -29,8 +29,10 @@ from b3_assets.indices.movimentos import (
     stored_movimentos,
     summary_markdown,
 )
+from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS, LANDING_COMPOSICAO, RAW_INDICES
 from b3_assets.marts.ibov_marts import MartError, MartStore, YearTable
 from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.platform.check_results import CheckOutcome, check_evaluation
 from b3_assets.platform.resources import B3Site, CatalogResource, LakeResource
 from b3_assets.sessions import is_trading_day, not_a_session_message
 from b3_assets.source.api import fetch_stock_index
@@ -49,14 +51,8 @@ from glue.layout import (
     index_table_prefix,
 )
 
-RAW_INDICES = dg.AssetKey(["raw", "b3_indices"])
-LANDING_CARTEIRAS = dg.AssetKey(["landing", "b3_carteiras"])
-LANDING_COMPOSICAO = dg.AssetKey(["landing", "b3_composicao"])
-MOVIMENTOS = dg.AssetKey(["marts", "b3_movimentos"])
 CARTEIRAS_CHECK = dg.AssetCheckKey(LANDING_CARTEIRAS, "every_index_landed_and_valid")
-MOVIMENTOS_CHECK = dg.AssetCheckKey(MOVIMENTOS, "entries_and_exits_match_landing")
-GROUP = "indices"
-OWNERS = ["team:b3-pipeline"]
+MOVIMENTOS_CHECK = dg.AssetCheckKey(B3_MOVIMENTOS, "entries_and_exits_match_landing")
 
 #: The catalog tables of the daily index files, one Parquet file per year (history reads a
 #: few files, not one per date).
@@ -105,30 +101,28 @@ def rows_markdown(rows: Mapping[str, int], missing: Sequence[str]) -> str:
     name="b3_indices_daily",
     specs=[
         dg.AssetSpec(
-            RAW_INDICES, group_name=GROUP, owners=OWNERS, tags={"layer": "raw"},
+            RAW_INDICES, tags={"layer": "raw"},
             kinds={"python"},
             description="**Raw** every B3 index: GetStockIndex (the list of indices, so a new "
             "one needs no code change) and each index's portfolio as B3 sent it on the date, "
             "byte for byte with a manifest (raw/indices/dt=…/indice=CODE/). At most 4 requests "
             "at once; the archive is reused with no network unless `refetch`."),
         dg.AssetSpec(
-            LANDING_CARTEIRAS, deps=[RAW_INDICES], group_name=GROUP, owners=OWNERS,
-            tags={"layer": "landing"}, kinds={"parquet"},
+            LANDING_CARTEIRAS, deps=[RAW_INDICES], tags={"layer": "landing"}, kinds={"parquet"},
             description="**Landing** every index's portfolio of the date "
             "(landing/indices/dt=…/carteiras.parquet, the landing schema, sorted by indice, "
             "codigo; sectors null where B3 has no sector view); table b3_carteiras.",
             metadata={"dagster/column_schema": _column_schema(TABLE_CARTEIRAS)}),
         dg.AssetSpec(
             # Skippable: a date bootstrapped from CSV downloads has no GetStockIndex.
-            LANDING_COMPOSICAO, deps=[RAW_INDICES], group_name=GROUP, owners=OWNERS,
-            skippable=True,
+            LANDING_COMPOSICAO, deps=[RAW_INDICES], skippable=True,
             tags={"layer": "landing"}, kinds={"parquet"},
             description="**Landing** GetStockIndex as served on the date: one row per (ticker, "
             "index) (landing/indices/dt=…/composicao.parquet); table b3_composicao.",
             metadata={"dagster/column_schema": _column_schema(TABLE_COMPOSICAO)}),
         dg.AssetSpec(
-            MOVIMENTOS, deps=[LANDING_CARTEIRAS], group_name=GROUP, owners=OWNERS,
-            tags={"layer": "mart"}, kinds={"duckdb", "parquet"},
+            B3_MOVIMENTOS, deps=[LANDING_CARTEIRAS], tags={"layer": "mart"},
+            kinds={"duckdb", "parquet"},
             description="**Mart** who entered and left every index on the date: each index "
             "landed on the date against the latest earlier landing date holding it "
             "(ibov_movimentos' columns plus indice; b3_assets/marts/sql/b3_movimentos.sql, "
@@ -198,9 +192,9 @@ def b3_indices_daily(
         for day in movimentos.computed:
             meta = movimentos_metadata(movimentos, day, the_lake)
             if day in landed:
-                landed[day][MOVIMENTOS] = meta
+                landed[day][B3_MOVIMENTOS] = meta
             else:  # the next landing date, recomputed with this one
-                yield dg.AssetMaterialization(asset_key=MOVIMENTOS, partition=day.isoformat(),
+                yield dg.AssetMaterialization(asset_key=B3_MOVIMENTOS, partition=day.isoformat(),
                                               metadata=meta)
     complete = not problems and all(LANDING_CARTEIRAS in m for m in landed.values())
     if not complete:
@@ -216,7 +210,7 @@ def b3_indices_daily(
             metadata={"landed_dates": ", ".join(d.isoformat() for d, m in landed.items() if m)
                       or "none"})
     last = landed[days[-1]]
-    for key in (RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO, MOVIMENTOS):
+    for key in (RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO, B3_MOVIMENTOS):
         if key in last:  # no GetStockIndex for a date bootstrapped from CSV downloads
             yield dg.MaterializeResult(asset_key=key, metadata={**last[key], "dates": len(days)})
 
@@ -279,14 +273,9 @@ def carteiras_outcome(lake: Lake, day: date, run: RunMissing | None = None
     return not missing and not broken, meta
 
 
-def _evaluation(check: dg.AssetCheckKey, day: date, outcome: tuple[bool, dict[str, Any]]
+def _evaluation(check: dg.AssetCheckKey, day: date, outcome: CheckOutcome
                 ) -> dg.AssetCheckEvaluation:
-    passed, meta = outcome
-    return dg.AssetCheckEvaluation(
-        asset_key=check.asset_key, check_name=check.name, passed=passed,
-        partition=day.isoformat(),
-        metadata={k: v if isinstance(v, int) else dg.MetadataValue.text(str(v))
-                  for k, v in {"data_carteira": day.isoformat(), **meta}.items()})
+    return check_evaluation(check.asset_key, check.name, day.isoformat(), outcome)
 
 
 def check_evaluations(lake: Lake, days: Sequence[date], movimentos: MovimentosRun | None,
@@ -299,8 +288,8 @@ def check_evaluations(lake: Lake, days: Sequence[date], movimentos: MovimentosRu
     run_missing = run_missing or {}
     if CARTEIRAS_CHECK in checks:
         for day in days:
-            yield _evaluation(CARTEIRAS_CHECK, day, carteiras_outcome(lake, day,
-                                                                      run_missing.get(day)))
+            yield _evaluation(CARTEIRAS_CHECK, day,
+                              carteiras_outcome(lake, day, run_missing.get(day)))
     if MOVIMENTOS_CHECK in checks:
         computed = movimentos.computed if movimentos is not None else list(days)
         stored = stored_movimentos(lake, computed)
@@ -342,7 +331,7 @@ def _checks_in_own_step(context: dg.AssetExecutionContext) -> bool:
             "is missing or broken. Evaluated by the landing step, a failed run too.",
             partitions_def=trading_day_partitions),
         dg.AssetCheckSpec(
-            MOVIMENTOS_CHECK.name, asset=MOVIMENTOS,
+            MOVIMENTOS_CHECK.name, asset=B3_MOVIMENTOS,
             description="For every index landed on the date, the stored entries and exits are "
             "exactly the set differences with that index's previous landing date; names each "
             "index that differs.", partitions_def=trading_day_partitions),
@@ -365,7 +354,7 @@ daily_indices_job = dg.define_asset_job(
     "daily_b3_indices",
     # The landing step evaluates the checks (also when it fails): no check step to skip.
     selection=dg.AssetSelection.assets(RAW_INDICES, LANDING_CARTEIRAS, LANDING_COMPOSICAO,
-                                       MOVIMENTOS).without_checks(),
+                                       B3_MOVIMENTOS).without_checks(),
     description="Every B3 index of the day (GetStockIndex, each portfolio) archived and landed, "
     "the entries and exits of every index (marts/b3_movimentos), with their per-date checks; "
     "separate from IBOV's job, which never waits for it.",

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from b3_assets.marts.ibov_marts import MartStore, YearTable, to_duckdb
-from b3_assets.portfolio.quality import CheckOutcome
+from b3_assets.platform.check_results import CheckOutcome
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import LANDING_SCHEMA
 from b3_assets.storage.lake import Lake, LakeError

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from b3_assets.indices.collect import membership_archive
+from b3_assets.keys import LANDING_LEVELS, RAW_LEVELS
 from b3_assets.levels.collect import (
     FIRST_LEVELS_YEAR,
     capture_levels,
@@ -28,11 +29,6 @@ from b3_assets.source.indices import LEVELS_SCHEMA, parse_membership
 from b3_assets.storage.lake import Lake, LakeError
 from b3_assets.storage.landing import read_parquet_key
 from glue.layout import LANDING_LEVELS_PREFIX, TABLE_FECHAMENTO, index_table_prefix, levels_key
-
-RAW_LEVELS = dg.AssetKey(["raw", "b3_index_levels"])
-LANDING_LEVELS = dg.AssetKey(["landing", "b3_indices_fechamento"])
-GROUP = "index_levels"
-OWNERS = ["team:b3-pipeline"]
 
 #: One partition per year, from the first year B3's statistics are collected for, through the
 #: current year (``end_offset=1``: the year in progress is a partition).
@@ -56,14 +52,14 @@ def indices_to_collect(lake: Lake, b3: B3Site) -> list[str]:
 @dg.multi_asset(
     name="b3_index_levels_yearly",
     specs=[
-        dg.AssetSpec(RAW_LEVELS, group_name=GROUP, owners=OWNERS, tags={"layer": "raw"},
+        dg.AssetSpec(RAW_LEVELS, tags={"layer": "raw"},
                      kinds={"python"},
                      description="**Raw** one year of every index's daily closes as B3 sent "
                      "them (indexStatisticsProxy), byte for byte with a manifest "
                      "(raw/index_levels/indice=CODE/ano=YYYY/dt=…/); a closed year is never "
                      "asked again."),
-        dg.AssetSpec(LANDING_LEVELS, deps=[RAW_LEVELS], group_name=GROUP, owners=OWNERS,
-                     tags={"layer": "landing"}, kinds={"parquet"},
+        dg.AssetSpec(LANDING_LEVELS, deps=[RAW_LEVELS], tags={"layer": "landing"},
+                     kinds={"parquet"},
                      description="**Landing** every index's closes of the year "
                      "(landing/index_levels/indice=CODE/ano=YYYY.parquet: indice, data, "
                      "fechamento decimal(18,2), one row per session); table "

@@ -40,11 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from b3_assets.keys import LANDING, MART_KEYS
 from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.platform.check_results import CheckOutcome, check_evaluation, evaluated_by_own_step
 from b3_assets.platform.resources import CatalogResource, LakeResource
-from b3_assets.portfolio.assets import LANDING, OWNERS
-from b3_assets.portfolio.checks import evaluated_by_own_step
-from b3_assets.portfolio.quality import CheckOutcome
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import LANDING_SCHEMA, conform_landing
 from b3_assets.storage.lake import Lake, LakeError, LocalLake, S3Lake
@@ -75,7 +74,6 @@ log = logging.getLogger(__name__)
 
 IsSession = Callable[[date], bool]
 
-MART_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(["marts", name]) for name in MART_NAMES}
 MOVIMENTOS, INDICADORES, SETORES = (MART_KEYS[n] for n in MART_NAMES)
 
 #: Each mart's rows as stored (glue/layout.py is the one definition of the columns).
@@ -672,7 +670,6 @@ def mart_table_schema(name: str) -> dg.TableSchema:
         dg.AssetSpec(
             MART_KEYS[name],
             deps=[LANDING],
-            owners=OWNERS,
             tags={"layer": "mart"},
             kinds={"duckdb", "parquet"},
             description=MART_DESCRIPTIONS[name] + _STORAGE_NOTE,
@@ -710,7 +707,7 @@ def ibov_marts(
     if not evaluated_by_own_step(context, MART_CHECK_KEYS):
         selected = {(n, check) for n in names for check in MART_CHECKS[n]}
         checks = [
-            _evaluation(name, check, day.isoformat(), outcome)
+            check_evaluation(MART_KEYS[name], check, day.isoformat(), outcome)
             for name, check, day, outcome in evaluate_mart_checks(
                 the_lake, run.computed, selected
             )
@@ -927,20 +924,6 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def _evaluation(name: str, check: str, day: str, outcome: CheckOutcome) -> dg.AssetCheckEvaluation:
-    passed, meta = outcome
-    return dg.AssetCheckEvaluation(
-        asset_key=MART_KEYS[name],
-        check_name=check,
-        passed=passed,
-        metadata={
-            k: v if isinstance(v, int | bool | dg.MetadataValue) else dg.MetadataValue.text(str(v))
-            for k, v in {"data_carteira": day, **meta}.items()
-        },
-        partition=day,
-    )
-
-
 def stored_rows(
     store: MartStore, name: str, dates: Collection[date]
 ) -> dict[date, list[dict[str, Any]]]:
@@ -1017,4 +1000,4 @@ def ibov_marts_checks(
     dates = [date.fromisoformat(k) for k in context.partition_keys]
     followers = plan_marts(landing_sessions(the_lake), dates).followers
     for name, check, day, outcome in evaluate_mart_checks(the_lake, dates + followers, selected):
-        yield _evaluation(name, check, day.isoformat(), outcome)
+        yield check_evaluation(MART_KEYS[name], check, day.isoformat(), outcome)

@@ -1,42 +1,38 @@
 """B3's views of the four-month period, captured every trading day (docs/contracts.md,
 "More of what B3 publishes"): raw/ibov_teorica -> landing/ibov_teorica
 (``GetTheoricalPortfolio``, the period's theoretical portfolio) and raw/ibov_previa ->
-landing/ibov_previa (``GetQuartelyPreview``, the
-preview of the next period).
+landing/ibov_previa (``GetQuartelyPreview``, the preview of the next period).
 
-Same habits as the day's portfolio (b3_assets/portfolio/assets.py): partitioned by trading date,
-archive-first (the raw asset fetches only when the date is not archived, or with ``refetch``),
-landing built from the archive alone. Unlike it, B3 puts no date in these views and keeps no
-history of them, so a date can be fetched only while B3 is on it (:func:`current_session`).
+The same path as the day's portfolio (b3_assets/portfolio/assets.py), the view an option of
+each piece: one fetcher (``B3Site.fetch(view=…)``), one parser
+(``RawPayload.portfolio(…, view=…)``), one collection (``collect``), one landing writer and
+reader (storage/landing.py); partitioned by trading date, archive-first (the raw asset fetches
+only when the date is not archived, or with ``refetch``), landing built from the archive alone.
+Unlike the day's portfolio, B3 puts no date in these views and keeps no history of them, so a
+date can be fetched only while B3 is on it (:func:`current_session`, ``fetch_only_on``).
 They are separate assets, neither upstream nor downstream of landing/ibov_portfolio: their
 failure fails only themselves, and their landing files never start the Glue job (glue/layout.py
 ``LANDING_KEY_PATTERN`` matches ``landing/ibov/`` only). The JSON API only: there is no browser
 fallback for them.
 """
 
-import io
 from datetime import date
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from b3_assets.keys import PERIOD_LANDING_KEYS, PERIOD_RAW_KEYS
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.platform.resources import B3Site, LakeResource
-from b3_assets.portfolio.assets import B3_RETRY, LANDING_COLUMNS, OWNERS, collect_partitions
-from b3_assets.portfolio.collect import collect_period, period_archive
+from b3_assets.portfolio.assets import B3_RETRY, LANDING_COLUMNS, collect_partitions
+from b3_assets.portfolio.collect import collect, fetch_only_on, period_archive
 from b3_assets.sessions import b3_session_now
-from b3_assets.source.api import fetch_period, period_url
+from b3_assets.source.api import portfolio_url
 from b3_assets.source.errors import B3PermanentError
-from b3_assets.source.model import PERIOD_LANDING_SCHEMA, PERIOD_VIEW_NAMES, PeriodView
-from b3_assets.source.payload import RawPayload
+from b3_assets.source.model import PERIOD_LANDING_SCHEMA, VIEW_NAMES, PortfolioView
 from b3_assets.storage.archive import RawArchive
-from b3_assets.storage.lake import Lake
-from glue.layout import period_landing_key, period_landing_prefix, period_raw_prefix
+from b3_assets.storage.landing import landing_parquet, view_landing_key
+from glue.layout import period_landing_prefix, period_raw_prefix
 
-VIEWS: tuple[PeriodView, PeriodView] = ("teorica", "previa")
-RAW_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["raw", f"ibov_{v}"]) for v in VIEWS}
-LANDING_KEYS: dict[str, dg.AssetKey] = {v: dg.AssetKey(["landing", f"ibov_{v}"]) for v in VIEWS}
 TITLES = {"teorica": "theoretical portfolio of the period", "previa": "preview of the next period"}
 
 #: The landing contract of both views (docs/contracts.md), shown on the assets' pages.
@@ -56,33 +52,6 @@ def current_session() -> date:
     return b3_session_now()
 
 
-def fetch_view(b3: B3Site, view: PeriodView) -> RawPayload:
-    """The view as B3 serves it now, with the B3 site's address, timeout and retries."""
-    return fetch_period(b3.base_url, view, timeout_s=b3.timeout_s, retries=b3.retries)
-
-
-def period_parquet(table: pa.Table) -> bytes:
-    """Deterministic Parquet bytes of a period view's landing table."""
-    if not table.schema.equals(PERIOD_LANDING_SCHEMA, check_metadata=False):
-        raise ValueError(f"period landing table does not have the period landing schema:\n"
-                         f"{table.schema}")
-    buf = io.BytesIO()
-    pq.write_table(table.replace_schema_metadata(None), buf, compression="zstd",
-                   store_schema=False, write_statistics=True, row_group_size=1 << 20)
-    return buf.getvalue()
-
-
-def read_period_landing(lake: Lake, view: PeriodView, data_captura: date) -> pa.Table:
-    """``landing/ibov_<view>/dt=…/ibov_<view>.parquet`` with exactly PERIOD_LANDING_SCHEMA."""
-    data = lake.read_bytes(period_landing_key(view, data_captura))
-    return pq.read_table(io.BytesIO(data), use_threads=False).cast(PERIOD_LANDING_SCHEMA)
-
-
-def period_landing_dates(lake: Lake, view: PeriodView) -> list[date]:
-    return [date.fromisoformat(f.removeprefix("dt="))
-            for f in lake.list_folders(period_landing_prefix(view)) if f.startswith("dt=")]
-
-
 class PeriodRawConfig(dg.Config):
     refetch: bool = False
     """Fetch from B3 even when the date is archived (only the date B3 is on can be fetched;
@@ -96,19 +65,18 @@ def _schema() -> dg.TableSchema:
     ])
 
 
-def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
+def _raw_asset(view: PortfolioView) -> dg.AssetsDefinition:
     prefix = period_raw_prefix(view)
 
     @dg.asset(
-        key=RAW_KEYS[view],
+        key=PERIOD_RAW_KEYS[view],
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=B3_RETRY,
-        owners=OWNERS,
         tags={"layer": "raw"},
         kinds={"python"},
         description=f"**Raw** IBOV {TITLES[view]}: what B3 sent "
-        f"({PERIOD_VIEW_NAMES[view]}) on the trading date, byte for byte, with a manifest "
+        f"({VIEW_NAMES[view]}) on the trading date, byte for byte, with a manifest "
         f"({prefix}/dt=…/). B3 neither dates nor keeps it: only the date B3 is on can be "
         "fetched; other dates are rebuilt from the archive.",
     )
@@ -117,16 +85,15 @@ def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
         the_lake = lake.get()
         archive = period_archive(the_lake, view)
         now = current_session()
+        where = portfolio_url(b3.base_url, 1, view=view)
         return collect_partitions(
             context,
-            lambda day: collect_period(
+            lambda day: collect(
                 archive,
-                lambda: fetch_view(b3, view),
-                view,
+                fetch_only_on(lambda: b3.fetch(view=view), view, now, day, where),
                 day,
-                current_session=now,
-                where=period_url(b3.base_url, view, 1),
                 refetch=config.refetch,
+                view=view,
             ),
             what=TITLES[view],
             lake_uri=the_lake.uri(prefix + "/"),
@@ -135,15 +102,14 @@ def _raw_asset(view: PeriodView) -> dg.AssetsDefinition:
     return _raw
 
 
-def _landing_asset(view: PeriodView) -> dg.AssetsDefinition:
-    raw_key = RAW_KEYS[view]
+def _landing_asset(view: PortfolioView) -> dg.AssetsDefinition:
+    raw_key = PERIOD_RAW_KEYS[view]
 
     @dg.asset(
-        key=LANDING_KEYS[view],
+        key=PERIOD_LANDING_KEYS[view],
         deps=[raw_key],
         partitions_def=trading_day_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        owners=OWNERS,
         tags={"layer": "landing"},
         kinds={"parquet"},
         description=f"**Landing** IBOV {TITLES[view]}: typed Parquet, one file per trading date "
@@ -167,12 +133,12 @@ def _landing_asset(view: PeriodView) -> dg.AssetsDefinition:
                         f"{raw_key.to_user_string()} for it first (possible only on that "
                         "trading date: B3 keeps no history of this view)")
                     continue
-                table = payload.period_portfolio(view, day).to_landing_table()
+                table = payload.portfolio(day, view=view).to_landing_table()
             except B3PermanentError as exc:  # a payload or archive that cannot be trusted
                 problems.append(f"partition {day.isoformat()}: {exc}")
                 continue
-            key = period_landing_key(view, day)
-            the_lake.write_bytes(key, period_parquet(table))
+            key = view_landing_key(day, view)
+            the_lake.write_bytes(key, landing_parquet(table, PERIOD_LANDING_SCHEMA))
             written.append(the_lake.uri(key))
             rows += table.num_rows
         if problems:  # the dates that could land did; the run names the others

@@ -21,6 +21,7 @@ from b3_assets.platform.glue_runs import GlueJobWatcher, finished_run, run_dates
 from b3_assets.platform.local_aws import LocalGlueRunner, local_lake
 from b3_assets.sessions import is_known_session, is_trading_day, not_a_session_message
 from b3_assets.settings import Settings
+from b3_assets.source.model import PortfolioView
 from b3_assets.source.payload import RawPayload
 from b3_assets.storage.lake import Lake, S3Lake
 from b3_assets.storage.landing import landing_parquet
@@ -46,8 +47,9 @@ class B3Site(dg.ConfigurableResource):
     timeout_s: float = 20.0
     retries: int = 4
 
-    def fetch(self, segment: str = "2") -> RawPayload:
-        """The day's portfolio: B3's sector view, or with ``segment`` "1" the plain one."""
+    def fetch(self, segment: str = "2", view: PortfolioView = "day") -> RawPayload:
+        """The day's portfolio: B3's sector view, or with ``segment`` "1" the plain one; with
+        ``view`` ``teorica`` or ``previa`` the period's view (from the JSON API)."""
         from b3_assets.source.fetch import fetch_portfolio
 
         return fetch_portfolio(
@@ -57,6 +59,7 @@ class B3Site(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             retries=self.retries,
             segment=segment,
+            view=view,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from b3_assets.keys import LANDING, RAW
 from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.platform.resources import (
     B3Site,
@@ -30,11 +31,6 @@ from b3_assets.source.errors import B3PermanentError
 from b3_assets.source.model import LANDING_SCHEMA
 from b3_assets.storage.archive import RawArchive
 from glue.layout import RAW_PREFIX, REFINED_COLUMNS
-
-RAW = dg.AssetKey(["raw", "ibov_portfolio"])
-LANDING = dg.AssetKey(["landing", "ibov_portfolio"])
-REFINED = dg.AssetKey(["refined", "b3_etl_soma_acao"])
-OWNERS = ["team:b3-pipeline"]
 
 #: Transient B3 trouble (timeouts, 5xx, 429) is retried: up to 3 more attempts of the step.
 #: The policy itself has no delay: Dagster sleeps a retry's delay between steps, where a
@@ -142,7 +138,6 @@ class RawConfig(dg.Config):
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=B3_RETRY,
-    owners=OWNERS,
     tags={"layer": "raw"},
     kinds={"python"},
     description="**Raw** IBOV portfolio: what B3 sent for the trading date, byte for byte, "
@@ -264,7 +259,6 @@ def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
     deps=[RAW],
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    owners=OWNERS,
     tags={"layer": "landing"},
     kinds={"parquet"},
     description="**Landing** IBOV portfolio: typed Parquet, one file per trading date "
@@ -275,11 +269,8 @@ def top_weights_markdown(table: pa.Table, n: int = 10) -> str:
 def landing_ibov_portfolio(
     context: dg.AssetExecutionContext, lake: LakeResource, glue_job: GlueJobResource
 ) -> Iterator[dg.AssetCheckEvaluation | dg.MaterializeResult]:
-    from b3_assets.portfolio.checks import (
-        LANDING_CHECK_KEYS,
-        evaluated_by_own_step,
-        landing_evaluations,
-    )
+    from b3_assets.platform.check_results import evaluated_by_own_step
+    from b3_assets.portfolio.checks import LANDING_CHECK_KEYS, landing_evaluations
 
     the_lake = lake.get()
     archive = RawArchive(the_lake)

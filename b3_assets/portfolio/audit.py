@@ -8,13 +8,11 @@ from datetime import date
 
 import dagster as dg
 
+from b3_assets.keys import AUDIT, LANDING
 from b3_assets.platform.resources import LakeResource
-from b3_assets.portfolio.assets import LANDING, OWNERS
 from b3_assets.sessions import B3_TIMEZONE, trading_days
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.landing import landing_dates
-
-AUDIT = dg.AssetKey(["audit", "landing_gaps"])
 
 
 def missing_days(archived: list[date], landed: list[date], today: date) -> list[date]:
@@ -35,7 +33,6 @@ def fix_for(day: date, today: date) -> str:
 @dg.asset(
     key=AUDIT,
     deps=[LANDING],
-    owners=OWNERS,
     tags={"layer": "audit"},
     kinds={"python"},
     check_specs=[dg.AssetCheckSpec("no_missing_trading_days", asset=AUDIT)],

@@ -19,13 +19,14 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from b3_assets.keys import LANDING, REFINED
 from b3_assets.partitions import trading_day_partitions
 from b3_assets.platform.catalog import QueryEngine
+from b3_assets.platform.check_results import CheckOutcome, check_evaluation, check_metadata
 from b3_assets.platform.glue_runs import FinishedRun
 from b3_assets.platform.resources import CatalogResource, GlueJobResource, LakeResource
-from b3_assets.portfolio.assets import LANDING, REFINED
 from b3_assets.portfolio.enrichments import FILLS, landing_entry, missing, missing_message
-from b3_assets.portfolio.quality import CheckOutcome, landing_checks, refined_checks
+from b3_assets.portfolio.quality import landing_checks, refined_checks
 from b3_assets.sessions import is_known_session
 from b3_assets.source.sectors import unknown_sector_labels
 from b3_assets.storage.archive import RawArchive
@@ -83,35 +84,6 @@ REFINED_ROWS_SQL = (
 )
 
 
-def evaluated_by_own_step(
-    context: dg.AssetExecutionContext, keys: list[dg.AssetCheckKey]
-) -> bool:
-    """Whether this run evaluates any of ``keys`` in the checks' own step (the run selected
-    them: the UI's asset page adds an asset's checks); else the asset's step evaluates them."""
-    selection = context.run.asset_check_selection
-    if selection is None:  # the whole job: the checks it contains
-        selection = context.job_def.asset_layer.asset_graph.asset_check_keys
-    return bool(set(keys) & set(selection))
-
-
-def _metadata(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v if isinstance(v, int | bool) else dg.MetadataValue.text(str(v)))
-        for k, v in values.items()
-    }
-
-
-def _evaluation(key: dg.AssetKey, name: str, day: str, outcome: CheckOutcome) -> Any:
-    passed, meta = outcome
-    return dg.AssetCheckEvaluation(
-        asset_key=key,
-        check_name=name,
-        passed=passed,
-        metadata=_metadata({"data_carteira": day, **meta}),
-        partition=day,
-    )
-
-
 def _specs(key: dg.AssetKey, checks: dict[str, str]) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(name, asset=key, description=text, partitions_def=trading_day_partitions)
@@ -137,7 +109,7 @@ def landing_evaluation(day: str, table: pa.Table) -> dg.AssetCheckEvaluation:
         check_name=VALID_PORTFOLIO,
         passed=not broken and not unknown,
         severity=dg.AssetCheckSeverity.ERROR if broken else dg.AssetCheckSeverity.WARN,
-        metadata=_metadata(metadata),
+        metadata=check_metadata(metadata),
         partition=day,
     )
 
@@ -162,7 +134,7 @@ def enrichment_evaluation(day: str, archive: RawArchive) -> dg.AssetCheckEvaluat
         passed=not lacking,
         severity=dg.AssetCheckSeverity.WARN,
         description=missing_message(date.fromisoformat(day), lacking) if lacking else None,
-        metadata=_metadata(metadata),
+        metadata=check_metadata(metadata),
         partition=day,
     )
 
@@ -246,14 +218,14 @@ def refined_evaluations(
     for key in keys:
         day = date.fromisoformat(key)
         run = watcher.latest_finished(day)
-        yield _evaluation(REFINED, GLUE_RUN_CHECK, key, glue_run_outcome(run, day))
+        yield check_evaluation(REFINED, GLUE_RUN_CHECK, key, glue_run_outcome(run, day))
         day_rows = rows.get(key, [])
         try:
             landing = read_landing(the_lake, day)
         except LakeError as exc:
             for name in REFINED_CHECKS:
                 if name != GLUE_RUN_CHECK:
-                    yield _evaluation(REFINED, name, key, (False, {"landing": str(exc)}))
+                    yield check_evaluation(REFINED, name, key, (False, {"landing": str(exc)}))
             continue
         outcomes = refined_checks(day_rows, landing)
         earlier = [d for d in landed if d < day]
@@ -262,7 +234,7 @@ def refined_evaluations(
         )
         for name in REFINED_CHECKS:
             if name != GLUE_RUN_CHECK:
-                yield _evaluation(REFINED, name, key, outcomes[name])
+                yield check_evaluation(REFINED, name, key, outcomes[name])
 
 
 @dg.multi_asset_check(specs=_specs(REFINED, REFINED_CHECKS), can_subset=True)

@@ -1,6 +1,7 @@
-"""Collecting one portfolio date into the raw archive: the archive first, B3 when needed;
-and likewise B3's views of the four-month period (theoretical portfolio, preview), which B3
-does not date: they are filed under the trading date of their capture.
+"""Collecting one date of a portfolio view into its raw archive: the archive first, B3 when
+needed. One path for the day's portfolio and B3's views of the four-month period (theoretical
+portfolio, preview), which B3 does not date: they are filed under the trading date of their
+capture, and only that date can be fetched (:func:`fetch_only_on`).
 
 No Dagster here: the raw assets and ``b3-pipeline import-csv`` call this."""
 
@@ -28,7 +29,7 @@ from b3_assets.source.errors import (
     B3PayloadError,
     B3UnavailableError,
 )
-from b3_assets.source.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.source.model import INDICE, VIEW_NAMES, Portfolio, PortfolioView
 from b3_assets.source.parse import check_size, refuse_non_csv
 from b3_assets.source.payload import RawPayload
 from b3_assets.source.validate import enrichment_problems
@@ -51,9 +52,10 @@ class Collected:
 
 def collect(
     archive: RawArchive, fetch: Fetcher, data_carteira: date, refetch: bool = False,
-    fetch_plain: Fetcher | None = None,
+    fetch_plain: Fetcher | None = None, *, view: PortfolioView = "day",
 ) -> Collected:
-    """The date's portfolio: from the archive (no network) unless absent or ``refetch``.
+    """The date's portfolio (of ``view``: a period view is of the trading date of its capture):
+    from the archive (no network) unless absent or ``refetch``.
 
     A fetched payload is parsed, date-checked and validated before anything is written, so a
     bad payload or another date leaves the archive untouched. An enrichment never costs the
@@ -64,10 +66,10 @@ def collect(
     if not refetch:
         archived = archive.latest(data_carteira)
         if archived is not None:
-            return Collected(archived.portfolio(data_carteira), archived, None, True)
+            return Collected(archived.portfolio(data_carteira, view=view), archived, None, True)
     if fetch_plain is None:
         payload = fetch()
-        portfolio = payload.portfolio(data_carteira)
+        portfolio = payload.portfolio(data_carteira, view=view)
         return Collected(portfolio, payload, archive.store(payload, data_carteira), False)
     got = _sector_view(fetch, data_carteira)
     if not isinstance(got, str):
@@ -211,41 +213,20 @@ def import_csv(archive: RawArchive, path: Path,
 
 # --- the period views: theoretical portfolio and preview -------------------------------------
 
-def period_archive(lake: Lake, view: PeriodView) -> RawArchive:
+def period_archive(lake: Lake, view: PortfolioView) -> RawArchive:
     """The raw archive of a period view: ``raw/ibov_teorica`` or ``raw/ibov_previa``."""
     return RawArchive(lake, period_raw_prefix(view), date_field="data_captura")
 
 
-@dataclass(frozen=True)
-class CollectedPeriod:
-    portfolio: PeriodPortfolio
-    payload: RawPayload
-    stored: StoreOutcome | None
-    from_archive: bool
+def fetch_only_on(fetch: Fetcher, view: PortfolioView, current_session: date,
+                  data_captura: date, where: str) -> Fetcher:
+    """``fetch``, for a period view captured on ``data_captura``: B3 neither dates nor keeps
+    these views, so only the date B3 is on now (``current_session``) can be fetched; any other
+    is :class:`B3CaptureDateError` (``where``: the address named)."""
 
+    def fetch_now() -> RawPayload:
+        if data_captura != current_session:
+            raise B3CaptureDateError(where, VIEW_NAMES[view], data_captura, current_session)
+        return fetch()
 
-def collect_period(
-    archive: RawArchive,
-    fetch: Fetcher,
-    view: PeriodView,
-    data_captura: date,
-    *,
-    current_session: date,
-    where: str,
-    refetch: bool = False,
-) -> CollectedPeriod:
-    """A period view as captured on the trading date ``data_captura``: from the archive (no
-    network) unless absent or ``refetch``; else fetched, which only the date B3 is on now
-    (``current_session``) can be, since B3 neither dates nor keeps these views. The payload is
-    parsed and validated before anything is written. ``where``: the address named in
-    errors."""
-    if not refetch:
-        archived = archive.latest(data_captura)
-        if archived is not None:
-            return CollectedPeriod(archived.period_portfolio(view, data_captura), archived,
-                                   None, True)
-    if data_captura != current_session:
-        raise B3CaptureDateError(where, PERIOD_VIEW_NAMES[view], data_captura, current_session)
-    payload = fetch()
-    portfolio = payload.period_portfolio(view, data_captura)
-    return CollectedPeriod(portfolio, payload, archive.store(payload, data_captura), False)
+    return fetch_now

@@ -27,9 +27,8 @@ from datetime import date
 
 import dagster as dg
 
-from b3_assets.marts.ibov_marts import MART_KEYS
+from b3_assets.keys import LANDING, MART_KEYS, REFINED, REPORT, REPORT_MARTS
 from b3_assets.partitions import latest_by_partition
-from b3_assets.portfolio.assets import LANDING, REFINED
 from b3_assets.portfolio.sensors import (
     IN_PROGRESS,
     RANGE_END,
@@ -38,7 +37,6 @@ from b3_assets.portfolio.sensors import (
     contiguous_ranges,
     refined_followup_job,
 )
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
 
 #: How often the records are compared (one indexed query per derived asset).
 DERIVED_CATCHUP_INTERVAL_S = 300

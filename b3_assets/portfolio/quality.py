@@ -15,11 +15,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from b3_assets.platform.check_results import CheckOutcome
 from b3_assets.source.errors import listing
 from b3_assets.source.validate import Columns, Outcome, column_rules, participations_add_up_to_100
 from glue.layout import issuer_root
-
-CheckOutcome = tuple[bool, dict[str, Any]]
 
 
 def _check(outcome: Outcome) -> CheckOutcome:

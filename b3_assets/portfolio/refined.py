@@ -20,13 +20,14 @@ from typing import Any
 
 import dagster as dg
 
+from b3_assets.keys import LANDING, REFINED
 from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.platform.check_results import evaluated_by_own_step
 from b3_assets.platform.glue_runs import FinishedRun
 from b3_assets.platform.resources import CatalogResource, GlueJobResource, LakeResource
-from b3_assets.portfolio.assets import LANDING, OWNERS, REFINED, refined_table_schema
+from b3_assets.portfolio.assets import refined_table_schema
 from b3_assets.portfolio.checks import (
     REFINED_CHECK_KEYS,
-    evaluated_by_own_step,
     refined_evaluations,
     run_metadata,
 )
@@ -73,7 +74,6 @@ def recorded_metadata(
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    owners=OWNERS,
     tags={"layer": "refined"},
     kinds={"glue", "spark", "duckdb"},
     # In the daily run, right after landing (before the marts): what the report waits for.

@@ -11,10 +11,17 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from b3_assets.marts.ibov_marts import MART_KEYS
-from b3_assets.period_views.period_assets import LANDING_KEYS, RAW_KEYS
+from b3_assets.keys import (
+    LANDING,
+    MART_KEYS,
+    PERIOD_LANDING_KEYS,
+    PERIOD_RAW_KEYS,
+    RAW,
+    REFINED,
+    REPORT,
+    REPORT_MARTS,
+)
 from b3_assets.platform.resources import LakeResource
-from b3_assets.portfolio.assets import LANDING, RAW, REFINED
 from b3_assets.portfolio.enrichments import (
     FILL_CONFIG,
     FILL_CRON,
@@ -23,7 +30,6 @@ from b3_assets.portfolio.enrichments import (
     landing_entry,
     missing,
 )
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
 from b3_assets.sessions import B3_TIMEZONE, is_trading_day, not_a_session_message, session_due
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.lake import Lake
@@ -115,7 +121,7 @@ def daily_ibov_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest 
 
 period_portfolios_job = dg.define_asset_job(
     "period_portfolios",
-    selection=dg.AssetSelection.assets(*RAW_KEYS.values(), *LANDING_KEYS.values()),
+    selection=dg.AssetSelection.assets(*PERIOD_RAW_KEYS.values(), *PERIOD_LANDING_KEYS.values()),
     description="Capture the period's theoretical portfolio and the next period's preview as B3 "
     "shows them today (separate from the day's portfolio: a failure here never blocks it).",
 )

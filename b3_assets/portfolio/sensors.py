@@ -13,13 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from b3_assets.marts.ibov_marts import MART_KEYS
+from b3_assets.keys import LANDING, MART_KEYS, REFINED, REPORT, REPORT_MARTS
 from b3_assets.platform.glue_runs import FinishedRun, WatchCursor
 from b3_assets.platform.instance import MAX_RUNTIME_S, RUN_MONITORING_POLL_S
 from b3_assets.platform.resources import GlueJobResource
-from b3_assets.portfolio.assets import LANDING, REFINED
 from b3_assets.portfolio.refined import GLUE_RUN_ID
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
 from b3_assets.sessions import trading_days
 from b3_assets.settings import Settings
 

@@ -22,13 +22,11 @@ from typing import Any
 
 import dagster as dg
 
-from b3_assets.marts.ibov_marts import MART_KEYS
+from b3_assets.keys import MART_KEYS, REFINED, REPORT, REPORT_MARTS
 from b3_assets.partitions import latest_by_partition, partition_dates, trading_day_partitions
 from b3_assets.platform.resources import CatalogResource, LakeResource
-from b3_assets.portfolio.assets import OWNERS, REFINED
 from b3_assets.storage.lake import Lake
 
-REPORT = dg.AssetKey(["report", "ibov_composition"])
 REPORTS_PREFIX = "reports"
 
 #: Keep inline images well under this (they live in the event log and are sent to the UI).
@@ -101,7 +99,6 @@ def bar_table(
     output_required=False,
     # In the daily run, the day's charts before the marts' (steps that are ready run by it).
     op_tags={"dagster/priority": "1"},
-    owners=OWNERS,
     tags={"layer": "report"},
     kinds={"python"},
     description="The day's IBOV composition as two PNGs: the 15 heaviest issuers and the "
@@ -175,7 +172,6 @@ def composition_drawn(report: Any) -> Drawn:
     return Drawn(metadata, {"top15": report.top15_png, "changes": report.changes_png})
 
 
-REPORT_MARTS = dg.AssetKey(["report", "ibov_marts"])
 
 
 @dg.asset(
@@ -184,7 +180,6 @@ REPORT_MARTS = dg.AssetKey(["report", "ibov_marts"])
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    owners=OWNERS,
     tags={"layer": "report"},
     kinds={"python"},
     description="From the marts: the day's sector weights, the entries and exits since the "

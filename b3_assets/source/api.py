@@ -1,7 +1,8 @@
 """The portfolio straight from B3's JSON API, every page kept verbatim: the day's portfolio
 (``GetPortfolioDay`` with ``segment`` 2, B3's sector view: the same constituents as the code
 view plus each one's "Setor / Subsetor"), and B3's views of the four-month period
-(``GetTheoricalPortfolio``, ``GetQuartelyPreview``: :func:`fetch_period`).
+(``GetTheoricalPortfolio``, ``GetQuartelyPreview``): one fetcher, :func:`fetch_api`, with the
+view as an option.
 
 B3 is a public site that sometimes answers slowly, rate-limits or fails for a moment: 429 and
 5xx answers, read timeouts and dropped connections are retried by urllib3's ``Retry`` (see
@@ -25,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import requests
@@ -53,6 +54,7 @@ from b3_assets.source.errors import (
     B3UnreachableError,
     clip,
 )
+from b3_assets.source.model import PortfolioView
 from b3_assets.source.parse import check_size
 from b3_assets.source.payload import RawPayload
 
@@ -63,8 +65,11 @@ API_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
 #: B3's "Consulta por": 1 = Código, 2 = Setor de Atuação (the same rows plus the sector label
 #: and partAcum). b3-pipeline asks 2.
 SEGMENT = "2"
-#: The period views: same parameters as GetPortfolioDay minus ``segment``, no date in them.
-PERIOD_ENDPOINTS: dict[str, str] = {
+#: B3's three views of an index's portfolio, the same rows from three endpoints: the day's
+#: portfolio (dated by B3), the theoretical portfolio of the four-month period and the preview
+#: of the next one (both undated, and asked without ``segment``).
+PORTFOLIO_ENDPOINTS: dict[str, str] = {
+    "day": "GetPortfolioDay",
     "teorica": "GetTheoricalPortfolio",
     "previa": "GetQuartelyPreview",
 }
@@ -103,19 +108,30 @@ def _token(params: Mapping[str, Any]) -> str:
 
 
 def portfolio_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
-                    index: str = "IBOV", segment: str = SEGMENT) -> str:
+                    index: str = "IBOV", segment: str | None = SEGMENT) -> str:
     """The base64 path segment exactly as B3's page builds it:
-    ``btoa(JSON.stringify({language, pageNumber, pageSize, index, segment}))``."""
-    return _token({"language": language, "pageNumber": page_number, "pageSize": page_size,
-                   "index": index, "segment": segment})
+    ``btoa(JSON.stringify({language, pageNumber, pageSize, index, segment}))`` (no
+    ``segment`` for the period views: ``segment=None``)."""
+    params: dict[str, Any] = {"language": language, "pageNumber": page_number,
+                              "pageSize": page_size, "index": index}
+    if segment is not None:
+        params["segment"] = segment
+    return _token(params)
 
 
 def portfolio_url(base_url: str, page_number: int, page_size: int = PAGE_SIZE,
-                  segment: str = SEGMENT, index: str = "IBOV") -> str:
+                  segment: str = SEGMENT, index: str = "IBOV", *,
+                  view: PortfolioView = "day") -> str:
     """``{base}/indexProxy/indexCall/GetPortfolioDay/{base64(json)}`` for one page of
-    ``index``'s portfolio (every B3 index is served by the same endpoint)."""
-    return (f"{base_url.rstrip('/')}{API_PATH}"
-            f"{portfolio_query(page_number, page_size, segment=segment, index=index)}")
+    ``index``'s portfolio (every B3 index is served by the same endpoint); ``view``
+    ``teorica`` or ``previa``: the same page of the period's view
+    (:data:`PORTFOLIO_ENDPOINTS`). An unknown view is a ValueError, before any network."""
+    if view not in PORTFOLIO_ENDPOINTS:
+        raise ValueError(f"unknown portfolio view {view!r}: one of "
+                         f"{', '.join(PORTFOLIO_ENDPOINTS)}")
+    query = portfolio_query(page_number, page_size, index=index,
+                            segment=segment if view == "day" else None)
+    return f"{base_url.rstrip('/')}/indexProxy/indexCall/{PORTFOLIO_ENDPOINTS[view]}/{query}"
 
 
 def stock_index_url(base_url: str, page_number: int = 1) -> str:
@@ -131,23 +147,6 @@ def index_levels_url(base_url: str, index: str, year: int, *, language: str = "p
     ``index``'s daily closes (one answer, no paging)."""
     token = _token({"language": language, "index": index, "year": year})
     return f"{base_url.rstrip('/')}{LEVELS_PATH}{token}"
-
-
-def period_query(page_number: int, page_size: int = PAGE_SIZE, *, language: str = "pt-br",
-                 index: str = "IBOV") -> str:
-    """``btoa(JSON.stringify({language, pageNumber, pageSize, index}))``: the period views'
-    parameters (GetPortfolioDay's minus ``segment``)."""
-    return _token({"language": language, "pageNumber": page_number, "pageSize": page_size,
-                   "index": index})
-
-
-def period_url(base_url: str, view: str, page_number: int, page_size: int = PAGE_SIZE) -> str:
-    """``{base}/indexProxy/indexCall/GetTheoricalPortfolio/{base64(json)}`` (``teorica``) or
-    ``…/GetQuartelyPreview/…`` (``previa``) for one page."""
-    if view not in PERIOD_ENDPOINTS:
-        raise ValueError(f"unknown period view {view!r}: one of {', '.join(PERIOD_ENDPOINTS)}")
-    return (f"{base_url.rstrip('/')}/indexProxy/indexCall/{PERIOD_ENDPOINTS[view]}/"
-            f"{period_query(page_number, page_size)}")
 
 
 def check_base_url(base_url: str) -> str:
@@ -518,69 +517,63 @@ def _fetch(session: requests.Session, url_for: Callable[[int], str],
                       decoded_pages=tuple(docs))
 
 
+class FetchOptions(TypedDict, total=False):
+    """How patiently every fetcher asks B3 (the defaults of :func:`_fetch_all`)."""
+
+    #: Each answer arrives whole within this many seconds of its headers.
+    timeout_s: float
+    #: Attempts after the first, for 429, 5xx, timeouts and dropped connections.
+    retries: int
+    backoff_s: float
+    #: Used as given (its own retry policy) and left open; by default one is made and closed.
+    session: requests.Session | None
+    max_wait_s: float
+    #: The whole fetch, every page, retry and wait (default :func:`default_deadline`).
+    deadline_s: float | None
+
+
 def fetch_api(
     base_url: str,
     *,
+    view: PortfolioView = "day",
     index: str = "IBOV",
     segment: str = SEGMENT,
-    timeout_s: float = 20.0,
-    retries: int = 4,
-    backoff_s: float = 0.5,
-    session: requests.Session | None = None,
-    max_wait_s: float = MAX_WAIT_S,
-    deadline_s: float | None = None,
+    **options: Unpack[FetchOptions],
 ) -> RawPayload:
-    """Every page of today's portfolio of ``index`` (IBOV by default; B3 serves every index
-    the same way) in B3's ``segment`` view, from the JSON API, bytes as B3 sent them.
+    """Every page of the portfolio of ``index`` (IBOV by default; B3 serves every index the
+    same way) as B3 serves it now, bytes as B3 sent them: the day's portfolio in B3's
+    ``segment`` view, or with ``view`` the period's theoretical portfolio (``teorica``) or the
+    preview of the next one (``previa``), which B3 does not date: the caller knows the trading
+    date of the capture.
 
     Asks 120 rows a page (all of IBOV) but follows ``page.totalPages`` whenever B3 pages
-    anyway. When B3 publishes a new portfolio between two pages, starts over from page 1
-    (up to :data:`MAX_RESTARTS` times), so the pages kept are always of one portfolio.
-    ``session``: used as given (its own retry policy), left open; by default one with
-    :func:`retry_policy` is made and closed. The whole fetch ends within ``deadline_s``
-    (default :func:`default_deadline`) or raises :class:`B3UnavailableError`."""
+    anyway. When B3 publishes a new portfolio between two pages (another header date, or for a
+    period view other header totals), starts over from page 1 (up to :data:`MAX_RESTARTS`
+    times), so the pages kept are always of one portfolio. ``options``: :class:`FetchOptions`;
+    the whole fetch ends within ``deadline_s`` or raises :class:`B3UnavailableError`."""
     base = check_base_url(base_url)
-    return _fetch_all(base, lambda n: portfolio_url(base, n, segment=segment, index=index),
-                      _header_date, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+    portfolio_url(base, 1, view=view)  # an unknown view fails here, before any network
+    identity = _header_date if view == "day" else _header_totals
+    return _fetch_all(
+        base, lambda n: portfolio_url(base, n, segment=segment, index=index, view=view),
+        identity, **options)
 
 
-def fetch_stock_index(
-    base_url: str,
-    *,
-    timeout_s: float = 20.0,
-    retries: int = 4,
-    backoff_s: float = 0.5,
-    session: requests.Session | None = None,
-    max_wait_s: float = MAX_WAIT_S,
-    deadline_s: float | None = None,
-) -> RawPayload:
+def fetch_stock_index(base_url: str, **options: Unpack[FetchOptions]) -> RawPayload:
     """``GetStockIndex`` as B3 serves it now (which indices exist and who is in each), bytes
     as B3 sent them; the same retries, errors and deadlines as :func:`fetch_api`."""
     base = check_base_url(base_url)
     return _fetch_all(base, lambda n: stock_index_url(base, n), _stock_index_identity,
-                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+                      **options)
 
 
-def fetch_index_levels(
-    base_url: str,
-    index: str,
-    year: int,
-    *,
-    timeout_s: float = 20.0,
-    retries: int = 4,
-    backoff_s: float = 0.5,
-    session: requests.Session | None = None,
-    max_wait_s: float = MAX_WAIT_S,
-    deadline_s: float | None = None,
-) -> RawPayload:
+def fetch_index_levels(base_url: str, index: str, year: int,
+                       **options: Unpack[FetchOptions]) -> RawPayload:
     """One year of ``index``'s daily closes (the index statistics endpoint), bytes as B3 sent
     them; the same retries, errors and deadlines as :func:`fetch_api`."""
     base = check_base_url(base_url)
     return _fetch_all(base, lambda n: index_levels_url(base, index, year), lambda doc: None,
-                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
+                      **options)
 
 
 def _stock_index_identity(doc: Mapping[str, Any]) -> Any:
@@ -589,33 +582,11 @@ def _stock_index_identity(doc: Mapping[str, Any]) -> Any:
     return dict(header) if isinstance(header, Mapping) else None
 
 
-def fetch_period(
-    base_url: str,
-    view: str,
-    *,
-    timeout_s: float = 20.0,
-    retries: int = 4,
-    backoff_s: float = 0.5,
-    session: requests.Session | None = None,
-    max_wait_s: float = MAX_WAIT_S,
-    deadline_s: float | None = None,
-) -> RawPayload:
-    """Every page of B3's current theoretical portfolio of the period (``view`` ``teorica``,
-    ``GetTheoricalPortfolio``) or preview of the next one (``previa``,
-    ``GetQuartelyPreview``), bytes as B3 sent them; the same paging, retries, errors and
-    deadlines as :func:`fetch_api`. B3 puts no date in these: the caller knows the trading
-    date of the capture."""
-    base = check_base_url(base_url)
-    period_url(base, view, 1)  # an unknown view fails here, before any network
-    return _fetch_all(base, lambda n: period_url(base, view, n), _header_totals,
-                      timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                      session=session, max_wait_s=max_wait_s, deadline_s=deadline_s)
-
-
 def _fetch_all(
     base: str, url_for: Callable[[int], str], identity: Callable[[Mapping[str, Any]], Any], *,
-    timeout_s: float, retries: int, backoff_s: float, session: requests.Session | None,
-    max_wait_s: float, deadline_s: float | None,
+    timeout_s: float = 20.0, retries: int = 4, backoff_s: float = 0.5,
+    session: requests.Session | None = None, max_wait_s: float = MAX_WAIT_S,
+    deadline_s: float | None = None,
 ) -> RawPayload:
     budget = deadline_s if deadline_s is not None else default_deadline(timeout_s, retries)
 

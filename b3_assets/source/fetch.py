@@ -18,6 +18,7 @@ import logging
 from b3_assets.source.api import check_base_url, fetch_api
 from b3_assets.source.browser import fetch_browser
 from b3_assets.source.errors import B3BlockedError, B3Error, B3PayloadError
+from b3_assets.source.model import PortfolioView
 from b3_assets.source.payload import RawPayload
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def fetch_portfolio(
     backoff_s: float = 0.5,
     deadline_s: float | None = None,
     segment: str = "2",
+    view: PortfolioView = "day",
 ) -> RawPayload:
     """Today's portfolio as B3 sent it, by ``mode`` (``auto`` | ``api`` | ``browser``).
 
@@ -42,22 +44,23 @@ def fetch_portfolio(
     caller's (``payload.portfolio(expected_date)``). ``deadline_s`` bounds the API fetch.
     ``segment`` "2" is B3's sector view (the portfolio plus sector labels); "1", the plain
     code view, is asked from the JSON API whatever the mode: it is the fallback when the
-    sector view fails its own rules (:func:`b3_assets.portfolio.collect.collect`)."""
+    sector view fails its own rules (:func:`b3_assets.portfolio.collect.collect`). So is a
+    period ``view`` (``teorica``, ``previa``): B3's page has no table of them to read."""
     if mode not in MODES:
         raise ValueError(f"B3_FETCH={mode!r} is not one of {', '.join(MODES)}")
     base_url = check_base_url(base_url)
-    if segment != "2":
-        return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                         deadline_s=deadline_s, segment=segment)
-    if mode == "api":
-        return fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                         deadline_s=deadline_s)
+
+    def api() -> RawPayload:
+        return fetch_api(base_url, view=view, segment=segment, timeout_s=timeout_s,
+                         retries=retries, backoff_s=backoff_s, deadline_s=deadline_s)
+
+    if mode == "api" or segment != "2" or view != "day":
+        return api()
     if mode == "browser":
         return _browser(base_url, browser_path, timeout_s)
 
     try:
-        payload = fetch_api(base_url, timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
-                            deadline_s=deadline_s)
+        payload = api()
         payload.parse()
     except B3BlockedError as exc:
         reason = f"the API refused a non-browser client: {exc}"

@@ -1,4 +1,4 @@
-"""The IBOV portfolio as b3-pipeline understands it, and the landing schemas of docs/contracts.md:
+"""An index's portfolio as b3-pipeline understands it, and the landing schemas of docs/contracts.md:
 the day's portfolio (``landing/ibov``) and B3's views of the four-month period
 (``landing/ibov_teorica``, ``landing/ibov_previa``).
 
@@ -19,6 +19,17 @@ from b3_assets.source.sectors import classify
 from glue.layout import issuer_root
 
 INDICE = "IBOV"
+
+#: B3's three views of an index's portfolio (source/api.py ``PORTFOLIO_ENDPOINTS``): the day's
+#: portfolio, and the theoretical portfolio of the four-month period and the preview of the
+#: next one, which B3 does not date (they are filed under the trading date of their capture).
+PortfolioView = Literal["day", "teorica", "previa"]
+#: What each view is, for messages.
+VIEW_NAMES: dict[str, str] = {
+    "day": "the day's portfolio (GetPortfolioDay)",
+    "teorica": "the theoretical portfolio of the four-month period (GetTheoricalPortfolio)",
+    "previa": "the preview of the next period's portfolio (GetQuartelyPreview)",
+}
 
 #: The landing Parquet schema (docs/contracts.md "Landing Parquet schema"). The one definition.
 LANDING_SCHEMA = pa.schema(
@@ -75,7 +86,9 @@ class Constituent:
 
 @dataclass(frozen=True)
 class Portfolio:
-    """The IBOV theoretical portfolio of one trading date, as B3 published it."""
+    """An index's theoretical portfolio (IBOV by default) as B3 published it: of the trading
+    date ``data_carteira`` (B3's header date), or for a period ``view`` as B3 showed it on the
+    trading date of the capture (``data_carteira`` is then that date: B3 gives none)."""
 
     data_carteira: date
     constituents: tuple[Constituent, ...]
@@ -88,14 +101,22 @@ class Portfolio:
     #: The payload is B3's sector view (``segment`` 2): every row must carry a label and the
     #: labels' ``partAcum`` must add up (source/validate.py).
     by_sector: bool = False
+    view: PortfolioView = "day"
 
     def sorted_constituents(self) -> list[Constituent]:
         return sorted(self.constituents, key=lambda c: c.codigo)
 
+    @property
+    def landing_schema(self) -> pa.Schema:
+        """The view's landing schema (docs/contracts.md): :data:`LANDING_SCHEMA` for the day's
+        portfolio, :data:`PERIOD_LANDING_SCHEMA` for a period view."""
+        return LANDING_SCHEMA if self.view == "day" else PERIOD_LANDING_SCHEMA
+
     def to_landing_table(self) -> pa.Table:
         """The landing rows: one per constituent, sorted by ``codigo``, exact types;
         ``setor``/``subsetor`` from the curated mapping (b3_assets/source/sectors.py), null for a
-        label it does not know."""
+        label it does not know. A period view's rows: the same columns with the capture date
+        first and no sectors (:attr:`landing_schema`)."""
         rows = self.sorted_constituents()
         n = len(rows)
         sectors = [classify(c.setor_b3) for c in rows]
@@ -114,7 +135,10 @@ class Portfolio:
             "setor": [s.setor if s else None for s in sectors],
             "subsetor": [s.subsetor if s else None for s in sectors],
         }
-        return pa.Table.from_pydict(columns, schema=LANDING_SCHEMA)
+        if self.view != "day":
+            columns["data_captura"] = columns.pop("data_carteira")
+        schema = self.landing_schema
+        return pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
 
 
 def conform_landing(table: pa.Table) -> pa.Table:
@@ -132,45 +156,3 @@ def conform_landing(table: pa.Table) -> pa.Table:
             raise ValueError(f"landing table has no column {f.name!r} (it has "
                              f"{', '.join(table.column_names)}): not a landing file")
     return pa.Table.from_arrays(columns, schema=LANDING_SCHEMA)
-
-
-PeriodView = Literal["teorica", "previa"]
-#: B3's name of each period view, for messages.
-PERIOD_VIEW_NAMES: dict[str, str] = {
-    "teorica": "the theoretical portfolio of the four-month period (GetTheoricalPortfolio)",
-    "previa": "the preview of the next period's portfolio (GetQuartelyPreview)",
-}
-
-
-@dataclass(frozen=True)
-class PeriodPortfolio:
-    """B3's theoretical portfolio of the period (``teorica``) or the preview of the next one
-    (``previa``) as B3 showed it on the trading date ``data_captura``."""
-
-    view: PeriodView
-    data_captura: date
-    constituents: tuple[Constituent, ...]
-    qtde_teorica_total: int
-    redutor: Decimal
-    coletado_em: datetime
-    where: str
-    participacao_total: Decimal | None = None
-    indice: str = INDICE
-
-    def to_landing_table(self) -> pa.Table:
-        """One row per constituent, sorted by ``codigo``: :data:`PERIOD_LANDING_SCHEMA`."""
-        rows = sorted(self.constituents, key=lambda c: c.codigo)
-        n = len(rows)
-        columns = {
-            "data_captura": [self.data_captura] * n,
-            "indice": [self.indice] * n,
-            "codigo": [c.codigo for c in rows],
-            "acao": [c.acao for c in rows],
-            "tipo": [c.tipo for c in rows],
-            "qtde_teorica": [c.qtde_teorica for c in rows],
-            "participacao_pct": [c.participacao_pct.quantize(PARTICIPACAO_QUANTUM) for c in rows],
-            "qtde_teorica_total": [self.qtde_teorica_total] * n,
-            "redutor": [self.redutor.quantize(REDUTOR_QUANTUM)] * n,
-            "coletado_em": [self.coletado_em] * n,
-        }
-        return pa.Table.from_pydict(columns, schema=PERIOD_LANDING_SCHEMA)

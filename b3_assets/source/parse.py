@@ -20,7 +20,7 @@ from pathlib import PurePath
 from typing import Any
 
 from b3_assets.source.errors import B3PayloadError, clip, listing
-from b3_assets.source.model import INDICE, Constituent, PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.source.model import INDICE, Constituent, Portfolio, PortfolioView
 from b3_assets.source.sectors import normalize_label
 from b3_assets.source.validate import MAX_CONSTITUENTS
 
@@ -210,53 +210,41 @@ def _is_by_sector(header: Mapping[str, Any], results: list[Any]) -> bool:
 
 def parse_api_pages(
     pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime,
-    *, by_sector: bool | None = None,
+    *, by_sector: bool | None = None, view: PortfolioView = "day",
+    data_captura: date | None = None,
 ) -> Portfolio:
-    """Every page of a ``GetPortfolioDay`` answer into one portfolio.
+    """Every page of one of B3's portfolio answers into one portfolio: ``GetPortfolioDay``
+    (``view`` ``day``, dated by its header), or ``GetTheoricalPortfolio`` /
+    ``GetQuartelyPreview`` (``teorica``, ``previa``), whose header has no date:
+    ``data_captura``, the trading date of the capture, dates them.
 
     Pages may be given as decoded dicts or as the raw bytes B3 sent (the raw archive).
     ``by_sector``: whether this is B3's sector view (``segment`` 2, whose sector rules
-    validation then applies); None: judged from the answer itself."""
+    validation then applies); None: judged from the answer itself (a period view never is)."""
     decoded = _decode_pages(pages, where)
-    header = _header(decoded, where, API_HEADER_KEYS)
-    data_carteira = parse_b3_date(_text(header["date"]), where)
-    results = _results(decoded, where, data_carteira)
+    dated = view == "day"
+    header = _header(decoded, where, API_HEADER_KEYS if dated else PERIOD_HEADER_KEYS)
+    if dated:
+        data_carteira = parse_b3_date(_text(header["date"]), where)
+    elif data_captura is None:
+        raise ValueError(f"{view}: B3 puts no date in a period view; give data_captura")
+    else:
+        data_carteira = data_captura
+    results = _results(decoded, where, data_carteira if dated else None)
     part = header.get("part")
     return Portfolio(
         # The index asked for is in the URL (``where``) B3 answered: IBOV unless another.
         indice=str(api_request_params(where).get("index") or INDICE),
         data_carteira=data_carteira,
-        constituents=tuple(_api_constituent(i, row, where, data_carteira)
+        constituents=tuple(_api_constituent(i, row, where, data_carteira if dated else None)
                            for i, row in enumerate(results, start=1)),
         qtde_teorica_total=parse_br_int(_text(header["theoricalQty"]), "header total", where),
         redutor=parse_br_decimal(_text(header["reductor"]), "header reductor", where),
         participacao_total=parse_br_decimal(_text(part), "header part", where) if part else None,
         coletado_em=coletado_em,
         where=where,
-        by_sector=_is_by_sector(header, results) if by_sector is None else by_sector,
-    )
-
-
-def parse_period_pages(
-    pages: Sequence[Mapping[str, Any] | bytes | str], where: str, coletado_em: datetime,
-    view: PeriodView, data_captura: date,
-) -> PeriodPortfolio:
-    """Every page of a ``GetTheoricalPortfolio`` or ``GetQuartelyPreview`` answer. B3's
-    header has no date: ``data_captura`` is the trading date of the capture."""
-    decoded = _decode_pages(pages, where)
-    header = _header(decoded, where, PERIOD_HEADER_KEYS)
-    results = _results(decoded, where, None)
-    part = header.get("part")
-    return PeriodPortfolio(
+        by_sector=dated and (_is_by_sector(header, results) if by_sector is None else by_sector),
         view=view,
-        data_captura=data_captura,
-        constituents=tuple(_api_constituent(i, row, where, None)
-                           for i, row in enumerate(results, start=1)),
-        qtde_teorica_total=parse_br_int(_text(header["theoricalQty"]), "header total", where),
-        redutor=parse_br_decimal(_text(header["reductor"]), "header reductor", where),
-        participacao_total=parse_br_decimal(_text(part), "header part", where) if part else None,
-        coletado_em=coletado_em,
-        where=where,
     )
 
 

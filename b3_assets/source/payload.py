@@ -9,15 +9,14 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from b3_assets.source.errors import B3DateMismatchError, B3PayloadError
-from b3_assets.source.model import PeriodPortfolio, PeriodView, Portfolio
+from b3_assets.source.model import Portfolio, PortfolioView
 from b3_assets.source.parse import (
     api_request_params,
     date_from_filename,
     parse_api_pages,
     parse_csv,
-    parse_period_pages,
 )
-from b3_assets.source.validate import validate_period, validate_portfolio
+from b3_assets.source.validate import validate_portfolio
 
 Source = Literal["api", "browser", "csv"]
 
@@ -63,28 +62,25 @@ class RawPayload:
         out. Payloads archived before the sector view asked ``segment`` 1."""
         return str(api_request_params(self.url).get("segment", "")) == "2"
 
-    def parse(self) -> Portfolio:
-        """The portfolio in the payload, parsed but not validated."""
+    def parse(self, view: PortfolioView = "day", data_captura: date | None = None) -> Portfolio:
+        """The portfolio in the payload, parsed but not validated (``view``, ``data_captura``:
+        :func:`parse_api_pages`'s)."""
         csvs = [(n, d) for n, d in self.files if n.lower().endswith(".csv")]
         if csvs:
             name, data = csvs[0]
             return parse_csv(data, self.url, self.fetched_at, date_from_filename(name))
         return parse_api_pages(self._pages(), self.url, self.fetched_at,
-                               by_sector=True if self.asked_by_sector else None)
-
-    def period_portfolio(self, view: PeriodView, data_captura: date) -> PeriodPortfolio:
-        """The validated theoretical portfolio (``teorica``) or preview (``previa``) in the
-        payload, as captured on the trading date ``data_captura``."""
-        portfolio = parse_period_pages(self._pages(), self.url, self.fetched_at, view,
-                                       data_captura)
-        return validate_period(portfolio)
+                               by_sector=True if self.asked_by_sector else None, view=view,
+                               data_captura=data_captura)
 
     def portfolio(self, expected_date: date | None = None, *,
-                  is_session: Callable[[date], bool] | None = None) -> Portfolio:
+                  is_session: Callable[[date], bool] | None = None,
+                  view: PortfolioView = "day") -> Portfolio:
         """The validated portfolio; with ``expected_date``, a different B3 date is an error;
         with ``is_session`` (the exchange calendar), so is a date B3 did not trade on (a
-        CSV's title or file name can say anything)."""
-        portfolio = self.parse()
+        CSV's title or file name can say anything). A period ``view`` is undated by B3:
+        ``expected_date`` is then the trading date of its capture, and dates it."""
+        portfolio = self.parse(view, expected_date if view != "day" else None)
         if expected_date is not None and portfolio.data_carteira != expected_date:
             raise B3DateMismatchError(self.url, expected_date, portfolio.data_carteira)
         if is_session is not None and not is_session(portfolio.data_carteira):

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from b3_assets.source.errors import B3PayloadError, clip, listing
-from b3_assets.source.model import INDICE, PERIOD_VIEW_NAMES, PeriodPortfolio, Portfolio
+from b3_assets.source.model import INDICE, VIEW_NAMES, Portfolio
 
 MIN_CONSTITUENTS = 50
 #: IBOV has ~85 classes; far more means B3 (or a file) sent something else.
@@ -202,7 +202,7 @@ class Columns:
     redutores: Sequence[Decimal] = field(default=())
 
     @classmethod
-    def of(cls, portfolio: Portfolio | PeriodPortfolio) -> Columns:
+    def of(cls, portfolio: Portfolio) -> Columns:
         rows = portfolio.constituents
         return cls([c.codigo for c in rows], [c.qtde_teorica for c in rows],
                    [c.participacao_pct for c in rows], (portfolio.qtde_teorica_total,),
@@ -256,12 +256,12 @@ def sector_rules(portfolio: Portfolio) -> dict[str, Outcome]:
     }
 
 
-def portfolio_problems(portfolio: Portfolio | PeriodPortfolio) -> list[str]:
+def portfolio_problems(portfolio: Portfolio) -> list[str]:
     """Every reason to reject ``portfolio``; empty when it is sound."""
     if not portfolio.constituents:
         return ["the results are empty"]
     outcomes = list(index_rules(Columns.of(portfolio), portfolio.indice).values())
-    if isinstance(portfolio, Portfolio) and portfolio.by_sector:
+    if portfolio.by_sector:
         outcomes += sector_rules(portfolio).values()
     return [o.problem for o in outcomes if not o.passed]
 
@@ -278,23 +278,13 @@ def enrichment_problems(portfolio: Portfolio) -> list[str]:
 
 def validate_portfolio(portfolio: Portfolio) -> Portfolio:
     """``portfolio`` itself when sound; else :class:`B3PayloadError` naming the index (when
-    not IBOV) and every problem."""
+    not IBOV), the view and capture date (a period view: the same rules as the day's
+    portfolio) and every problem."""
     problems = portfolio_problems(portfolio)
-    if problems:
-        which = "" if portfolio.indice == INDICE else f"index {portfolio.indice}: "
-        raise B3PayloadError(portfolio.where, which + "; ".join(problems),
-                             portfolio.data_carteira)
-    return portfolio
-
-
-def validate_period(portfolio: PeriodPortfolio) -> PeriodPortfolio:
-    """A period view (theoretical portfolio, preview) passes the same rules as the day's
-    portfolio; else :class:`B3PayloadError` naming the view, the capture date and every
-    problem."""
-    problems = portfolio_problems(portfolio)
-    if problems:
-        raise B3PayloadError(
-            portfolio.where,
-            f"{PERIOD_VIEW_NAMES[portfolio.view]} captured on "
-            f"{portfolio.data_captura.isoformat()}: " + "; ".join(problems))
-    return portfolio
+    if not problems:
+        return portfolio
+    which = "" if portfolio.indice == INDICE else f"index {portfolio.indice}: "
+    if portfolio.view != "day":  # undated by B3: the date is the capture's, not B3's
+        raise B3PayloadError(portfolio.where, f"{which}{VIEW_NAMES[portfolio.view]} captured "
+                             f"on {portfolio.data_carteira.isoformat()}: " + "; ".join(problems))
+    raise B3PayloadError(portfolio.where, which + "; ".join(problems), portfolio.data_carteira)

@@ -36,10 +36,10 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
+from b3_assets.keys import REFINED
 from b3_assets.platform.catalog import AthenaCatalog, QueryError
 from b3_assets.platform.local_aws import object_created_event
 from b3_assets.platform.resources import resources_for
-from b3_assets.portfolio.assets import REFINED
 from b3_assets.portfolio.checks import REFINED_CHECKS
 from b3_assets.portfolio.collect import csv_payload
 from b3_assets.portfolio.sensors import RANGE_END, RANGE_START

@@ -20,12 +20,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from b3_assets.indices.assets import (
-    CARTEIRAS_CHECK,
-    LANDING_CARTEIRAS,
-    MOVIMENTOS,
-    MOVIMENTOS_CHECK,
-)
+from b3_assets.indices.assets import CARTEIRAS_CHECK, MOVIMENTOS_CHECK
 from b3_assets.indices.movimentos import (
     B3_MOVIMENTOS_TABLE,
     b3_movimentos_sql,
@@ -35,6 +30,7 @@ from b3_assets.indices.movimentos import (
     movimentos_store,
     stored_movimentos,
 )
+from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS
 from b3_assets.source.model import LANDING_SCHEMA
 from b3_assets.storage.lake import LocalLake
 from b3_assets.storage.landing import landing_parquet
@@ -193,12 +189,12 @@ def test_two_weekdays_land_the_movements_of_every_index_in_the_catalog(
                           [WED]).fetchone()
     assert smll == [(WED, entered, "entrada"), (WED, left, "saida")]
     assert wed == (0,)
-    event = instance.get_latest_materialization_event(MOVIMENTOS)
+    event = instance.get_latest_materialization_event(B3_MOVIMENTOS)
     assert event.asset_materialization.partition == THU.isoformat()
     assert f"| SMLL | {entered} | {left} |" in (
         event.asset_materialization.metadata["movimentos"].value)
     for day in (WED, THU):
-        assert check_results(instance, MOVIMENTOS, [MOVIMENTOS_CHECK.name], day.isoformat()) == {
+        assert check_results(instance, B3_MOVIMENTOS, [MOVIMENTOS_CHECK.name], day.isoformat()) == {
             MOVIMENTOS_CHECK.name: "SUCCEEDED"}
     # Through the CLI's engine too (b3-pipeline query).
     assert platform.catalog.query("SELECT count(*) FROM b3_movimentos WHERE indice = ? AND "
@@ -220,9 +216,9 @@ def test_a_partial_run_records_a_failed_check_naming_the_missing_index(
     assert check_results(instance, LANDING_CARTEIRAS, [CARTEIRAS_CHECK.name],
                          WED.isoformat()) == {CARTEIRAS_CHECK.name: "FAILED"}
     # The movements of what landed are computed and pass; nothing is marked failed for them.
-    assert check_results(instance, MOVIMENTOS, [MOVIMENTOS_CHECK.name], WED.isoformat()) == {
+    assert check_results(instance, B3_MOVIMENTOS, [MOVIMENTOS_CHECK.name], WED.isoformat()) == {
         MOVIMENTOS_CHECK.name: "SUCCEEDED"}
-    assert instance.get_latest_materialization_event(MOVIMENTOS) is not None
+    assert instance.get_latest_materialization_event(B3_MOVIMENTOS) is not None
 
 
 def test_glue_tables_of_every_index(moto, monkeypatch: pytest.MonkeyPatch) -> None:

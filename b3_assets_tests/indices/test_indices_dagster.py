@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from b3_assets.indices.assets import LANDING_CARTEIRAS
+from b3_assets.keys import LANDING_CARTEIRAS
 from b3_assets_tests.support.chain import check_results, failure_message, local_platform
 
 DAY = date(2025, 3, 5)  # a Wednesday: the replica's default portfolio date

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from b3_assets.levels.assets import LANDING_LEVELS, levels_requests
+from b3_assets.keys import LANDING_LEVELS
+from b3_assets.levels.assets import levels_requests
 from b3_assets.levels.collect import missing_sessions
 from b3_assets_tests.replica.indices import sample_closes
 from b3_assets_tests.support.chain import check_results, failure_message, local_platform

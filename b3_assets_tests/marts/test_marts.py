@@ -22,9 +22,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from b3_assets.keys import MART_KEYS
 from b3_assets.marts.ibov_marts import (
     MART_CHECKS,
-    MART_KEYS,
     MART_SCHEMAS,
     MartError,
     MartStore,

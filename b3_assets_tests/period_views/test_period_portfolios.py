@@ -19,26 +19,21 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from b3_assets.keys import PERIOD_LANDING_KEYS, PERIOD_RAW_KEYS
 from b3_assets.period_views import period_assets
-from b3_assets.period_views.period_assets import (
-    LANDING_KEYS,
-    PERIOD_ASSETS,
-    RAW_KEYS,
-    period_landing_dates,
-    read_period_landing,
-)
+from b3_assets.period_views.period_assets import PERIOD_ASSETS
 from b3_assets.portfolio.assets import landing_ibov_portfolio, raw_ibov_portfolio
-from b3_assets.portfolio.collect import collect_period, period_archive
+from b3_assets.portfolio.collect import collect, fetch_only_on, period_archive
 from b3_assets.sessions import b3_session_now
-from b3_assets.source.api import fetch_period, period_url
+from b3_assets.source.api import fetch_api, portfolio_url
 from b3_assets.source.errors import B3CaptureDateError, B3PayloadError
 from b3_assets.source.model import PERIOD_LANDING_SCHEMA
-from b3_assets.source.parse import parse_period_pages
+from b3_assets.source.parse import parse_api_pages
 from b3_assets.source.payload import RawPayload
 from b3_assets.source.sectors import classify
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.lake import LocalLake
-from b3_assets.storage.landing import read_landing
+from b3_assets.storage.landing import landing_dates, read_landing
 from b3_assets_tests.replica import DEFAULT_DATE, Replica, ReplicaPeriod, generate_period
 from b3_assets_tests.replica.portfolios import TEORICA_SAMPLE, load_period_sample, period_page
 from b3_assets_tests.support.chain import Platform, failure_message, local_platform
@@ -63,20 +58,20 @@ def _payload(period: ReplicaPeriod, url: str = "http://b3.test/GetTheoricalPortf
 @pytest.mark.parametrize("view", ["teorica", "previa"])
 def test_a_view_parses_exactly(view: str) -> None:
     served = generate_period(view, DAY)
-    got = _payload(served).period_portfolio(view, DAY)
+    got = _payload(served).portfolio(DAY, view=view)
     assert got.constituents == served.constituents()
     assert got.qtde_teorica_total == served.total_qty and isinstance(got.qtde_teorica_total, int)
     assert got.redutor == served.redutor and isinstance(got.redutor, Decimal)
     assert all(isinstance(c.participacao_pct, Decimal) and isinstance(c.qtde_teorica, int)
                for c in got.constituents)
-    assert (got.view, got.data_captura, got.participacao_total) == (view, DAY,
+    assert (got.view, got.data_carteira, got.participacao_total) == (view, DAY,
                                                                    Decimal("100.000"))
 
 
 def test_the_recorded_theoretical_portfolio_parses(samples_dir: Path) -> None:
     """B3's real answer (recorded in en-us) rendered in pt-br, as b3-pipeline asks it."""
     served = load_period_sample(samples_dir / TEORICA_SAMPLE)
-    got = _payload(served).period_portfolio("teorica", date(2025, 4, 7))
+    got = _payload(served).portfolio(date(2025, 4, 7), view="teorica")
     assert len(got.constituents) == 87
     assert got.qtde_teorica_total == 98_370_249_996
     assert got.redutor == Decimal("16279911.48376400")
@@ -88,7 +83,7 @@ def test_the_recorded_theoretical_portfolio_parses(samples_dir: Path) -> None:
 
 def test_a_view_landing_table_has_designs_schema() -> None:
     served = generate_period("previa", DAY)
-    table = _payload(served).period_portfolio("previa", DAY).to_landing_table()
+    table = _payload(served).portfolio(DAY, view="previa").to_landing_table()
     assert table.schema.equals(PERIOD_LANDING_SCHEMA)
     assert PERIOD_LANDING_SCHEMA.names == [
         "data_captura", "indice", "codigo", "acao", "tipo", "qtde_teorica", "participacao_pct",
@@ -104,14 +99,15 @@ def test_a_bad_view_is_refused_naming_view_date_and_problem() -> None:
     served = generate_period("teorica", DAY)
     broken = served.with_rows(served.rows, total_qty=served.total_qty + 1)
     with pytest.raises(B3PayloadError) as err:
-        _payload(broken).period_portfolio("teorica", DAY)
+        _payload(broken).portfolio(DAY, view="teorica")
     msg = str(err.value)
     assert "GetTheoricalPortfolio" in msg and DAY.isoformat() in msg
     assert "not to the header total" in msg and "http://b3.test/" in msg
     doc = period_page(served, page_number=1, page_size=120)
     del doc["header"]["reductor"]
     with pytest.raises(B3PayloadError, match="header is missing reductor"):
-        parse_period_pages([json.dumps(doc)], "http://b3.test", NOW, "teorica", DAY)
+        parse_api_pages([json.dumps(doc)], "http://b3.test", NOW, view="teorica",
+                        data_captura=DAY)
 
 
 # --- the trading date of a capture -------------------------------------------------------
@@ -127,8 +123,9 @@ def test_the_session_b3_is_on(moment: datetime, session: date) -> None:
 
 
 def _collect(lake: LocalLake, fetch: Any, day: date, current: date, **kw: Any) -> Any:
-    return collect_period(period_archive(lake, "teorica"), fetch, "teorica", day,
-                          current_session=current, where="http://b3.test/x", **kw)
+    return collect(period_archive(lake, "teorica"),
+                   fetch_only_on(fetch, "teorica", current, day, "http://b3.test/x"), day,
+                   view="teorica", **kw)
 
 
 def test_only_the_current_session_is_fetched_and_the_archive_comes_first(tmp_path: Path
@@ -164,8 +161,8 @@ def test_only_the_current_session_is_fetched_and_the_archive_comes_first(tmp_pat
     newer = _collect(lake, lambda: replace(_payload(changed), fetched_at=datetime.now(UTC)),
                      DAY, current=DAY, refetch=True)
     assert newer.stored.new and len(newer.stored.others) == 1
-    assert period_archive(lake, "teorica").latest(DAY).period_portfolio(
-        "teorica", DAY).redutor == changed.redutor
+    latest = period_archive(lake, "teorica").latest(DAY)
+    assert latest.portfolio(DAY, view="teorica").redutor == changed.redutor
 
 
 def test_an_invalid_view_writes_nothing(tmp_path: Path) -> None:
@@ -184,9 +181,9 @@ def test_period_landing_keys_never_start_the_glue_job() -> None:
 
 
 def test_fetching_a_view_from_the_replica(b3_replica) -> None:
-    payload = fetch_period(b3_replica.base_url, "previa", **FAST)
-    assert payload.url == period_url(b3_replica.base_url, "previa", 1)
-    assert payload.period_portfolio("previa", DAY).constituents == (
+    payload = fetch_api(b3_replica.base_url, view="previa", **FAST)
+    assert payload.url == portfolio_url(b3_replica.base_url, 1, view="previa")
+    assert payload.portfolio(DAY, view="previa").constituents == (
         b3_replica.period("previa").constituents())
 
 
@@ -221,7 +218,7 @@ def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
 
 def _assert_view_landed(platform: Platform, replica: Replica, view: str) -> None:
     served = replica.period(view)
-    table = read_period_landing(platform.lake, view, DAY)
+    table = read_landing(platform.lake, DAY, view)
     assert table.schema.equals(PERIOD_LANDING_SCHEMA)
     rows = table.to_pylist()
     assert [r["codigo"] for r in rows] == sorted(r.cod for r in served.rows)
@@ -258,8 +255,8 @@ def test_a_day_lands_sectors_theoretical_portfolio_and_preview_as_served(
     for view in ("teorica", "previa"):
         _assert_view_landed(platform, b3_replica, view)
         (entry,) = period_archive(platform.lake, view).entries(DAY)
-        assert entry.manifest["url"] == period_url(b3_replica.base_url, view, 1)
-        assert period_landing_dates(platform.lake, view) == [DAY]
+        assert entry.manifest["url"] == portfolio_url(b3_replica.base_url, 1, view=view)
+        assert landing_dates(platform.lake, view) == [DAY]
 
     # Only the day's portfolio started the (local) Glue job.
     runs = platform.glue.get_job_runs(JobName=platform.settings.glue_job_name)["JobRuns"]
@@ -277,13 +274,13 @@ def test_a_failed_view_never_blocks_the_days_portfolio(tmp_path: Path, b3_replic
     message = failure_message(result)
     assert "partition 2025-03-05" in message and "GetTheoricalPortfolio" in message
     assert "the results are empty" in message
-    assert period_url(b3_replica.base_url, "teorica", 1) in message
+    assert portfolio_url(b3_replica.base_url, 1, view="teorica") in message
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
     assert failed == {"raw__ibov_teorica"}  # its landing is skipped, nothing else touched
     assert read_landing(platform.lake, DAY).num_rows == len(b3_replica.portfolio.rows)
     _assert_view_landed(platform, b3_replica, "previa")
     assert platform.lake.list_keys("raw/ibov_teorica/") == []
-    assert period_landing_dates(platform.lake, "teorica") == []
+    assert landing_dates(platform.lake, "teorica") == []
 
 
 def test_a_view_cannot_be_captured_for_another_date(tmp_path: Path, b3_replica,
@@ -307,12 +304,12 @@ def test_views_are_rebuilt_from_the_archive_and_refetched_on_request(
         tmp_path: Path, b3_replica, on_day: date) -> None:
     platform = local_platform(tmp_path, b3_replica.base_url)
     assert _run(platform, DAY).success
-    first = read_period_landing(platform.lake, "previa", DAY)
+    first = read_landing(platform.lake, DAY, "previa")
     b3_replica.set_period(generate_period("previa", date(2025, 9, 1)))  # B3 changed it
     before = len(b3_replica.api_requests(kind="previa"))
     assert _run(platform, DAY).success
     assert len(b3_replica.api_requests(kind="previa")) == before  # archive, no network
-    assert read_period_landing(platform.lake, "previa", DAY).equals(first)
+    assert read_landing(platform.lake, DAY, "previa").equals(first)
     result = _run(platform, DAY, previa=True)
     assert result.success, failure_message(result)
     assert len(period_archive(platform.lake, "previa").entries(DAY)) == 2  # both kept
@@ -323,11 +320,11 @@ def test_landing_a_view_needs_its_raw_archive(tmp_path: Path) -> None:
     platform = local_platform(tmp_path)
     defs = _definitions(platform)
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={LANDING_KEYS["previa"]})
+        asset_selection={PERIOD_LANDING_KEYS["previa"]})
     result = job.execute_in_process(partition_key=DAY.isoformat(),
                                     instance=dg.DagsterInstance.ephemeral(),
                                     raise_on_error=False)
     assert not result.success
     message = failure_message(result)
     assert "partition 2025-03-05: not in the raw archive" in message
-    assert f"materialize {RAW_KEYS['previa'].to_user_string()} for it first" in message
+    assert f"materialize {PERIOD_RAW_KEYS['previa'].to_user_string()} for it first" in message

@@ -7,9 +7,9 @@ from typing import Any
 
 import dagster as dg
 
+from b3_assets.keys import REFINED
 from b3_assets.platform.local_aws import object_created_event
 from b3_assets.platform.resources import MAX_DATES_PER_RUN
-from b3_assets.portfolio.assets import REFINED
 from b3_assets.portfolio.collect import csv_payload
 from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
 from b3_assets.sessions import trading_days

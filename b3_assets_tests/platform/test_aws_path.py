@@ -23,10 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.stub import Stubber
 
+from b3_assets.keys import REFINED
 from b3_assets.platform.catalog import AthenaCatalog
 from b3_assets.platform.glue_runs import GlueJobWatcher, WatchCursor, finished_run
 from b3_assets.platform.local_aws import object_created_event
-from b3_assets.portfolio.assets import REFINED
 from b3_assets.portfolio.checks import REFINED_CHECKS, run_metadata
 from b3_assets.portfolio.sensors import RANGE_START, followup_requests
 from b3_assets.source.model import LANDING_SCHEMA

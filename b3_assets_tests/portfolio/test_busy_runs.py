@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 import b3_assets.portfolio.sensors as sensors
+from b3_assets.keys import LANDING, RAW
 from b3_assets.platform.instance import SECTIONS
-from b3_assets.portfolio.assets import LANDING, RAW
 from b3_assets.portfolio.sensors import BUSY_RUN_HORIZON, LANDING_WRITER_JOBS, busy_runs
 from b3_assets_tests.support.chain import local_platform
 

@@ -10,9 +10,8 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from b3_assets.portfolio.assets import LANDING, REFINED
+from b3_assets.keys import LANDING, REFINED, REPORT
 from b3_assets.portfolio.checks import LANDING_CHECKS, REFINED_CHECKS
-from b3_assets.reports.report_assets import REPORT
 from b3_assets.sessions import trading_days
 from b3_assets_tests.replica.portfolios import write_csvs
 from b3_assets_tests.support import postgres

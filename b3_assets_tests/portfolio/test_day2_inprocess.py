@@ -10,9 +10,9 @@ from datetime import date, timedelta
 import dagster as dg
 
 from b3_assets.cli import cmd_import_csv
+from b3_assets.keys import LANDING, RAW, REFINED
 from b3_assets.platform.catalog import QueryEngine, QueryResult
 from b3_assets.platform.resources import CatalogResource
-from b3_assets.portfolio.assets import LANDING, RAW, REFINED
 from b3_assets.portfolio.checks import LANDING_CHECKS
 from b3_assets.portfolio.sensors import MAX_RUNS_PER_TICK, RANGE_START
 from b3_assets.sessions import trading_days

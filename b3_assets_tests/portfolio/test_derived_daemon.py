@@ -10,9 +10,8 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from b3_assets.marts.ibov_marts import MART_KEYS, MartStore
-from b3_assets.portfolio.assets import LANDING, REFINED
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
+from b3_assets.keys import LANDING, MART_KEYS, REFINED, REPORT, REPORT_MARTS
+from b3_assets.marts.ibov_marts import MartStore
 from b3_assets.sessions import trading_days
 from b3_assets.storage.lake import LocalLake
 from b3_assets_tests.replica.portfolios import write_csvs

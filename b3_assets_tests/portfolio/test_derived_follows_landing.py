@@ -11,11 +11,10 @@ import dagster as dg
 import pytest
 
 from b3_assets.cli import cmd_import_csv
-from b3_assets.marts.ibov_marts import MART_KEYS, MartStore
+from b3_assets.keys import LANDING, MART_KEYS, RAW, REFINED, REPORT, REPORT_MARTS
+from b3_assets.marts.ibov_marts import MartStore
 from b3_assets.partitions import latest_by_partition
-from b3_assets.portfolio.assets import LANDING, RAW, REFINED
 from b3_assets.portfolio.derived import DerivedDue, catchup_requests, derived_due
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
 from b3_assets.sessions import trading_days
 from b3_assets.storage.lake import LocalLake
 from b3_assets_tests.replica.portfolios import write_csvs

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from b3_assets.portfolio.assets import LANDING
+from b3_assets.keys import LANDING
 from b3_assets.portfolio.checks import ENRICHMENTS_PRESENT, VALID_PORTFOLIO
 from b3_assets.portfolio.enrichments import FILL_SCHEDULE
 from b3_assets.storage.landing import read_landing

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from b3_assets.cli import main
-from b3_assets.portfolio.assets import LANDING, RAW
+from b3_assets.keys import LANDING, RAW
 from b3_assets.portfolio.checks import ENRICHMENTS_PRESENT, VALID_PORTFOLIO, enrichment_evaluation
 from b3_assets.portfolio.collect import collect, fill_enrichments
 from b3_assets.portfolio.enrichments import FILL_CONFIG, FILL_SCHEDULE, MISSING, SECTORS, missing

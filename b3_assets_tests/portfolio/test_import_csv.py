@@ -94,7 +94,7 @@ def test_a_file_dated_outside_the_calendar_is_refused_and_the_rest_go_in(
     the files after it never read."""
     import dagster as dg
 
-    from b3_assets.portfolio.assets import RAW
+    from b3_assets.keys import RAW
 
     _env(monkeypatch, tmp_path)
     old, good, future = write_csvs(

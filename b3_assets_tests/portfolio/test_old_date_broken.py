@@ -12,11 +12,9 @@ from datetime import date
 
 import dagster as dg
 
-from b3_assets.marts.ibov_marts import MART_KEYS
-from b3_assets.portfolio.assets import LANDING, RAW, REFINED
+from b3_assets.keys import LANDING, MART_KEYS, RAW, REFINED, REPORT, REPORT_MARTS
 from b3_assets.portfolio.checks import LANDING_CHECKS, REFINED_CHECKS
 from b3_assets.portfolio.schedules import retry_request_for
-from b3_assets.reports.report_assets import REPORT, REPORT_MARTS
 from b3_assets_tests.support.chain import (
     CLOSED_URL,
     check_results,

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from b3_assets.keys import AUDIT, LANDING
 from b3_assets.partitions import trading_day_partitions
-from b3_assets.portfolio.assets import B3_RETRY, LANDING, retry_delay_s
-from b3_assets.portfolio.audit import AUDIT, fix_for, missing_days
+from b3_assets.portfolio.assets import B3_RETRY, retry_delay_s
+from b3_assets.portfolio.audit import fix_for, missing_days
 from b3_assets.portfolio.schedules import (
     FRESHNESS_DEADLINE,
     freshness_request,

@@ -141,7 +141,7 @@ def test_the_landing_rules_run_on_the_period_views() -> None:
     page = period_page(generate_period("previa", DAY), page_number=1, page_size=120)
     payload = RawPayload("api", "http://b3.test/x", datetime(2025, 3, 5, tzinfo=UTC),
                          (("page-001.json", json.dumps(page).encode()),))
-    table = payload.period_portfolio("previa", DAY).to_landing_table()
+    table = payload.portfolio(DAY, view="previa").to_landing_table()
     assert _failed(landing_checks(table)) == set()
     assert _failed(landing_checks(table.slice(1))) == {"quantities_add_up_to_header_total",
                                                         "participations_add_up_to_100"}

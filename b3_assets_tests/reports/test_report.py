@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from b3_assets.cli import main as cli_main
+from b3_assets.keys import REFINED, REPORT
 from b3_assets.platform.catalog import QueryEngine, QueryResult
-from b3_assets.portfolio.assets import REFINED
 from b3_assets.portfolio.checks import REFINED_CHECKS
 from b3_assets.portfolio.sensors import RANGE_END, RANGE_START
 from b3_assets.reports.report import (
@@ -35,7 +35,7 @@ from b3_assets.reports.report import (
     top15_figure,
     top15_png,
 )
-from b3_assets.reports.report_assets import MAX_INLINE_PNG_BYTES, REPORT, report_key
+from b3_assets.reports.report_assets import MAX_INLINE_PNG_BYTES, report_key
 from b3_assets_tests.support.chain import (
     Platform,
     check_results,

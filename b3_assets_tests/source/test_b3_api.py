@@ -20,8 +20,6 @@ from b3_assets.source import api, parse
 from b3_assets.source.api import (
     check_base_url,
     fetch_api,
-    fetch_period,
-    period_url,
     portfolio_query,
     portfolio_url,
     retry_policy,
@@ -58,11 +56,11 @@ def test_query_token_is_byte_for_byte_the_pages() -> None:
     by_sector = base64.b64encode(base64.b64decode(REAL_TOKEN).replace(
         b'"segment":"1"', b'"segment":"2"')).decode()
     assert portfolio_url("https://b3.example/", 1).endswith("/GetPortfolioDay/" + by_sector)
-    assert period_url("https://b3.example", "previa", 1).endswith(
+    assert portfolio_url("https://b3.example", 1, view="previa").endswith(
         "/indexProxy/indexCall/GetQuartelyPreview/" + base64.b64encode(
             b'{"language":"pt-br","pageNumber":1,"pageSize":120,"index":"IBOV"}').decode())
-    with pytest.raises(ValueError, match="unknown period view 'semanal'"):
-        period_url("https://b3.example", "semanal", 1)
+    with pytest.raises(ValueError, match="unknown portfolio view 'semanal'"):
+        portfolio_url("https://b3.example", 1, view="semanal")
 
 
 def test_one_page_kept_verbatim(b3_replica) -> None:
@@ -460,15 +458,16 @@ def test_a_streamed_answer_over_the_size_cap_is_refused(monkeypatch) -> None:
 
 @pytest.mark.parametrize("view", ["teorica", "previa"])
 def test_a_period_view_round_trips(b3_replica, view: str) -> None:
-    payload = fetch_period(b3_replica.base_url, view, **FAST)
-    assert payload.source == "api" and payload.url == period_url(b3_replica.base_url, view, 1)
+    payload = fetch_api(b3_replica.base_url, view=view, **FAST)
+    assert payload.source == "api"
+    assert payload.url == portfolio_url(b3_replica.base_url, 1, view=view)
     assert [name for name, _ in payload.files] == ["page-001.json"]
     assert payload.files[0][1] == requests.get(payload.url, timeout=5).content
     served = b3_replica.period(view)
-    got = payload.period_portfolio(view, date(2025, 3, 5))
+    got = payload.portfolio(date(2025, 3, 5), view=view)
     assert got.constituents == served.constituents()
     assert (got.qtde_teorica_total, got.redutor) == (served.total_qty, served.redutor)
-    assert got.data_captura == date(2025, 3, 5) and got.view == view
+    assert got.data_carteira == date(2025, 3, 5) and got.view == view
     req = b3_replica.api_requests(kind=view)[0]  # then the test's own get
     assert req.params == {"language": "pt-br", "pageNumber": 1, "pageSize": 120, "index": "IBOV"}
     assert b3_replica.api_requests() == []  # GetPortfolioDay not asked
@@ -477,13 +476,13 @@ def test_a_period_view_round_trips(b3_replica, view: str) -> None:
 def test_period_views_follow_pages_and_retry(b3_replica) -> None:
     b3_replica.fault("short_pages", max_page_size=20, endpoint="GetTheoricalPortfolio")
     b3_replica.fault("5xx", count=1, endpoint="GetTheoricalPortfolio")
-    payload = fetch_period(b3_replica.base_url, "teorica", **FAST)
+    payload = fetch_api(b3_replica.base_url, view="teorica", **FAST)
     n = len(b3_replica.period("teorica").rows)
     assert len(payload.files) == -(-n // 20)
     assert [r.status for r in b3_replica.api_requests(kind="teorica")][:2] == [503, 200]
-    assert payload.period_portfolio("teorica", date(2025, 3, 5)).constituents == (
+    assert payload.portfolio(date(2025, 3, 5), view="teorica").constituents == (
         b3_replica.period("teorica").constituents())
-    previa = fetch_period(b3_replica.base_url, "previa", **FAST)  # the faults named one view
+    previa = fetch_api(b3_replica.base_url, view="previa", **FAST)  # the faults named one view
     assert len(previa.files) == 1
 
 
@@ -495,16 +494,16 @@ def test_period_views_follow_pages_and_retry(b3_replica) -> None:
 def test_period_view_faults(b3_replica, fault: str, error: type, text: str) -> None:
     b3_replica.fault(fault)
     with pytest.raises(error) as err:
-        fetch_period(b3_replica.base_url, "previa", **FAST)
-    assert period_url(b3_replica.base_url, "previa", 1) in str(err.value)
+        fetch_api(b3_replica.base_url, view="previa", **FAST)
+    assert portfolio_url(b3_replica.base_url, 1, view="previa") in str(err.value)
     assert text in str(err.value)
 
 
 def test_an_empty_period_view_is_refused_naming_it(b3_replica) -> None:
     b3_replica.fault("empty")
-    payload = fetch_period(b3_replica.base_url, "previa", **FAST)
+    payload = fetch_api(b3_replica.base_url, view="previa", **FAST)
     with pytest.raises(B3PayloadError) as err:
-        payload.period_portfolio("previa", date(2025, 3, 5))
+        payload.portfolio(date(2025, 3, 5), view="previa")
     msg = str(err.value)
     assert payload.url in msg and "GetQuartelyPreview" in msg and "2025-03-05" in msg
     assert "the results are empty" in msg
@@ -518,4 +517,4 @@ def test_period_pages_that_disagree_start_over() -> None:
                     2 if page == 1 else 1)}
     docs = [doc(1, "10"), doc(2, "11")] * (api.MAX_RESTARTS + 1)
     with pytest.raises(B3UnavailableError, match="changed the portfolio mid-fetch, 3 times"):
-        fetch_period("http://b3.test", "teorica", session=_StubSession(docs), **FAST)
+        fetch_api("http://b3.test", view="teorica", session=_StubSession(docs), **FAST)

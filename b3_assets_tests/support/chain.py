@@ -22,8 +22,7 @@ CLOSED_URL = "http://127.0.0.1:9"
 
 
 def _daily_without_reports() -> list[dg.AssetKey]:
-    from b3_assets.marts.ibov_marts import MART_KEYS
-    from b3_assets.portfolio.assets import LANDING, RAW, REFINED
+    from b3_assets.keys import LANDING, MART_KEYS, RAW, REFINED
 
     return [RAW, LANDING, REFINED, *MART_KEYS.values()]
 

@@ -34,8 +34,7 @@ def refine(
     """The daily job for each date in order (the landing write refines it with the local
     Glue runner, the run records it and draws its reports); without ``record_refined``: raw,
     landing and the marts, leaving the Glue runs to the sensor (as ``b3-pipeline backfill``)."""
-    from b3_assets.marts.ibov_marts import MART_KEYS
-    from b3_assets.portfolio.assets import LANDING, RAW
+    from b3_assets.keys import LANDING, MART_KEYS, RAW
 
     results = []
     for day in days:
