@@ -1,12 +1,21 @@
-"""Dagster partitions: one per B3 trading session from 2023-01-02 on."""
+"""The B3 calendar in Dagster: one partition per trading session from 2023-01-02 on, and how
+every schedule asks for a session's run (São Paulo time, a skip naming a weekend or holiday)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
-from b3_assets.sessions import B3_TIMEZONE, FIRST_TRADING_DATE, holiday_exclusions
+from b3_assets.sessions import (
+    B3_TIMEZONE,
+    FIRST_TRADING_DATE,
+    holiday_exclusions,
+    is_trading_day,
+    not_a_session_message,
+)
 
 #: Saturday and Sunday ticks, excluded from the every-day cron below.
 WEEKEND_TICKS = ("0 0 * * 6", "0 0 * * 0")
@@ -45,3 +54,26 @@ def latest_by_partition(
             key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions
         )
     )
+
+
+def session_request(day: date, run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
+    """The run of ``day``'s partition on a session (``run_key``: the date by default), a skip
+    naming the weekend or holiday otherwise."""
+    if not is_trading_day(day):
+        return dg.SkipReason(f"{not_a_session_message(day)} Nothing to collect.")
+    return dg.RunRequest(run_key=run_key or day.isoformat(), partition_key=day.isoformat())
+
+
+def b3_schedule(
+    name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, description: str,
+    request: Callable[[date, dg.DagsterInstance], Any],
+) -> dg.ScheduleDefinition:
+    """A schedule of ``job`` at ``cron`` São Paulo time, running from the start: each tick asks
+    ``request(date of the tick, instance)`` for its runs or the reason to skip."""
+
+    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=B3_TIMEZONE,
+                 default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
+    def _schedule(context: dg.ScheduleEvaluationContext) -> Any:
+        return request(context.scheduled_execution_time.date(), context.instance)
+
+    return _schedule

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from glue.layout import LANDING_PREFIX, landing_date_from_key
 from glue.outcome import failed_in_batch
 from glue.sessions import is_b3_session
+from glue.storage import landing_objects
 from glue.transform import previous_landing_date
 
 #: Glue JobRunStates of a run that may still read landing or write refined.
@@ -183,15 +183,8 @@ def job_runs_since(glue_client: Any, job_name: str, since: datetime) -> list[dic
 
 def landed_files(s3_client: Any, bucket: str) -> dict[date, Landed]:
     """ETag and LastModified of every landing file (one listing of landing/)."""
-    found: dict[date, Landed] = {}
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
-        for obj in page.get("Contents", []):
-            day = landing_date_from_key(obj["Key"])
-            if day is not None:
-                modified = _utc(obj["LastModified"]) or datetime.now(UTC)
-                found[day] = Landed(obj["ETag"].strip('"'), modified)
-    return found
+    return {d: Landed(obj.etag, obj.last_modified)
+            for d, obj in landing_objects(s3_client, bucket).items()}
 
 
 def refine_plan(

@@ -46,14 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 from glue.catalog import ensure_database, ensure_table, register_partitions
 from glue.layout import (
-    LANDING_PREFIX,
     PARTITION_COLUMNS,
     REFINED_PREFIX,
     RUN_ID_PATTERN,
     RUN_PARTITION,
     TABLE_NAME,
     issuer_from_refined_key,
-    landing_date_from_key,
     landing_key,
     refine_lock_key,
     refined_current_key,
@@ -70,6 +68,7 @@ from glue.serving import (
     release_lock,
 )
 from glue.sessions import is_b3_session
+from glue.storage import delete_keys, landing_objects, list_keys
 from glue.transform import (
     previous_landing_date,
     publication_inputs,
@@ -101,7 +100,6 @@ WAIT_FOR_EARLIER_RUNS_S = 40 * 60
 DATE_LOCK = LockPolicy(lease=JOB_TIMEOUT, wait_s=WAIT_FOR_EARLIER_RUNS_S, poll_s=15.0)
 WAIT_POLL_S = 15.0
 GET_JOB_RUNS_PAGE = 200  # GetJobRuns' largest MaxResults
-DELETE_OBJECTS_MAX = 1000  # DeleteObjects' limit (and a listing page's size)
 
 DATE_COLUMN, ISSUER_COLUMN = PARTITION_COLUMNS
 
@@ -267,14 +265,7 @@ def wait_for_earlier_runs(
 def list_landing(s3_client: Any, bucket: str) -> dict[date, str]:
     """Landing files in the bucket by trading date, ascending: each file's ETag, the
     fingerprint a published date records its inputs by (:func:`publication_inputs`)."""
-    found: dict[date, str] = {}
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{LANDING_PREFIX}/dt="):
-        for obj in page.get("Contents", []):
-            day = landing_date_from_key(obj["Key"])
-            if day is not None:
-                found[day] = obj["ETag"].strip('"')
-    return dict(sorted(found.items()))
+    return {d: obj.etag for d, obj in landing_objects(s3_client, bucket).items()}
 
 
 def published_record(s3_client: Any, bucket: str, data_carteira: date) -> dict[str, Any] | None:
@@ -326,23 +317,6 @@ def stale_dates(
             )
         )
     return stale_among(landing, records.get, "etag")
-
-
-def _keys(s3_client: Any, bucket: str, prefix: str) -> Iterator[str]:
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        yield from (obj["Key"] for obj in page.get("Contents", []))
-
-
-def delete_keys(s3_client: Any, bucket: str, keys: Sequence[str]) -> None:
-    """Delete ``keys`` (DeleteObjects, 1000 a call); raises on any key S3 refuses to delete."""
-    for start in range(0, len(keys), DELETE_OBJECTS_MAX):
-        objects = [{"Key": k} for k in keys[start : start + DELETE_OBJECTS_MAX]]
-        response = s3_client.delete_objects(
-            Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
-        )
-        if response.get("Errors"):
-            raise RuntimeError(f"S3 refused to delete from s3://{bucket}: {response['Errors']}")
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -559,7 +533,7 @@ def _publish_locked(
     anterior = previous_landing_date(run.landing_dates, day)
     write_refined(spark, run, day, anterior)
     written, others = _split_by_run(
-        _keys(s3_client, run.bucket, refined_date_prefix(day)), run, day
+        list_keys(s3_client, run.bucket, refined_date_prefix(day)), run, day
     )
     if not written:
         raise ValueError(

@@ -14,16 +14,13 @@ interleave their writes.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import io
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,6 +44,7 @@ from glue.layout import (
     serving_year_key,
 )
 from glue.outcome import batch_failure
+from glue.storage import file_sha256, locked, write_atomic
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
@@ -79,45 +77,6 @@ class RefineOutcome:
 
 
 # --- small file helpers ------------------------------------------------------------------
-
-
-def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write through a hidden temporary file, fsync, rename: readers see old or new bytes.
-
-    ``fsync=False`` for a run's issuer files: a killed process loses nothing the kernel has,
-    and they are invisible until the (fsynced) pointer names them; 85 fsyncs per date would
-    cost more than the refine."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock held by this process until the block ends (or the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def file_sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
 
 
 # --- landing and the published state -----------------------------------------------------

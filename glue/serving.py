@@ -57,7 +57,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +81,15 @@ from glue.layout import (
     serving_version_key,
     serving_year_prefix,
 )
+from glue.storage import (
+    delete_conditional,
+    delete_keys,
+    head_object,
+    list_keys,
+    list_objects,
+    put_conditional,
+    s3_error_code,
+)
 from glue.transform import REFINED_FILE_SCHEMA, REFINED_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -89,10 +98,6 @@ log = logging.getLogger(__name__)
 RUNS_METADATA = b"b3.serving.runs"
 WRITER_METADATA = b"b3.serving.written_by"
 READ_WORKERS = 10  # parallel GETs of refined objects: boto3's default connection pool size
-DELETE_OBJECTS_MAX = 1000
-#: S3 answers these when a conditional write's condition fails (409: a concurrent one won).
-CONDITION_FAILED = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
-_CONDITION_HEADERS = {"IfNoneMatch": "If-None-Match", "IfMatch": "If-Match"}
 
 
 #: How long a superseded file stays readable: longer than the Athena workgroup's query
@@ -147,24 +152,6 @@ class YearPatch:
 # --- S3 helpers ----------------------------------------------------------------------------
 
 
-def _code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
-def _list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
-    paginator = s3.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
-    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-
-
-def _delete_keys(s3: Any, bucket: str, keys: Sequence[str]) -> None:
-    for start in range(0, len(keys), DELETE_OBJECTS_MAX):
-        objects = [{"Key": k} for k in keys[start : start + DELETE_OBJECTS_MAX]]
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-        if response.get("Errors"):
-            raise RuntimeError(f"S3 refused to delete from s3://{bucket}: {response['Errors']}")
-
-
 def _key_of(bucket: str, location: str) -> str:
     """``s3://bucket/a/b/`` -> ``a/b/`` (a location in another bucket is refused)."""
     head = f"s3://{bucket}/"
@@ -172,60 +159,6 @@ def _key_of(bucket: str, location: str) -> str:
         raise ValueError(f"location {location!r} is not in s3://{bucket}/")
     key = location.removeprefix(head)
     return key if key.endswith("/") else key + "/"
-
-
-def put_conditional(
-    s3: Any,
-    bucket: str,
-    key: str,
-    body: bytes,
-    *,
-    if_none_match: bool = False,
-    if_match: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-    native: bool | None = None,
-) -> str | None:
-    """PutObject only if ``key`` is absent (``if_none_match``) or still has ETag ``if_match``;
-    returns the new ETag, or None when the condition failed (another writer was first).
-
-    botocore older than the conditional-write parameters (Glue 5.0 ships an older boto3
-    than the dev venv) rejects them, so then the headers are added at signing instead;
-    ``native`` forces one path (tests)."""
-    conditions = {"IfNoneMatch": "*"} if if_none_match else {}
-    if if_match is not None:
-        conditions["IfMatch"] = if_match
-    params = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": dict(metadata or {})}
-    if native is None:
-        members = s3.meta.service_model.operation_model("PutObject").input_shape.members
-        native = all(name in members for name in conditions)
-    try:
-        if native:
-            return str(s3.put_object(**params, **conditions)["ETag"])
-        headers = {_CONDITION_HEADERS[name]: value for name, value in conditions.items()}
-
-        def add_headers(request: Any, **_: Any) -> None:
-            for name, value in headers.items():
-                del request.headers[name]  # an email.message-like mapping: set appends
-                request.headers[name] = value
-
-        s3.meta.events.register("before-sign.s3.PutObject", add_headers)
-        try:
-            return str(s3.put_object(**params)["ETag"])
-        finally:
-            s3.meta.events.unregister("before-sign.s3.PutObject", add_headers)
-    except Exception as exc:
-        if _code(exc) in CONDITION_FAILED:
-            return None
-        raise
-
-
-def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    try:
-        return dict(s3.head_object(Bucket=bucket, Key=key))
-    except Exception as exc:
-        if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
-            return None
-        raise
 
 
 # --- the year lock -------------------------------------------------------------------------
@@ -253,7 +186,7 @@ def acquire_lock(
         etag = put_conditional(s3, bucket, key, body, if_none_match=True, metadata={"owner": owner})
         if etag is not None:
             return Lease(bucket, key, etag, owner, started)
-        held = _head(s3, bucket, key)
+        held = head_object(s3, bucket, key)
         if held is None:
             continue  # released meanwhile: try again at once
         holder = held.get("Metadata", {}).get("owner", "?")
@@ -277,7 +210,7 @@ def acquire_lock(
 
 def still_held(s3: Any, lease: Lease) -> bool:
     """True while the lock object is the one this run wrote (not taken over)."""
-    held = _head(s3, lease.bucket, lease.key)
+    held = head_object(s3, lease.bucket, lease.key)
     return held is not None and held.get("ETag") == lease.etag
 
 
@@ -297,31 +230,6 @@ def check_lease(s3: Any, lease: Lease, policy: LockPolicy | None = None) -> None
             f"s3://{lease.bucket}/{lease.key} was taken over from {lease.owner}: it did not "
             "commit; run it again"
         )
-
-
-def delete_conditional(s3: Any, bucket: str, key: str, etag: str) -> bool:
-    """DeleteObject only while ``key`` still has ``etag`` (``If-Match``); False when it
-    changed or is gone. Older botocore (Glue 5.0's) gets the header added at signing."""
-    members = s3.meta.service_model.operation_model("DeleteObject").input_shape.members
-    try:
-        if "IfMatch" in members:
-            s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
-            return True
-
-        def add_header(request: Any, **_: Any) -> None:
-            del request.headers["If-Match"]
-            request.headers["If-Match"] = etag
-
-        s3.meta.events.register("before-sign.s3.DeleteObject", add_header)
-        try:
-            s3.delete_object(Bucket=bucket, Key=key)
-        finally:
-            s3.meta.events.unregister("before-sign.s3.DeleteObject", add_header)
-        return True
-    except Exception as exc:
-        if _code(exc) in CONDITION_FAILED | {"404", "NoSuchKey", "NotFound"}:
-            return False
-        raise
 
 
 def release_year_lock(s3: Any, lease: Lease) -> None:
@@ -483,7 +391,7 @@ def read_served(s3: Any, glue: Any, historico: Historico, year: int) -> Served:
         return Served(None, [], REFINED_SCHEMA.empty_table(), {})
     location = partition["StorageDescriptor"]["Location"]
     folder = _key_of(historico.bucket, location)
-    keys = [k for k in _list_keys(s3, historico.bucket, folder) if k.endswith(".parquet")]
+    keys = [k for k in list_keys(s3, historico.bucket, folder) if k.endswith(".parquet")]
     tables, runs = [], {}
     for key in keys:
         body = s3.get_object(Bucket=historico.bucket, Key=key)["Body"].read()
@@ -522,7 +430,7 @@ def _read_refined_object(s3: Any, bucket: str, day: str, acao: str, key: str) ->
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
-        if _code(exc) in {"NoSuchKey", "404"}:
+        if s3_error_code(exc) in {"NoSuchKey", "404"}:
             return None
         raise
     rows = conform(pq.read_table(io.BytesIO(body)), REFINED_FILE_SCHEMA)
@@ -543,7 +451,7 @@ def read_refined_dates(
     with ThreadPoolExecutor(READ_WORKERS) as pool:
 
         def listing(day: str) -> list[str]:
-            return _list_keys(s3, bucket, refined_date_prefix(date.fromisoformat(day)))
+            return list_keys(s3, bucket, refined_date_prefix(date.fromisoformat(day)))
 
         listed = dict(zip(days, pool.map(listing, days), strict=True))
         jobs: list[tuple[str, str, str]] = []
@@ -617,14 +525,12 @@ def _remove_other_versions(
     now: datetime | None = None,
 ) -> int:
     """Delete the year's files no query can still read (:func:`retirable`); returns how many."""
-    paginator = s3.get_paginator("list_objects_v2")
     objects = {
         obj["Key"]: obj["LastModified"]
-        for page in paginator.paginate(Bucket=bucket, Prefix=serving_year_prefix(year))
-        for obj in page.get("Contents", [])
+        for obj in list_objects(s3, bucket, serving_year_prefix(year))
     }
     gone = retirable(objects, keep, replaced, now or datetime.now(UTC))
-    _delete_keys(s3, bucket, gone)
+    delete_keys(s3, bucket, gone)
     return len(gone)
 
 
@@ -698,7 +604,7 @@ def _commit(
         check_lease(s3, lease, policy)
     except LockLost:
         if key:
-            _delete_keys(s3, historico.bucket, [key])  # never served: no reader holds it
+            delete_keys(s3, historico.bucket, [key])  # never served: no reader holds it
         raise
     if key:
         folder = f"s3://{historico.bucket}/{key.rsplit('/', 1)[0]}/"

@@ -31,10 +31,14 @@ from b3_assets.indices.movimentos import (
 )
 from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS, LANDING_COMPOSICAO, RAW_INDICES
 from b3_assets.marts.ibov_marts import MartError, MartStore, YearTable
-from b3_assets.partitions import partition_dates, trading_day_partitions
+from b3_assets.partitions import (
+    b3_schedule,
+    partition_dates,
+    session_request,
+    trading_day_partitions,
+)
 from b3_assets.platform.check_results import CheckOutcome, check_evaluation
 from b3_assets.platform.resources import B3Site, CatalogResource, LakeResource
-from b3_assets.sessions import is_trading_day, not_a_session_message
 from b3_assets.source.api import fetch_stock_index
 from b3_assets.source.indices import COMPOSICAO_SCHEMA, fetch_index_portfolio
 from b3_assets.source.model import LANDING_SCHEMA
@@ -361,47 +365,42 @@ daily_indices_job = dg.define_asset_job(
 )
 
 
-def indices_request(day: date, run_key: str | None = None) -> dg.RunRequest | dg.SkipReason:
-    if not is_trading_day(day):
-        return dg.SkipReason(f"{not_a_session_message(day)} Nothing to collect.")
-    return dg.RunRequest(run_key=run_key or f"indices-{day.isoformat()}",
-                         partition_key=day.isoformat())
+def indices_request(day: date) -> dg.RunRequest | dg.SkipReason:
+    return session_request(day, f"indices-{day.isoformat()}")
 
 
-@dg.schedule(
-    name="daily_b3_indices_0840",
-    job=daily_indices_job,
-    cron_schedule="40 8 * * 1-5",
-    execution_timezone="America/Sao_Paulo",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="08:40 America/Sao_Paulo on every B3 trading day: every index's portfolio, "
-    "which B3 serves only on its day (after IBOV's 08:30 run, never blocking it).",
-)
-def daily_indices_schedule(context: dg.ScheduleEvaluationContext
-                           ) -> dg.RunRequest | dg.SkipReason:
-    return indices_request(context.scheduled_execution_time.date())
-
-
-@dg.schedule(
-    name="daily_b3_indices_second_attempt_0950",
-    job=daily_indices_job,
-    cron_schedule="50 9 * * 1-5",
-    execution_timezone="America/Sao_Paulo",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="09:50 America/Sao_Paulo: when the 08:40 run failed, again; the archive "
-    "holds what it collected, so only the missing indices are asked of B3.",
-)
-def indices_second_attempt_schedule(context: dg.ScheduleEvaluationContext
-                                    ) -> dg.RunRequest | dg.SkipReason:
-    day = context.scheduled_execution_time.date()
+def indices_retry_request(day: date, instance: dg.DagsterInstance
+                          ) -> dg.RunRequest | dg.SkipReason:
+    """A second attempt at ``day`` unless its first run succeeded (the archive keeps what it
+    collected, so only the missing indices are asked)."""
     first = indices_request(day)
     if isinstance(first, dg.SkipReason):
         return first
-    runs = context.instance.get_runs(dg.RunsFilter(
+    runs = instance.get_runs(dg.RunsFilter(
         job_name=daily_indices_job.name, tags={"dagster/partition": day.isoformat()}), limit=1)
     if runs and runs[0].status == dg.DagsterRunStatus.SUCCESS:
         return dg.SkipReason(f"{day} already has every index: no second attempt needed.")
-    return indices_request(day, f"indices-{day.isoformat()}-second-attempt")
+    return session_request(day, f"indices-{day.isoformat()}-second-attempt")
+
+
+daily_indices_schedule = b3_schedule(
+    "daily_b3_indices_0840",
+    daily_indices_job,
+    "40 8 * * 1-5",
+    "08:40 America/Sao_Paulo on every B3 trading day: every index's portfolio, "
+    "which B3 serves only on its day (after IBOV's 08:30 run, never blocking it).",
+    lambda day, _instance: indices_request(day),
+)
+
+
+indices_second_attempt_schedule = b3_schedule(
+    "daily_b3_indices_second_attempt_0950",
+    daily_indices_job,
+    "50 9 * * 1-5",
+    "09:50 America/Sao_Paulo: when the 08:40 run failed, again; the archive "
+    "holds what it collected, so only the missing indices are asked of B3.",
+    indices_retry_request,
+)
 
 
 INDICES_ASSETS = [b3_indices_daily]

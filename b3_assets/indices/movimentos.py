@@ -13,18 +13,16 @@ previous date may have changed), so every date converges to what a full backfill
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import resources
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from b3_assets.marts.ibov_marts import MartStore, YearTable, to_duckdb
+from b3_assets.marts.ibov_marts import EXECUCAO_SCHEMA, MartStore, YearTable, duckdb_mart_sql
 from b3_assets.platform.check_results import CheckOutcome
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import LANDING_SCHEMA
@@ -51,10 +49,6 @@ B3_MOVIMENTOS_TABLE = YearTable(
      ("codigo", "ascending")],
     index_table_prefix(MART_B3_MOVIMENTOS),
 )
-EXECUCAO_SCHEMA = pa.schema([
-    pa.field("data_carteira", pa.date32()), pa.field("indice", pa.string()),
-    pa.field("data_carteira_anterior", pa.date32()),
-])
 #: How many earlier landing dates are searched for an index missing on the date just before
 #: (a failed collection); an index absent longer starts again with no movements.
 LOOKBACK_DATES = 10
@@ -66,18 +60,6 @@ _CARTEIRAS_KEY = re.compile(re.escape(LANDING_INDICES_PREFIX) + r"/dt=(\d{4}-\d{
 def movimentos_store(lake: Lake) -> MartStore:
     """The year files of ``b3_movimentos`` (the marts' atomic, locked store)."""
     return MartStore(lake, tables={MART_B3_MOVIMENTOS: B3_MOVIMENTOS_TABLE})
-
-
-@functools.cache
-def b3_movimentos_sql() -> str:
-    """``b3_assets/marts/sql/b3_movimentos.sql`` as written: the text Athena would run."""
-    return (resources.files("b3_assets.marts").joinpath("sql", "b3_movimentos.sql")
-            .read_text("utf-8"))
-
-
-@functools.cache
-def duckdb_b3_movimentos_sql() -> str:
-    return to_duckdb(b3_movimentos_sql(), "b3_assets/marts/sql/b3_movimentos.sql")
 
 
 # --- which dates, against which previous dates --------------------------------------------
@@ -179,7 +161,7 @@ def compute_movimentos(reader: CarteirasReader,
         con.register("carteira_atual", rows(dates))
         con.register("carteira_anterior", rows(anteriores))
         con.register("execucao", execucao)
-        result = relation_to_arrow(con.sql(duckdb_b3_movimentos_sql()))
+        result = relation_to_arrow(con.sql(duckdb_mart_sql(MART_B3_MOVIMENTOS)))
     return B3_MOVIMENTOS_TABLE.conform(MART_B3_MOVIMENTOS, result)
 
 

@@ -17,6 +17,7 @@ from b3_assets.levels.collect import (
     levels_archive,
     missing_sessions,
 )
+from b3_assets.partitions import b3_schedule
 from b3_assets.platform.resources import B3Site, CatalogResource, LakeResource
 from b3_assets.sessions import (
     B3_TIMEZONE,
@@ -166,18 +167,14 @@ def levels_requests(day: date) -> list[dg.RunRequest] | dg.SkipReason:
             for y in years]
 
 
-@dg.schedule(
-    name="b3_index_levels_0845",
-    job=index_levels_job,
-    cron_schedule="45 8 * * 1-5",
-    execution_timezone=B3_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="08:45 America/Sao_Paulo on every B3 trading day: the current year's closes "
+index_levels_schedule = b3_schedule(
+    "b3_index_levels_0845",
+    index_levels_job,
+    "45 8 * * 1-5",
+    "08:45 America/Sao_Paulo on every B3 trading day: the current year's closes "
     "of every index (yesterday's close added), on its own job.",
+    lambda day, _instance: levels_requests(day),
 )
-def index_levels_schedule(context: dg.ScheduleEvaluationContext
-                          ) -> list[dg.RunRequest] | dg.SkipReason:
-    return levels_requests(context.scheduled_execution_time.date())
 
 
 LEVELS_ASSETS = [b3_index_levels_yearly]

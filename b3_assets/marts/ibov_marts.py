@@ -22,7 +22,6 @@ the lake's, a change making the run plan again. A year file that cannot be read 
 is rebuilt by the next run from every landing date of its year, with a warning naming it.
 """
 
-import contextlib
 import functools
 import io
 import logging
@@ -45,12 +44,13 @@ from b3_assets.partitions import partition_dates, trading_day_partitions
 from b3_assets.platform.check_results import CheckOutcome, check_evaluation, evaluated_by_own_step
 from b3_assets.platform.resources import CatalogResource, LakeResource
 from b3_assets.sessions import is_known_session
-from b3_assets.source.model import LANDING_SCHEMA, conform_landing
+from b3_assets.source.model import INDICE, LANDING_SCHEMA, conform_landing
 from b3_assets.storage.lake import Lake, LakeError, LocalLake, S3Lake
 from b3_assets.storage.landing import read_landing
 from glue.job import list_landing
 from glue.layout import (
     LANDING_PREFIX,
+    MART_B3_MOVIMENTOS,
     MART_COLUMNS,
     MART_INDICADORES,
     MART_MOVIMENTOS,
@@ -62,7 +62,7 @@ from glue.layout import (
     mart_prefix,
     mart_year_key,
 )
-from glue.local_job import file_sha256, locked
+from glue.local_job import file_sha256
 from glue.transform import (
     arrow_type,
     duckdb_session,
@@ -92,9 +92,11 @@ MART_SORT: dict[str, list[tuple[str, str]]] = {
 
 MOVIMENTOS_KINDS = ("entrada", "saida")
 
-EXECUCAO_SCHEMA = pa.schema(
-    [pa.field("data_carteira", pa.date32()), pa.field("data_carteira_anterior", pa.date32())]
-)
+#: ``execucao``: one row per (date computed, index): the previous landing date to compare with.
+EXECUCAO_SCHEMA = pa.schema([
+    pa.field("data_carteira", pa.date32()), pa.field("indice", pa.string()),
+    pa.field("data_carteira_anterior", pa.date32()),
+])
 
 
 class MartError(ValueError):
@@ -117,12 +119,27 @@ class PlanChanged(MartError):
 # --- the SQL: Athena's dialect, transpiled for DuckDB -------------------------------------
 
 
+#: The marts written over another SQL file's rows: name -> (CTE name, the file it names).
+MART_BASES: dict[str, tuple[str, str]] = {
+    MART_MOVIMENTOS: ("movimentos_indices", MART_B3_MOVIMENTOS),
+}
+SQL_NAMES = (*MART_NAMES, MART_B3_MOVIMENTOS)
+
+
+def _sql_file(name: str) -> str:
+    return resources.files("b3_assets.marts").joinpath("sql", f"{name}.sql").read_text("utf-8")
+
+
 @functools.cache
 def mart_sql(name: str) -> str:
-    """``b3_assets/marts/sql/<name>.sql`` as written: the text Athena would run."""
-    if name not in MART_COLUMNS:
-        raise KeyError(f"no mart {name!r}; the marts are {', '.join(MART_NAMES)}")
-    return resources.files("b3_assets.marts").joinpath("sql", f"{name}.sql").read_text("utf-8")
+    """The text Athena would run for the mart ``name``: ``b3_assets/marts/sql/<name>.sql``,
+    preceded by the file it is written over (:data:`MART_BASES`) as a CTE."""
+    if name not in SQL_NAMES:
+        raise KeyError(f"no mart {name!r}; the marts are {', '.join(SQL_NAMES)}")
+    if name not in MART_BASES:
+        return _sql_file(name)
+    cte, base = MART_BASES[name]
+    return f"WITH {cte} AS (\n{_sql_file(base)}\n)\n{_sql_file(name)}"
 
 
 def to_duckdb(sql: str, where: str) -> str:
@@ -201,7 +218,8 @@ def compute_marts(
         return pa.concat_tables(tables) if tables else LANDING_SCHEMA.empty_table()
 
     execucao = pa.Table.from_pydict(
-        {"data_carteira": dates, "data_carteira_anterior": [previous[d] for d in dates]},
+        {"data_carteira": dates, "indice": [INDICE] * len(dates),
+         "data_carteira_anterior": [previous[d] for d in dates]},
         schema=EXECUCAO_SCHEMA,
     )
     with duckdb_session() as con:
@@ -308,17 +326,6 @@ def plan_inputs(
     }
 
 
-@contextlib.contextmanager
-def _serialized(lake: Lake) -> Iterator[None]:
-    """Mart runs of a folder lake one at a time, from plan to write (``marts/.lock``); on S3
-    each conditional write re-checks the plan instead (build_marts)."""
-    if isinstance(lake, LocalLake):
-        with locked(lake.path(MARTS_PREFIX) / ".lock"):
-            yield
-    else:
-        yield
-
-
 # --- storage: one file per mart and year --------------------------------------------------
 
 
@@ -372,7 +379,7 @@ class MartStore:
 
     def read(self, name: str, year: int) -> pa.Table:
         """Every stored row of ``name`` in ``year`` (an empty table when there is none)."""
-        return self._decode(name, year, self._get(self.tables[name].key(year))[0])
+        return self._decode(name, year, self.lake.read_versioned(self.tables[name].key(year))[0])
 
     def years(self, name: str) -> list[int]:
         """The years with a file, ascending."""
@@ -442,20 +449,6 @@ class MartStore:
         """The rows a patch starts from: the stored ones, or none when the year is rebuilt."""
         return self.tables[name].schema.empty_table() if rebuild else self._decode(name, year, data)
 
-    def _get(self, key: str) -> tuple[bytes | None, str | None]:
-        """The object's bytes and S3 ETag (None, None when absent)."""
-        if isinstance(self.lake, S3Lake):
-            client = self.lake.client
-            try:
-                obj = client.get_object(Bucket=self.lake.bucket, Key=key)
-            except client.exceptions.NoSuchKey:
-                return None, None
-            return obj["Body"].read(), obj["ETag"]
-        try:
-            return self.lake.read_bytes(key), None
-        except LakeError:
-            return None, None
-
     def _update(
         self,
         name: str,
@@ -464,38 +457,16 @@ class MartStore:
         rebuild: bool = False,
         verify: Callable[[], None] | None = None,
     ) -> None:
+        """Read, patch, verify and write the year's file only if no other writer changed it
+        in between (Lake.write_if_unchanged), reading again when one did."""
         key = self.tables[name].key(year)
-        if isinstance(self.lake, LocalLake):
-            from glue.local_job import write_atomic
-
-            with locked(self.lake.path(self.tables[name].prefix) / ".lock"):
-                current = self._current(name, year, None if rebuild else self._get(key)[0],
-                                        rebuild)  # fmt: skip
-                body = _parquet_bytes(patch(current))
-                if verify is not None:
-                    verify()
-                write_atomic(self.lake.path(key), body)
-            return
-        if not isinstance(self.lake, S3Lake):  # another Lake: atomic writes, no lock
-            current = self._decode(name, year, self._get(key)[0])
-            self.lake.write_bytes(key, _parquet_bytes(patch(current)))
-            return
-        from botocore.exceptions import ClientError
-
-        client, bucket = self.lake.client, self.lake.bucket
         for attempt in range(self.attempts):
-            data, etag = self._get(key)
+            data, version = self.lake.read_versioned(key)
             body = _parquet_bytes(patch(self._current(name, year, data, rebuild)))
-            if verify is not None:  # after the GET: a write since fails the If-Match below
+            if verify is not None:  # after the read: a write since fails the write below
                 verify()
-            condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-            try:
-                client.put_object(Bucket=bucket, Key=key, Body=body, **condition)
+            if self.lake.write_if_unchanged(key, body, version):
                 return
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
-                    raise
             time.sleep(min(0.05 * 2**attempt, 2.0))  # another run wrote the year: read again
         raise MartError(
             f"{self.lake.uri(key)} kept changing while this run patched it ({self.attempts} "
@@ -551,7 +522,7 @@ def build_marts(
     refined's ``_current.json`` records them). A date landed, rewritten or removed since
     makes the run plan and compute again (PLAN_ATTEMPTS times at most)."""
     requested = sorted(set(dates))
-    with _serialized(lake):
+    with lake.serialized(MARTS_PREFIX):
         for _ in range(PLAN_ATTEMPTS):
             try:
                 return _build_once(lake, requested, names, is_session)

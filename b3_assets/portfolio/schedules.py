@@ -21,6 +21,7 @@ from b3_assets.keys import (
     REPORT,
     REPORT_MARTS,
 )
+from b3_assets.partitions import b3_schedule, session_request
 from b3_assets.platform.resources import LakeResource
 from b3_assets.portfolio.enrichments import (
     FILL_CONFIG,
@@ -30,7 +31,7 @@ from b3_assets.portfolio.enrichments import (
     landing_entry,
     missing,
 )
-from b3_assets.sessions import B3_TIMEZONE, is_trading_day, not_a_session_message, session_due
+from b3_assets.sessions import B3_TIMEZONE, session_due
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.lake import Lake
 
@@ -99,24 +100,14 @@ daily_ibov_job = dg.define_asset_job(
 )
 
 
-def request_for(day: date) -> dg.RunRequest | dg.SkipReason:
-    """The run for ``day``: its partition on a session, a skip naming the holiday otherwise."""
-    if not is_trading_day(day):
-        return dg.SkipReason(f"{not_a_session_message(day)} Nothing to collect.")
-    return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
-
-
-@dg.schedule(
-    name="daily_ibov_portfolio_0830",
-    job=daily_ibov_job,
-    cron_schedule="30 8 * * 1-5",
-    execution_timezone=B3_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="08:30 America/Sao_Paulo on every B3 trading day (B3 publishes the "
+daily_ibov_schedule = b3_schedule(
+    "daily_ibov_portfolio_0830",
+    daily_ibov_job,
+    "30 8 * * 1-5",
+    "08:30 America/Sao_Paulo on every B3 trading day (B3 publishes the "
     "portfolio before the 10:00 open); B3 holidays are skipped.",
+    lambda day, _instance: session_request(day),
 )
-def daily_ibov_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    return request_for(context.scheduled_execution_time.date())
 
 
 period_portfolios_job = dg.define_asset_job(
@@ -127,19 +118,14 @@ period_portfolios_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    name="period_portfolios_0835",
-    job=period_portfolios_job,
-    cron_schedule="35 8 * * 1-5",
-    execution_timezone=B3_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="08:35 America/Sao_Paulo on every B3 trading day: the period's views, which B3 "
+period_portfolios_schedule = b3_schedule(
+    "period_portfolios_0835",
+    period_portfolios_job,
+    "35 8 * * 1-5",
+    "08:35 America/Sao_Paulo on every B3 trading day: the period's views, which B3 "
     "replaces without keeping history (a day not captured is lost).",
+    lambda day, _instance: session_request(day),
 )
-def period_portfolios_schedule(
-    context: dg.ScheduleEvaluationContext,
-) -> dg.RunRequest | dg.SkipReason:
-    return request_for(context.scheduled_execution_time.date())
 
 
 def retry_request_for(instance: dg.DagsterInstance, day: date) -> dg.RunRequest | dg.SkipReason:
@@ -148,7 +134,7 @@ def retry_request_for(instance: dg.DagsterInstance, day: date) -> dg.RunRequest 
     B3 is often briefly down in the early morning; an hour later it usually answers. A date
     already landed, or never attempted (the daemon was down: see the gap audit), is left alone.
     """
-    first = request_for(day)
+    first = session_request(day)
     if isinstance(first, dg.SkipReason):
         return first
     key = day.isoformat()
@@ -163,19 +149,14 @@ def retry_request_for(instance: dg.DagsterInstance, day: date) -> dg.RunRequest 
     return dg.RunRequest(run_key=f"{key}-second-attempt", partition_key=key)
 
 
-@dg.schedule(
-    name="daily_ibov_portfolio_second_attempt_0945",
-    job=daily_ibov_job,
-    cron_schedule="45 9 * * 1-5",
-    execution_timezone=B3_TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="09:45 America/Sao_Paulo: the day's portfolio again, only when the 08:30 run "
+second_attempt_schedule = b3_schedule(
+    "daily_ibov_portfolio_second_attempt_0945",
+    daily_ibov_job,
+    "45 9 * * 1-5",
+    "09:45 America/Sao_Paulo: the day's portfolio again, only when the 08:30 run "
     "failed (B3 down for a while) and the date has not landed since.",
+    lambda day, instance: retry_request_for(instance, day),
 )
-def second_attempt_schedule(
-    context: dg.ScheduleEvaluationContext,
-) -> dg.RunRequest | dg.SkipReason:
-    return retry_request_for(context.instance, context.scheduled_execution_time.date())
 
 
 def fill_request_for(
@@ -185,7 +166,7 @@ def fill_request_for(
     (b3_assets/portfolio/enrichments.py): when its landing was built from a payload recording a
     missing enrichment. B3 serves only the day's views, so only the day itself is asked; ``at`` (the
     tick's time) makes one run per tick."""
-    first = request_for(day)
+    first = session_request(day)
     if isinstance(first, dg.SkipReason):
         return first
     key = day.isoformat()

@@ -7,13 +7,16 @@ the EventBridge "Object Created" event S3 would, to whoever listens (the local L
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from glue.storage import file_sha256, locked, put_conditional, write_atomic
 
 #: Called after each write with (bucket, key, tags): S3's "Object Created" event.
 ObjectCreatedListener = Callable[[str, str, dict[str, str]], None]
@@ -44,6 +47,22 @@ class Lake(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Every object key under ``prefix``, sorted."""
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        """The object's bytes and version (on S3 its ETag, in a folder its sha256), or
+        (None, None) when absent: what :meth:`write_if_unchanged` compares."""
+
+    @abstractmethod
+    def write_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
+        """Write ``key`` only while it still has ``version`` (None: while it is absent);
+        False when another writer changed it first (read it again and retry)."""
+
+    @abstractmethod
+    def serialized(self, prefix: str) -> contextlib.AbstractContextManager[None]:
+        """Writers of ``prefix`` one at a time for the block, where the lake can lock (a
+        folder: ``<prefix>/.lock``); a bucket cannot, its writers re-check with
+        :meth:`write_if_unchanged` instead."""
 
     def list_folders(self, prefix: str) -> list[str]:
         """The distinct next path segments under ``prefix`` (``dt=2025-03-05``…), sorted."""
@@ -85,20 +104,27 @@ class LocalLake(Lake):
             raise LakeError(f"{self.uri(key)} does not exist") from exc
 
     def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path(key), data)
         for listener in self._listeners:
             listener(self.bucket, key, dict(tags or {}))
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            data = self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None, None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def write_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
+        target = self.path(key)
+        with locked(target.with_name(f".{target.name}.lock")):
+            if file_sha256(target) != version:
+                return False
+            self.write_bytes(key, data)
+        return True
+
+    def serialized(self, prefix: str) -> contextlib.AbstractContextManager[None]:
+        return locked(self.path(prefix) / ".lock")
 
     def _walk(self, base: Path) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(base):
@@ -133,6 +159,20 @@ class S3Lake(Lake):
     def write_bytes(self, key: str, data: bytes, tags: dict[str, str] | None = None) -> None:
         extra = {"Tagging": urlencode(tags)} if tags else {}
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+
+    def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None, None
+        return obj["Body"].read(), obj["ETag"]
+
+    def write_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
+        return put_conditional(self.client, self.bucket, key, data,
+                               if_none_match=version is None, if_match=version) is not None
+
+    def serialized(self, prefix: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []

@@ -42,14 +42,13 @@ from glue.serving import (
     YearPatch,
     acquire_year_lock,
     check_lease,
-    delete_conditional,
     historico_table_input,
     patch_serving,
-    put_conditional,
     release_year_lock,
     retirable,
     run_of,
 )
+from glue.storage import delete_conditional, put_conditional
 from glue.transform import REFINED_FILE_SCHEMA, REFINED_SCHEMA, refine_duckdb
 
 PROCESSADO_EM = datetime(2025, 3, 5, 22, 0, 1, tzinfo=UTC)

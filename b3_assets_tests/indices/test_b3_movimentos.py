@@ -23,14 +23,13 @@ from sqlglot import exp
 from b3_assets.indices.assets import CARTEIRAS_CHECK, MOVIMENTOS_CHECK
 from b3_assets.indices.movimentos import (
     B3_MOVIMENTOS_TABLE,
-    b3_movimentos_sql,
     build_movimentos,
-    duckdb_b3_movimentos_sql,
     movimentos_outcome,
     movimentos_store,
     stored_movimentos,
 )
 from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS
+from b3_assets.marts.ibov_marts import duckdb_mart_sql, mart_sql
 from b3_assets.source.model import LANDING_SCHEMA
 from b3_assets.storage.lake import LocalLake
 from b3_assets.storage.landing import landing_parquet
@@ -66,7 +65,7 @@ def moves(lake: LocalLake, day: date) -> set[tuple[str, str, str, date | None]]:
 
 
 def test_sql_is_athena_dialect_with_the_contract_columns() -> None:
-    sql = b3_movimentos_sql()
+    sql = mart_sql(MART_B3_MOVIMENTOS)
     for dialect in ("athena", "trino"):
         (tree,) = sqlglot.parse(sql, read=dialect, error_level=sqlglot.ErrorLevel.RAISE)
         assert not list(tree.find_all(exp.Anonymous)), "a function Athena may not have"
@@ -77,7 +76,7 @@ def test_sql_is_athena_dialect_with_the_contract_columns() -> None:
     assert out == [c.name for c in INDEX_TABLE_COLUMNS[MART_B3_MOVIMENTOS]]
     assert out == ["data_carteira", "data_carteira_anterior", "indice", "codigo", "acao",
                    "movimento", "participacao_pct"]
-    assert not list(sqlglot.parse_one(duckdb_b3_movimentos_sql(), read="duckdb")
+    assert not list(sqlglot.parse_one(duckdb_mart_sql(MART_B3_MOVIMENTOS), read="duckdb")
                     .find_all(exp.Div))
 
 

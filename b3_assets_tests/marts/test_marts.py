@@ -364,13 +364,14 @@ def generated_lake(tmp_path: Path) -> Path:
 def test_generated_range_equals_plain_python_one_file_per_year(
     generated_lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import glue.local_job
-
     writes: list[str] = []
-    real = glue.local_job.write_atomic
-    monkeypatch.setattr(
-        glue.local_job, "write_atomic", lambda p, d: (writes.append(p.name), real(p, d))
-    )
+    real = LocalLake.write_if_unchanged
+
+    def counted(self: LocalLake, key: str, data: bytes, version: str | None) -> bool:
+        writes.append(key.rsplit("/", 1)[-1])
+        return real(self, key, data, version)
+
+    monkeypatch.setattr(LocalLake, "write_if_unchanged", counted)
     run = build_marts(LocalLake(generated_lake), sorted(GENERATED))
     assert run.problems == {} and run.plan.followers == []
     expected = expected_all(generated_tables())
@@ -829,22 +830,47 @@ def test_s3_lake_same_rows_and_a_concurrent_write_is_never_lost(s3_lake: S3Lake)
         pc.equal(store.read(name, 2025).column("data_carteira"), date(2025, 1, 2))
     )
 
-    class Racing(MartStore):
-        raced = False
-
-        def _get(self, key: str) -> tuple[bytes | None, str | None]:
-            got = super()._get(key)
-            if not Racing.raced:
-                Racing.raced = True
-                MartStore(s3_lake).replace(name, 2025, {date(2025, 1, 2)}, other_rows.slice(0, 0))
-            return got
-
     mine = store.read(name, 2025).filter(
         pc.equal(store.read(name, 2025).column("data_carteira"), day)
     )
-    Racing(s3_lake).replace(name, 2025, {day}, mine)
+    racing = _racing_lake(S3Lake, s3_lake.bucket, s3_lake.client, other=store, name=name,
+                          rows=other_rows.slice(0, 0))
+    MartStore(racing).replace(name, 2025, {day}, mine)
     days = set(store.read(name, 2025).column("data_carteira").to_pylist())
-    assert Racing.raced and date(2025, 1, 2) not in days and day in days
+    assert racing.raced and date(2025, 1, 2) not in days and day in days
+
+
+def _racing_lake(kind: type, *args: Any, other: MartStore, name: str, rows: pa.Table) -> Any:
+    """A lake of ``kind`` where another run (``other``) replaces 2025-01-02's rows of ``name``
+    right after this run's first read of the year file."""
+
+    class Racing(kind):  # type: ignore[misc, valid-type]
+        raced = False
+
+        def read_versioned(self, key: str) -> tuple[bytes | None, str | None]:
+            got = super().read_versioned(key)
+            if not self.raced:
+                self.raced = True
+                other.replace(name, 2025, {date(2025, 1, 2)}, rows)
+            return got
+
+    return Racing(*args)
+
+
+def test_local_lake_a_concurrent_write_is_never_lost(tmp_path: Path) -> None:
+    lake_root = tmp_path
+    """The folder lake's year files are written like S3's: only if unchanged since read."""
+    tables = generated_tables()
+    land(lake_root, tables)
+    assert build_marts(LocalLake(lake_root), sorted(tables)).problems == {}
+    store = MartStore(LocalLake(lake_root))
+    name, day = "ibov_indicadores", date(2025, 1, 7)
+    year = store.read(name, 2025)
+    mine = year.filter(pc.equal(year.column("data_carteira"), day))
+    racing = _racing_lake(LocalLake, lake_root, other=store, name=name, rows=mine.slice(0, 0))
+    MartStore(racing).replace(name, 2025, {day}, mine)
+    days = set(store.read(name, 2025).column("data_carteira").to_pylist())
+    assert racing.raced and date(2025, 1, 2) not in days and day in days
 
 
 def test_glue_tables_of_the_marts(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:

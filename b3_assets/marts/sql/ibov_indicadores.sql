@@ -1,7 +1,7 @@
 -- Mart ibov_indicadores (docs/contracts.md "Marts"): one row per portfolio date.
 --
 -- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts/ibov_marts.py).
--- Inputs: carteira_atual, carteira_anterior, execucao, as in ibov_movimentos.sql.
+-- Inputs: carteira_atual, carteira_anterior, execucao, as in b3_movimentos.sql (indice IBOV).
 --
 -- Exact numbers in both engines, never DOUBLE:
 --   * a weight w (participacao_pct, %, 3 decimals) is the integer p = w * 1000, so
