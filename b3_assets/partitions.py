@@ -66,14 +66,15 @@ def session_request(day: date, run_key: str | None = None) -> dg.RunRequest | dg
 
 def b3_schedule(
     name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, description: str,
-    request: Callable[[date, dg.DagsterInstance], Any],
+    request: Callable[[date, dg.ScheduleEvaluationContext], Any],
 ) -> dg.ScheduleDefinition:
     """A schedule of ``job`` at ``cron`` São Paulo time, running from the start: each tick asks
-    ``request(date of the tick, instance)`` for its runs or the reason to skip."""
+    ``request(date of the tick, context)`` for its runs or the reason to skip (the context's
+    instance only when the request needs it: a tick evaluated without one still works)."""
 
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=B3_TIMEZONE,
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
     def _schedule(context: dg.ScheduleEvaluationContext) -> Any:
-        return request(context.scheduled_execution_time.date(), context.instance)
+        return request(context.scheduled_execution_time.date(), context)
 
     return _schedule

@@ -369,14 +369,14 @@ def indices_request(day: date) -> dg.RunRequest | dg.SkipReason:
     return session_request(day, f"indices-{day.isoformat()}")
 
 
-def indices_retry_request(day: date, instance: dg.DagsterInstance
+def indices_retry_request(day: date, context: dg.ScheduleEvaluationContext
                           ) -> dg.RunRequest | dg.SkipReason:
     """A second attempt at ``day`` unless its first run succeeded (the archive keeps what it
     collected, so only the missing indices are asked)."""
     first = indices_request(day)
     if isinstance(first, dg.SkipReason):
         return first
-    runs = instance.get_runs(dg.RunsFilter(
+    runs = context.instance.get_runs(dg.RunsFilter(
         job_name=daily_indices_job.name, tags={"dagster/partition": day.isoformat()}), limit=1)
     if runs and runs[0].status == dg.DagsterRunStatus.SUCCESS:
         return dg.SkipReason(f"{day} already has every index: no second attempt needed.")
@@ -389,7 +389,7 @@ daily_indices_schedule = b3_schedule(
     "40 8 * * 1-5",
     "08:40 America/Sao_Paulo on every B3 trading day: every index's portfolio, "
     "which B3 serves only on its day (after IBOV's 08:30 run, never blocking it).",
-    lambda day, _instance: indices_request(day),
+    lambda day, _context: indices_request(day),
 )
 
 

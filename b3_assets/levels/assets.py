@@ -173,7 +173,7 @@ index_levels_schedule = b3_schedule(
     "45 8 * * 1-5",
     "08:45 America/Sao_Paulo on every B3 trading day: the current year's closes "
     "of every index (yesterday's close added), on its own job.",
-    lambda day, _instance: levels_requests(day),
+    lambda day, _context: levels_requests(day),
 )
 
 

@@ -106,7 +106,7 @@ daily_ibov_schedule = b3_schedule(
     "30 8 * * 1-5",
     "08:30 America/Sao_Paulo on every B3 trading day (B3 publishes the "
     "portfolio before the 10:00 open); B3 holidays are skipped.",
-    lambda day, _instance: session_request(day),
+    lambda day, _context: session_request(day),
 )
 
 
@@ -124,7 +124,7 @@ period_portfolios_schedule = b3_schedule(
     "35 8 * * 1-5",
     "08:35 America/Sao_Paulo on every B3 trading day: the period's views, which B3 "
     "replaces without keeping history (a day not captured is lost).",
-    lambda day, _instance: session_request(day),
+    lambda day, _context: session_request(day),
 )
 
 
@@ -155,7 +155,7 @@ second_attempt_schedule = b3_schedule(
     "45 9 * * 1-5",
     "09:45 America/Sao_Paulo: the day's portfolio again, only when the 08:30 run "
     "failed (B3 down for a while) and the date has not landed since.",
-    lambda day, instance: retry_request_for(instance, day),
+    lambda day, context: retry_request_for(context.instance, day),
 )
 
 

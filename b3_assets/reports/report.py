@@ -151,6 +151,20 @@ class DayReport:
     shown_changes: tuple[dict[str, Any], ...] = ()
 
 
+def weight_bars(ax: Any, labels: Sequence[str], weights: Sequence[Decimal], room: float) -> None:
+    """Horizontal bars of weights (%), heaviest on top as given, each labelled with its exact
+    value; ``room``: the x axis reaches this times the largest, for the labels."""
+    values = [float(w) for w in weights]  # the plotting boundary
+    bars = ax.barh(range(len(values)), values, color=BAR_COLOR)
+    ax.set_yticks(range(len(values)), labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.bar_label(bars, labels=[fmt_pct(w) for w in weights], padding=3, fontsize=8)
+    ax.set_xlim(0, (max(values) if values else 1.0) * room)
+    ax.xaxis.set_major_formatter(DistinctTicks(fmt_pct))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
 def top_issuers(rows: Sequence[dict[str, Any]], n: int = TOP_N) -> list[dict[str, Any]]:
     """The ``n`` heaviest issuers, heaviest first (ties by issuer root)."""
     return sorted(rows, key=lambda r: (-r["participacao_total_pct"], r["acao"]))[:n]
@@ -165,20 +179,9 @@ def top15_figure(rows: Sequence[dict[str, Any]], day: date, n: int = TOP_N) -> F
     top = top_issuers(rows, n)
     fig = _figure(6.0)
     ax = fig.add_subplot()
-    labels = [label(r) for r in top]
-    values = [float(r["participacao_total_pct"]) for r in top]  # the plotting boundary
-    bars = ax.barh(range(len(top)), values, color=BAR_COLOR)
-    ax.set_yticks(range(len(top)), labels, fontsize=9)
-    ax.invert_yaxis()
-    ax.bar_label(
-        bars, labels=[fmt_pct(r["participacao_total_pct"]) for r in top], padding=3, fontsize=8
-    )
-    ax.set_xlim(0, (max(values) if values else 1.0) * 1.15)
-    ax.xaxis.set_major_formatter(DistinctTicks(fmt_pct))
+    weight_bars(ax, [label(r) for r in top], [r["participacao_total_pct"] for r in top], 1.15)
     ax.set_xlabel("Participação na carteira teórica (%)")
     ax.set_title(f"IBOV {day.isoformat()}: as {len(top)} maiores participações por empresa")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
     share = sum((r["participacao_total_pct"] for r in top), Decimal(0))
     _note(
         fig,

@@ -112,15 +112,29 @@ def report_ibov_composition(
     # matplotlib is imported by the run that draws, not by every load of the definitions.
     from b3_assets.reports.report import day_report
 
+    yield from draw_and_store(context, REPORT, catalog, lake,
+                              lambda engine, day: composition_drawn(day_report(engine, day)))
+
+
+def draw_and_store(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    catalog: CatalogResource,
+    lake: LakeResource,
+    drawn_for: Callable[[Any, date], Drawn],
+    also: Callable[[Lake], Sequence[str]] = lambda _lake: (),
+) -> Iterator[dg.AssetMaterialization]:
+    """Every report asset's body: each date of the run (and of ``also``) drawn from the
+    environment's catalog and stored under reports/dt=…/ (:func:`draw_each_date`)."""
     engine, the_lake = catalog.engine(), lake.get()
 
-    def draw(key: str) -> Drawn:
-        day = date.fromisoformat(key)
-        drawn = composition_drawn(day_report(engine, day))
+    def draw(partition: str) -> Drawn:
+        day = date.fromisoformat(partition)
+        drawn = drawn_for(engine, day)
         store_charts(context, the_lake, day, drawn)
         return drawn
 
-    yield from draw_each_date(context, REPORT, draw)
+    yield from draw_each_date(context, key, draw, also(the_lake))
 
 
 def draw_each_date(
@@ -191,15 +205,9 @@ def report_ibov_marts(
 ) -> Iterator[dg.AssetMaterialization]:
     from b3_assets.reports.report_marts import marts_report
 
-    engine, the_lake = catalog.engine(), lake.get()
-
-    def draw(key: str) -> Drawn:
-        day = date.fromisoformat(key)
-        drawn = marts_drawn(marts_report(engine, day))
-        store_charts(context, the_lake, day, drawn)
-        return drawn
-
-    yield from draw_each_date(context, REPORT_MARTS, draw, recomputed_followers(context, the_lake))
+    yield from draw_and_store(context, REPORT_MARTS, catalog, lake,
+                              lambda engine, day: marts_drawn(marts_report(engine, day)),
+                              lambda the_lake: recomputed_followers(context, the_lake))
 
 
 def recomputed_followers(context: dg.AssetExecutionContext, lake: Lake) -> list[str]:

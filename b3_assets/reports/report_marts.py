@@ -27,6 +27,7 @@ from b3_assets.reports.report import (
     _note,
     _png,
     fmt_pct,
+    weight_bars,
 )
 
 MARTS_NOTE = (
@@ -75,18 +76,9 @@ def sectors_png(rows: Sequence[dict[str, Any]], day: date) -> bytes:
     fig = _figure(max(3.0, 1.4 + 0.38 * len(ordered)))
     ax = fig.add_subplot()
     labels = [f"{r['setor'] or UNCLASSIFIED} ({r['qtd_acoes']})" for r in ordered]
-    values = [float(r["participacao_pct"]) for r in ordered]  # the plotting boundary
-    bars = ax.barh(range(len(ordered)), values, color=BAR_COLOR)
-    ax.set_yticks(range(len(ordered)), labels, fontsize=9)
-    ax.invert_yaxis()
-    ax.bar_label(bars, labels=[fmt_pct(r["participacao_pct"]) for r in ordered], padding=3,
-                 fontsize=8)  # fmt: skip
-    ax.set_xlim(0, (max(values) if values else 1.0) * 1.18)
-    ax.xaxis.set_major_formatter(DistinctTicks(fmt_pct))
+    weight_bars(ax, labels, [r["participacao_pct"] for r in ordered], 1.18)
     ax.set_xlabel("Participação na carteira teórica (%); entre parênteses, nº de ações")
     ax.set_title(f"IBOV {day.isoformat()}: participação por setor econômico")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_axisbelow(True)
     total = sum((r["participacao_pct"] for r in rows), Decimal(0))
     _note(fig, f"{len(rows)} setores, somando {fmt_pct(total)}. {MARTS_NOTE}.")
     return _png(fig)
