@@ -5,7 +5,8 @@ import dagster as dg
 from b3_assets.indices.assets import INDICES_ASSETS, INDICES_CHECKS, INDICES_JOBS, INDICES_SCHEDULES
 from b3_assets.keys import OWNERS
 from b3_assets.levels.assets import LEVELS_ASSETS, LEVELS_CHECKS, LEVELS_JOBS, LEVELS_SCHEDULES
-from b3_assets.marts.ibov_marts import ibov_marts, ibov_marts_checks, marts_job
+from b3_assets.marts.assets import ibov_marts, marts_job
+from b3_assets.marts.checks import ibov_marts_checks
 from b3_assets.period_views.period_assets import PERIOD_ASSETS
 from b3_assets.platform.alerts import alert_sensors
 from b3_assets.platform.resources import resources_for

@@ -211,7 +211,7 @@ def serving_lock_key(year: int) -> str:
 
 #: Tables derived from landing alone (not from refined), one Parquet file per year under
 #: ``marts/<name>/``, so a history query reads a few files; each date's rows are replaced in
-#: its year's file by one atomic write (b3_assets/marts/ibov_marts.py).
+#: its year's file by one atomic write (b3_assets/marts/store.py).
 MARTS_PREFIX = "marts"
 MART_MOVIMENTOS = "ibov_movimentos"
 MART_INDICADORES = "ibov_indicadores"

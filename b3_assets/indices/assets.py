@@ -30,7 +30,8 @@ from b3_assets.indices.movimentos import (
     summary_markdown,
 )
 from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS, LANDING_COMPOSICAO, RAW_INDICES
-from b3_assets.marts.ibov_marts import MartError, MartStore, YearTable
+from b3_assets.marts.errors import MartError
+from b3_assets.marts.store import MartStore, YearTable
 from b3_assets.partitions import (
     b3_schedule,
     partition_dates,

@@ -6,7 +6,7 @@ the daily landing files ``landing/indices/dt=D/carteiras.parquet``. Each index o
 with the latest earlier landing date that holds *that index*, so a collection that missed an
 index one day (landed later by the second attempt, or never) never reads as every ticker of it
 leaving. Rows are stored as ``marts/b3_movimentos/ano=YYYY.parquet`` (one file per year, each
-date's rows replaced by one atomic write, :class:`~b3_assets.marts.ibov_marts.MartStore`), so a
+date's rows replaced by one atomic write, :class:`~b3_assets.marts.store.MartStore`), so a
 query over years reads a few files. The landing date after each date computed is computed again (its
 previous date may have changed), so every date converges to what a full backfill gives.
 """
@@ -22,7 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from b3_assets.marts.ibov_marts import EXECUCAO_SCHEMA, MartStore, YearTable, duckdb_mart_sql
+from b3_assets.marts.sql import EXECUCAO_SCHEMA, duckdb_mart_sql
+from b3_assets.marts.store import MartStore, YearTable
 from b3_assets.platform.check_results import CheckOutcome
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import LANDING_SCHEMA

@@ -214,7 +214,7 @@ def recomputed_followers(context: dg.AssetExecutionContext, lake: Lake) -> list[
     """The next landing dates whose marts were recomputed with the run's dates (``ibov_marts``
     recomputes the date after each one: its previous date may have changed) and are now newer
     than their report: drawn by the same step, so no report is left behind its marts."""
-    from b3_assets.marts.ibov_marts import landing_sessions, plan_marts
+    from b3_assets.marts.compute import landing_sessions, plan_marts
 
     followers = plan_marts(landing_sessions(lake), partition_dates(context)).followers
     if not followers:

@@ -14,7 +14,10 @@ import dagster as dg
 import pytest
 
 from b3_assets.keys import MART_KEYS
-from b3_assets.marts.ibov_marts import CorruptYearFile, MartStore, build_marts, ibov_marts
+from b3_assets.marts.assets import ibov_marts
+from b3_assets.marts.compute import build_marts
+from b3_assets.marts.errors import CorruptYearFile
+from b3_assets.marts.store import MartStore
 from b3_assets.platform.catalog import DuckDBCatalog
 from b3_assets.storage.lake import LocalLake, S3Lake
 from b3_assets.storage.landing import landing_parquet

@@ -1,5 +1,5 @@
-"""The marts (b3_assets/marts/ibov_marts.py, b3_assets/marts/sql/): the SQL is Athena's dialect,
-DuckDB runs it exactly, the rows equal an independent computation in plain Python (Decimal) on the
+"""The marts (b3_assets/marts/: sql, store, compute, assets, checks; sql/): the SQL is Athena's
+dialect, DuckDB runs it exactly, the rows equal an independent computation in plain Python (Decimal) on the
 real B3 samples and on generated portfolios, storage is one file per year with each date
 replaced, the catalog answers, and every check fails on bad data."""
 
@@ -23,25 +23,20 @@ import sqlglot
 from sqlglot import exp
 
 from b3_assets.keys import MART_KEYS
-from b3_assets.marts.ibov_marts import (
+from b3_assets.marts.assets import ibov_marts
+from b3_assets.marts.checks import (
     MART_CHECKS,
-    MART_SCHEMAS,
-    MartError,
-    MartStore,
-    build_marts,
-    compute_marts,
-    duckdb_mart_sql,
     evaluate_mart_checks,
     giro_outcome,
     hhi_outcome,
-    ibov_marts,
     ibov_marts_checks,
-    mart_sql,
     movimentos_outcome,
-    plan_marts,
     setores_outcome,
-    to_duckdb,
 )
+from b3_assets.marts.compute import build_marts, compute_marts, plan_marts
+from b3_assets.marts.errors import MartError
+from b3_assets.marts.sql import duckdb_mart_sql, mart_sql, to_duckdb
+from b3_assets.marts.store import MART_SCHEMAS, MartStore
 from b3_assets.platform.catalog import AthenaCatalog, DuckDBCatalog, _view_source, mart_view_sql
 from b3_assets.platform.resources import DuckDBCatalogResource, LocalLakeResource
 from b3_assets.portfolio.collect import csv_payload
@@ -967,7 +962,7 @@ def test_plot_a_sectors_weight_history(tmp_path, monkeypatch, capsys):
     from datetime import date as _date
 
     from b3_assets.cli import main
-    from b3_assets.marts.ibov_marts import build_marts
+    from b3_assets.marts.compute import build_marts
     from b3_assets.platform.resources import resources_for
     from b3_assets.settings import Settings
     from b3_assets_tests.support.landing_factory import landing_table, write_landing

@@ -1,4 +1,4 @@
-"""Mart runs are serialized as refined is (b3_assets/marts/ibov_marts.py build_marts): a run of a
+"""Mart runs are serialized as refined is (b3_assets/marts/compute.py build_marts): a run of a
 date in flight while the gap before it is filled (a landing write, then that date's own mart run)
 never leaves the date compared with its old previous date. Before: the marts' lock covered
 only the write, so the run that planned before the gap fill wrote last in about 3 trials of
@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-import b3_assets.marts.ibov_marts as marts
-from b3_assets.marts.ibov_marts import MartStore, build_marts
+import b3_assets.marts.compute as marts
+from b3_assets.marts.compute import build_marts
+from b3_assets.marts.store import MartStore
 from b3_assets.storage.lake import Lake, LocalLake, S3Lake
 from b3_assets.storage.landing import landing_parquet
 from b3_assets_tests.marts.test_marts import expected_all

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from b3_assets.keys import LANDING, MART_KEYS, REFINED, REPORT, REPORT_MARTS
-from b3_assets.marts.ibov_marts import MartStore
+from b3_assets.marts.store import MartStore
 from b3_assets.sessions import trading_days
 from b3_assets.storage.lake import LocalLake
 from b3_assets_tests.replica.portfolios import write_csvs

@@ -12,7 +12,7 @@ import pytest
 
 from b3_assets.cli import cmd_import_csv
 from b3_assets.keys import LANDING, MART_KEYS, RAW, REFINED, REPORT, REPORT_MARTS
-from b3_assets.marts.ibov_marts import MartStore
+from b3_assets.marts.store import MartStore
 from b3_assets.partitions import latest_by_partition
 from b3_assets.portfolio.derived import DerivedDue, catchup_requests, derived_due
 from b3_assets.sessions import trading_days
