@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from b3_assets.marts.sql import EXECUCAO_SCHEMA, duckdb_mart_sql
+from b3_assets.marts.queries import EXECUCAO_SCHEMA, duckdb_mart_sql
 from b3_assets.marts.store import MartStore, YearTable
 from b3_assets.platform.check_results import CheckOutcome
 from b3_assets.sessions import is_known_session

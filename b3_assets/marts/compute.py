@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from b3_assets.marts.errors import MartError, PlanChanged
-from b3_assets.marts.sql import EXECUCAO_SCHEMA, duckdb_mart_sql
+from b3_assets.marts.queries import EXECUCAO_SCHEMA, duckdb_mart_sql
 from b3_assets.marts.store import MART_SCHEMAS, MART_TABLES, MartStore
 from b3_assets.sessions import is_known_session
 from b3_assets.source.model import INDICE, LANDING_SCHEMA, conform_landing

@@ -29,7 +29,7 @@ from b3_assets.indices.movimentos import (
     stored_movimentos,
 )
 from b3_assets.keys import B3_MOVIMENTOS, LANDING_CARTEIRAS
-from b3_assets.marts.sql import duckdb_mart_sql, mart_sql
+from b3_assets.marts.queries import duckdb_mart_sql, mart_sql
 from b3_assets.source.model import LANDING_SCHEMA
 from b3_assets.storage.lake import LocalLake
 from b3_assets.storage.landing import landing_parquet

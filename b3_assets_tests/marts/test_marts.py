@@ -1,7 +1,7 @@
-"""The marts (b3_assets/marts/: sql, store, compute, assets, checks; sql/): the SQL is Athena's
-dialect, DuckDB runs it exactly, the rows equal an independent computation in plain Python (Decimal) on the
-real B3 samples and on generated portfolios, storage is one file per year with each date
-replaced, the catalog answers, and every check fails on bad data."""
+"""The marts (b3_assets/marts/: queries, store, compute, assets, checks; sql/): the SQL is
+Athena's dialect, DuckDB runs it exactly, the rows equal an independent computation in plain
+Python (Decimal) on the real B3 samples and on generated portfolios, storage is one file per
+year with each date replaced, the catalog answers, and every check fails on bad data."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from b3_assets.marts.checks import (
 )
 from b3_assets.marts.compute import build_marts, compute_marts, plan_marts
 from b3_assets.marts.errors import MartError
-from b3_assets.marts.sql import duckdb_mart_sql, mart_sql, to_duckdb
+from b3_assets.marts.queries import duckdb_mart_sql, mart_sql, to_duckdb
 from b3_assets.marts.store import MART_SCHEMAS, MartStore
 from b3_assets.platform.catalog import AthenaCatalog, DuckDBCatalog, _view_source, mart_view_sql
 from b3_assets.platform.resources import DuckDBCatalogResource, LocalLakeResource

@@ -3,7 +3,7 @@
 -- (landing/indices/dt=…/carteiras.parquet, a B3 session) and data_carteira.
 --
 -- Written once in Athena's dialect (Trino). Dagster runs the same text on DuckDB, transpiled by
--- sqlglot (b3_assets/marts/sql.py to_duckdb); keep to constructs both engines share, with explicit
+-- sqlglot (b3_assets/marts/queries.py to_duckdb); keep to constructs both engines share, with explicit
 -- casts, and no division.
 --
 -- Inputs (relations registered by the caller, never values pasted into this text):

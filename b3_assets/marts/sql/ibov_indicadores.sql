@@ -1,6 +1,6 @@
 -- Mart ibov_indicadores (docs/contracts.md "Marts"): one row per portfolio date.
 --
--- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts/sql.py).
+-- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts/queries.py).
 -- Inputs: carteira_atual, carteira_anterior, execucao, as in b3_movimentos.sql (indice IBOV).
 --
 -- Exact numbers in both engines, never DOUBLE:

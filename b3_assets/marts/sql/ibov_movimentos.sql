@@ -3,7 +3,7 @@
 --
 -- The rule of entries and exits has one home, b3_movimentos.sql (every index, each against its
 -- own previous landing date): this mart is its rows over IBOV's landing rows, without the indice
--- column. mart_sql("ibov_movimentos") (b3_assets/marts/sql.py) puts that file's text in
+-- column. mart_sql("ibov_movimentos") (b3_assets/marts/queries.py) puts that file's text in
 -- front as the CTE movimentos_indices, so the text Athena would run is one statement.
 --
 -- Inputs (relations registered by the caller): carteira_atual, carteira_anterior (landing rows,

@@ -1,6 +1,6 @@
 -- Mart ibov_setores (docs/contracts.md "Marts"): one row per portfolio date and economic sector.
 --
--- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts/sql.py).
+-- Written once in Athena's dialect (Trino); run on DuckDB through sqlglot (b3_assets/marts/queries.py).
 -- Inputs: carteira_atual and execucao, as in b3_movimentos.sql (carteira_anterior unused).
 --
 -- setor is the landing column (B3's classification through the project's curated mapping).
