@@ -36,9 +36,8 @@ import json
 import logging
 import re
 import sys
-import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -87,19 +86,15 @@ DATE_ARGS: tuple[str, str] = ("data_carteira", "data_carteiras")
 #: Optional job arguments and their defaults (getResolvedOptions itself has no defaults).
 OPTIONAL_ARGS: dict[str, str] = {"database": "default", "force": "false"}
 DEFAULT_JOB_NAME = "b3-etl-soma-acao"
-#: Glue JobRunStates of a run that may still read landing or write refined.
-ACTIVE_RUN_STATES = frozenset({"STARTING", "RUNNING", "STOPPING", "WAITING"})
 #: The Glue job's Timeout (infra/template.yaml): Glue stops any run older than that, so a
 #: run that started this long before this one is no longer in flight. (With job run queuing
 #: on, this holds only if the time a run spends WAITING counts toward it.)
 JOB_TIMEOUT = timedelta(minutes=60)
-#: How long a run waits for an earlier run of its dates (within JOB_TIMEOUT).
+#: How long a run waits for the lock of a date another run is refining (within JOB_TIMEOUT).
 WAIT_FOR_EARLIER_RUNS_S = 40 * 60
 #: The per-date lock: a killed holder's lock is taken over after a whole job timeout; a live
 #: one commits within the first half (check_lease), so the two never overlap.
 DATE_LOCK = LockPolicy(lease=JOB_TIMEOUT, wait_s=WAIT_FOR_EARLIER_RUNS_S, poll_s=15.0)
-WAIT_POLL_S = 15.0
-GET_JOB_RUNS_PAGE = 200  # GetJobRuns' largest MaxResults
 
 DATE_COLUMN, ISSUER_COLUMN = PARTITION_COLUMNS
 
@@ -154,109 +149,6 @@ def job_dates(args: Mapping[str, str]) -> list[date]:
 def new_run_id() -> str:
     """A unique run id for runs Glue did not start (tests, a manual spark-submit)."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-
-
-# --- one run per date at a time ------------------------------------------------------------
-
-
-def _started(run: Mapping[str, Any]) -> datetime:
-    started = run.get("StartedOn")
-    if not isinstance(started, datetime):
-        return datetime.max.replace(tzinfo=UTC)  # unknown: as if it started last
-    return started if started.tzinfo is not None else started.replace(tzinfo=UTC)
-
-
-def _run_dates(run: Mapping[str, Any]) -> set[str]:
-    """The dates a job run was started for, from its ``--data_carteira(s)`` arguments."""
-    arguments = run.get("Arguments") or {}
-    texts = [
-        arguments.get("--data_carteira", ""),
-        *arguments.get("--data_carteiras", "").split(","),
-    ]
-    return {t.strip() for t in texts if t.strip()}
-
-
-def _recent_runs(glue_client: Any, job_name: str, run_id: str) -> Iterator[dict[str, Any]]:
-    """The job's runs that may still be in flight, paging GetJobRuns (newest first) only
-    until a page reaches back past this run's start minus JOB_TIMEOUT, not the 90 days Glue
-    keeps. Until this run is seen the bound is now minus JOB_TIMEOUT: it started after that,
-    so it is listed before any run that old (a run id Glue does not list stops there too)."""
-    horizon = datetime.now(UTC) - JOB_TIMEOUT
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"JobName": job_name, "MaxResults": GET_JOB_RUNS_PAGE}
-        if token:
-            kwargs["NextToken"] = token
-        response = glue_client.get_job_runs(**kwargs)
-        page = response.get("JobRuns", [])
-        for run in page:
-            if run.get("Id") == run_id:
-                horizon = _started(run) - JOB_TIMEOUT
-        yield from (r for r in page if _started(r) >= horizon)
-        token = response.get("NextToken")
-        if not token or any(_started(r) < horizon for r in page):
-            return
-
-
-def earlier_active_runs(
-    glue_client: Any, job_name: str, run_id: str, dates: Collection[date]
-) -> list[dict[str, Any]]:
-    """Runs of ``job_name`` sharing a date with this one, in flight, that started before it.
-
-    Runs are ordered by (StartedOn, Id), so of two overlapping runs exactly one goes first. A
-    run id Glue does not list (a local or test invocation) has nothing to wait for."""
-    runs = list(_recent_runs(glue_client, job_name, run_id))
-    mine = next((r for r in runs if r.get("Id") == run_id), None)
-    if mine is None:
-        return []
-    days = {d.isoformat() for d in dates}
-    before = (_started(mine), run_id)
-    return [
-        r
-        for r in runs
-        if r.get("Id") != run_id
-        and r.get("JobRunState") in ACTIVE_RUN_STATES
-        and _run_dates(r) & days
-        and (_started(r), str(r.get("Id", ""))) < before
-    ]
-
-
-def wait_for_earlier_runs(
-    glue_client: Any,
-    job_name: str,
-    run_id: str,
-    dates: Collection[date],
-    *,
-    timeout_s: float = WAIT_FOR_EARLIER_RUNS_S,
-    poll_s: float = WAIT_POLL_S,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> list[str]:
-    """Block until no earlier run of any of ``dates`` is in flight; returns the ids waited for.
-
-    Delivery of landing events is at-least-once and a backfill may overlap daily runs, so two
-    runs of one date can overlap. Each publishes the date and then deletes the date's other
-    folders; interleaved, one could delete the files the other just pointed the catalog at.
-    Serialized per date, the last run's output is the date. Raises TimeoutError, having
-    written nothing, when an earlier run is still active after ``timeout_s``."""
-    deadline = clock() + timeout_s
-    waited: list[str] = []
-    while True:
-        earlier = earlier_active_runs(glue_client, job_name, run_id, dates)
-        if not earlier:
-            return waited
-        ids = [str(r["Id"]) for r in earlier]
-        waited.extend(i for i in ids if i not in waited)
-        if clock() >= deadline:
-            states = ", ".join(f"{r['Id']} ({r.get('JobRunState')})" for r in earlier)
-            raise TimeoutError(
-                f"run {run_id} of {job_name} waited {timeout_s:.0f} s for earlier run(s) of "
-                f"the same date(s) ({', '.join(sorted(d.isoformat() for d in dates))}) to "
-                f"finish: {states}. Nothing was written; start it again once they are done "
-                "(or stop them in the Glue console)."
-            )
-        log.info("run %s waits for earlier run(s) of its dates: %s", run_id, ids)
-        sleep(poll_s)
 
 
 # --- the lake ------------------------------------------------------------------------------

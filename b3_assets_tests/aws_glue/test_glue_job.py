@@ -12,9 +12,7 @@ import io
 import secrets
 import shutil
 import sys
-import time
 import types
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +24,7 @@ import pytest
 from b3_assets_tests.support.aws import historico_rows
 from b3_assets_tests.support.ci import skip_unless
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
-from b3_assets_tests.support.moto_server import MotoServer, unique_name
+from b3_assets_tests.support.moto_server import unique_name
 from b3_assets_tests.support.spark import local_spark
 from glue import job as glue_job
 from glue.layout import TABLE_NAME, refined_current_key, refined_date_prefix, refined_run_prefix
@@ -156,10 +154,6 @@ def test_main_wraps_run_job_in_glue_context_and_job(
         calls.append(("run_job", args))
         return {"dates": []}
 
-    def fake_wait(glue: Any, job_name: str, run_id: str, dates: list[date]) -> list[str]:
-        calls.append(("wait", (job_name, run_id, dates)))
-        return []
-
     stubs = {
         "awsglue.context": ("GlueContext", FakeGlueContext),
         "awsglue.job": ("Job", FakeJob),
@@ -170,161 +164,15 @@ def test_main_wraps_run_job_in_glue_context_and_job(
         setattr(stub, name, value)
         monkeypatch.setitem(sys.modules, module, stub)
     monkeypatch.setattr(glue_job, "run_job", fake_run_job)
-    monkeypatch.setattr(glue_job, "wait_for_earlier_runs", fake_wait)
 
     argv = ["job.py", "--JOB_NAME", "b3-refine", "--data_carteiras", "2025-03-05,2025-03-06"]
     summary = glue_job.main([*argv, "--bucket", BUCKET, "--JOB_RUN_ID", "jr_7"])
 
     assert summary == {"dates": []}
-    # No waiting on Glue's run list: each date is refined under its own lock (publish_date).
     assert [c[0] for c in calls] == ["GlueContext", "init", "run_job", "commit"]
     assert calls[0][1] == "spark-context"
     assert calls[1][1] == ("b3-refine", "2025-03-05,2025-03-06")
     assert calls[2][1]["bucket"] == BUCKET
-
-
-# --- one run per date at a time ------------------------------------------------------------
-
-
-class Clock:
-    """A fake clock whose sleeps move it forward (and are counted)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def glue_runs(moto: MotoServer) -> Iterator[tuple[Any, str]]:
-    """A Glue job on moto whose runs stay in the state they start in until told otherwise."""
-    glue = moto.client("glue")
-    job = unique_name("b3-refine")
-    glue.create_job(
-        Name=job,
-        Role="arn:aws:iam::123456789012:role/glue",
-        Command={"Name": "glueetl", "ScriptLocation": "s3://a/job.py"},
-        ExecutionProperty={"MaxConcurrentRuns": 10},
-    )
-    yield glue, job
-
-
-def _start(glue: Any, job: str, **arguments: str) -> str:
-    args = {f"--{name}": value for name, value in arguments.items()}
-    run_id = glue.start_job_run(JobName=job, Arguments=args)["JobRunId"]
-    time.sleep(0.01)  # distinct StartedOn, as real runs started by separate events have
-    return run_id
-
-
-def test_an_overlapping_run_of_the_same_date_waits_for_the_earlier_ones(
-    moto: MotoServer, glue_runs: tuple[Any, str]
-) -> None:
-    glue, job = glue_runs
-    # Every run advances one state (STARTING -> RUNNING -> SUCCEEDED) per 3 reads of it.
-    with moto.transition("glue::job_run", progression="manual", times=3):
-        first = _start(glue, job, data_carteira="2025-03-05")
-        other_date = _start(glue, job, data_carteira="2025-03-06")
-        batch = _start(glue, job, data_carteiras="2025-03-04,2025-03-05")
-        duplicate = _start(glue, job, data_carteira="2025-03-05")
-        clock = Clock()
-
-        waited = glue_job.wait_for_earlier_runs(
-            glue, job, duplicate, [D0305], poll_s=15, sleep=clock.sleep, clock=clock
-        )
-        states = {r["Id"]: r["JobRunState"] for r in glue.get_job_runs(JobName=job)["JobRuns"]}
-
-    assert waited == [first, batch]  # not the other date's run, not itself
-    assert other_date not in waited
-    assert clock.sleeps and set(clock.sleeps) == {15}
-    assert states[first] == states[batch] == "SUCCEEDED"
-    # The earliest run of a date waits for nobody; a run Glue does not list neither.
-    assert glue_job.earlier_active_runs(glue, job, first, [D0305]) == []
-    assert glue_job.earlier_active_runs(glue, job, "jr_local", [D0305]) == []
-
-
-def test_a_run_that_waits_too_long_fails_having_written_nothing(
-    moto: MotoServer, glue_runs: tuple[Any, str]
-) -> None:
-    glue, job = glue_runs
-    with moto.transition("glue::job_run", progression="manual", times=10**9):
-        first = _start(glue, job, data_carteira="2025-03-05")
-        duplicate = _start(glue, job, data_carteiras="2025-03-05,2025-03-06")
-        clock = Clock()
-        with pytest.raises(TimeoutError) as info:
-            glue_job.wait_for_earlier_runs(
-                glue,
-                job,
-                duplicate,
-                [D0305, D0306],
-                timeout_s=60,
-                poll_s=15,
-                sleep=clock.sleep,
-                clock=clock,
-            )
-    message = str(info.value)
-    assert f"{first} (STARTING)" in message and "2025-03-05, 2025-03-06" in message
-    assert "Nothing was written" in message
-    assert clock.now == 60
-
-
-class PagedJobRuns:
-    """GetJobRuns over a 90-day history, newest first as Glue lists it, ``size`` runs a page;
-    counts the pages asked for."""
-
-    def __init__(self, runs: list[dict[str, Any]], size: int) -> None:
-        self.runs = runs
-        self.size = size
-        self.pages = 0
-
-    def get_job_runs(self, JobName: str, MaxResults: int, NextToken: str = "0") -> dict[str, Any]:
-        self.pages += 1
-        start = int(NextToken)
-        page: dict[str, Any] = {"JobRuns": self.runs[start : start + self.size]}
-        if start + self.size < len(self.runs):
-            page["NextToken"] = str(start + self.size)
-        return page
-
-
-def _history(mine_started: datetime) -> list[dict[str, Any]]:
-    """A run every 10 minutes for 90 days up to 10 minutes after ``mine_started``, all of
-    2025-03-05 and all still RUNNING (as a stale listing might show them)."""
-    runs = []
-    for i in range(90 * 144):
-        started = mine_started + timedelta(minutes=10) - i * timedelta(minutes=10)
-        arguments = {"--data_carteira": "2025-03-05"}
-        runs.append(
-            {
-                "Id": f"jr_{i:05d}",
-                "StartedOn": started,
-                "JobRunState": "RUNNING",
-                "Arguments": arguments,
-            }
-        )
-    return runs
-
-
-def test_the_wait_pages_job_runs_only_back_to_the_job_timeout() -> None:
-    mine_started = datetime.now(UTC) - timedelta(minutes=5)
-    glue = PagedJobRuns(_history(mine_started), size=3)
-    mine = glue.runs[1]["Id"]  # jr_00000 started 10 minutes after it
-
-    earlier = glue_job.earlier_active_runs(glue, "b3-refine", mine, [D0305])
-
-    # 60 minutes back from its start: the 6 runs before it; the first run older than that is
-    # on page 3, the last asked for (of 4320).
-    assert [r["Id"] for r in earlier] == [f"jr_{i:05d}" for i in range(2, 8)]
-    assert timedelta(minutes=60) == glue_job.JOB_TIMEOUT
-    assert glue.pages == 3
-
-    unknown = PagedJobRuns(_history(mine_started), size=3)
-    assert glue_job.earlier_active_runs(unknown, "b3-refine", "jr_local", [D0305]) == []
-    assert unknown.pages == 3  # not listed within the job timeout: not listed at all
 
 
 # --- run_job: local Spark, S3 and Glue on moto ---------------------------------------------

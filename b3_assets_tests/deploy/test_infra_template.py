@@ -304,7 +304,8 @@ def test_glue_role_catalogs_only_its_database_and_table(default: Stack) -> None:
     assert not allows(glue, "glue:DeleteDatabase", db)
     assert not allows(glue, "glue:CreateDatabase", f"{GLUE}:database/other")
     assert not allows(glue, "glue:StartJobRun", f"{GLUE}:job/b3-etl-soma-acao")
-    assert grants(glue)["glue:GetJobRuns"] == {f"{GLUE}:job/b3-etl-soma-acao"}
+    # Runs of a date are serialized by a lock object, not by reading the job's runs.
+    assert "glue:GetJobRuns" not in grants(glue)
 
     other = stack(GlueDatabaseName="b3").policy_statements("GlueJobRole")
     assert allows(other, "glue:CreateDatabase", f"{GLUE}:database/b3")
