@@ -37,8 +37,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -58,6 +57,7 @@ from glue.layout import (
     refined_run_prefix,
 )
 from glue.outcome import batch_failure
+from glue.published import list_landing, published_record, write_published_record
 from glue.serving import (
     RETIRE_AFTER,
     LockPolicy,
@@ -67,12 +67,11 @@ from glue.serving import (
     release_lock,
 )
 from glue.sessions import is_b3_session
-from glue.storage import delete_keys, landing_objects, list_keys
+from glue.storage import delete_keys, list_keys
 from glue.transform import (
     previous_landing_date,
     publication_inputs,
     refine_spark,
-    stale_among,
 )
 
 if TYPE_CHECKING:
@@ -149,66 +148,6 @@ def job_dates(args: Mapping[str, str]) -> list[date]:
 def new_run_id() -> str:
     """A unique run id for runs Glue did not start (tests, a manual spark-submit)."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-
-
-# --- the lake ------------------------------------------------------------------------------
-
-
-def list_landing(s3_client: Any, bucket: str) -> dict[date, str]:
-    """Landing files in the bucket by trading date, ascending: each file's ETag, the
-    fingerprint a published date records its inputs by (:func:`publication_inputs`)."""
-    return {d: obj.etag for d, obj in landing_objects(s3_client, bucket).items()}
-
-
-def published_record(s3_client: Any, bucket: str, data_carteira: date) -> dict[str, Any] | None:
-    """The date's ``_current.json`` (which run published it, from which inputs), or None."""
-    key = refined_current_key(data_carteira)
-    try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3_client.exceptions.NoSuchKey:
-        return None
-    try:
-        record = json.loads(body)
-    except ValueError:
-        log.warning("unreadable s3://%s/%s: the date counts as unpublished", bucket, key)
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def write_published_record(
-    s3_client: Any, bucket: str, data_carteira: date, record: Mapping[str, Any]
-) -> None:
-    """Record which run published the date and from which landing files (after the repoint:
-    a run that dies before it leaves the date stale, so the reconciliation refines it)."""
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=refined_current_key(data_carteira),
-        Body=json.dumps(record, indent=1).encode(),
-        ContentType="application/json",
-    )
-
-
-def stale_dates(
-    s3_client: Any, bucket: str, is_session: Callable[[date], bool] | None = None
-) -> list[date]:
-    """Landing dates of the bucket whose published refine is missing or stale
-    (:func:`stale_among`): what a lost landing event, a killed run or a gap filled before
-    a date leaves behind. One listing and one small GET per date (10 at a time: the client's
-    connection pool)."""
-    landing = {
-        d: etag
-        for d, etag in list_landing(s3_client, bucket).items()
-        if is_session is None or is_session(d)
-    }
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        records = dict(
-            zip(
-                landing,
-                pool.map(lambda d: published_record(s3_client, bucket, d), landing),
-                strict=True,
-            )
-        )
-    return stale_among(landing, records.get, "etag")
 
 
 # --- the run -------------------------------------------------------------------------------

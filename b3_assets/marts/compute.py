@@ -38,7 +38,6 @@ from b3_assets.sessions import is_known_session
 from b3_assets.source.model import INDICE, LANDING_SCHEMA, conform_landing
 from b3_assets.storage.lake import Lake, LocalLake, S3Lake
 from b3_assets.storage.landing import read_landing
-from glue.job import list_landing
 from glue.layout import (
     LANDING_PREFIX,
     MART_NAMES,
@@ -47,6 +46,7 @@ from glue.layout import (
     landing_key,
     mart_year_key,
 )
+from glue.published import list_landing
 from glue.storage import file_sha256
 from glue.transform import (
     duckdb_session,

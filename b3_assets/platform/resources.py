@@ -26,10 +26,10 @@ from b3_assets.source.payload import RawPayload
 from b3_assets.storage.lake import Lake, S3Lake
 from b3_assets.storage.landing import landing_parquet
 from glue.attempts import RefinePlan, refine_plan
-from glue.job import published_record
-from glue.job import stale_dates as glue_stale_dates
 from glue.layout import LANDING_BATCH_TAG, QUEUING, landing_key
 from glue.local_job import file_sha256, published, serving_behind, stale_dates, sync_serving
+from glue.published import published_record
+from glue.published import stale_dates as glue_stale_dates
 
 
 def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:

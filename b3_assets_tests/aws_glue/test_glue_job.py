@@ -21,6 +21,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
+import glue.published as glue_published
 from b3_assets_tests.support.aws import historico_rows
 from b3_assets_tests.support.ci import skip_unless
 from b3_assets_tests.support.landing_factory import landing_table, write_landing
@@ -282,7 +283,7 @@ class Lake:
 
     def assert_published_by(self, day: date, run_id: str, issuers: list[str]) -> None:
         """The record and every partition of the date name ``run_id``'s folders."""
-        record = glue_job.published_record(self.s3, self.bucket, day)
+        record = glue_published.published_record(self.s3, self.bucket, day)
         assert record is not None and record["run_id"] == run_id
         assert record["issuers"] == sorted(issuers)
         assert self.partitions(day) == {
@@ -293,7 +294,7 @@ class Lake:
         """The date's objects are one file per issuer under the run's folders and the record
         naming that run, nothing else."""
         keys = self.keys(refined_date_prefix(day))
-        record = glue_job.published_record(self.s3, self.bucket, day)
+        record = glue_published.published_record(self.s3, self.bucket, day)
         assert record is not None and record["run_id"] == run_id
         assert record["issuers"] == sorted(issuers)
         keys.remove(refined_current_key(day))
@@ -352,7 +353,7 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert {r["processado_em"] for r in rows.values()} == {PROCESSADO_EM}
     assert lake.keys(refined_date_prefix(D0306)) == []
     # Its record names the landing files it was built from: the other dates are stale.
-    assert glue_job.stale_dates(lake, lake.bucket) == [D0227, D0228, D0306]
+    assert glue_published.stale_dates(lake, lake.bucket) == [D0227, D0228, D0306]
     # The run ends with the year's serving copy patched: one object, the date's rows.
     (served,) = first["serving"]
     assert (served["year"], served["patched"], served["rows"]) == (2025, ["2025-03-05"], 84)
@@ -371,7 +372,7 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     assert len(lake.keys(refined_date_prefix(D0305))) == 84 + 82 + 1 + 1  # + _current.json, ZZZZ
     # The record still names the first run's landing file, so the date counts as stale: a
     # lost event or a killed run is found by the reconciliation.
-    assert D0305 in glue_job.stale_dates(lake, lake.bucket)
+    assert D0305 in glue_published.stale_dates(lake, lake.bucket)
 
     # The next run (a run id of its own) replaces the date and removes both older runs.
     second = lake.run(spark, data_carteira="2025-03-05")
@@ -387,7 +388,7 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     (served,) = second["serving"]
     assert (served["patched"], served["objects_removed"]) == (["2025-03-05"], 0)
     assert served_by_issuer(lake, 2025) == lake.published(D0305)
-    assert D0305 not in glue_job.stale_dates(lake, lake.bucket)
+    assert D0305 not in glue_published.stale_dates(lake, lake.bucket)
 
     # A duplicate event: the date's record already names these inputs, nothing is refined.
     again = lake.run(spark, data_carteira="2025-03-05", JOB_RUN_ID="jr_dup")
@@ -395,11 +396,11 @@ def test_reruns_replace_the_date_and_a_killed_one_leaves_it_as_it_was(
     lake.assert_published_by(D0305, second["run_id"], sorted(set(rows) - {"BBDC", "PETR"}))
 
     # Past RETIRE_AFTER the next run of the date deletes what it superseded.
-    record = glue_job.published_record(lake, lake.bucket, D0305)
+    record = glue_published.published_record(lake, lake.bucket, D0305)
     assert record is not None and {"jr_first", "-"} <= set(record["retired"])
     old = (datetime.now(UTC) - glue_job.RETIRE_AFTER - timedelta(minutes=1)).isoformat()
     record["retired"] = {run_id: old for run_id in record["retired"]}
-    glue_job.write_published_record(lake, lake.bucket, D0305, record)
+    glue_published.write_published_record(lake, lake.bucket, D0305, record)
     third = lake.run(spark, data_carteira="2025-03-05", JOB_RUN_ID="jr_third", force="true")
     (day,) = third["dates"]
     assert (day["objects_removed"], day["objects_kept_for_readers"]) == (84 + 82 + 1, 82)

@@ -36,6 +36,7 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
+import glue.published as glue_published
 from b3_assets.keys import REFINED
 from b3_assets.platform.catalog import AthenaCatalog, QueryError
 from b3_assets.platform.local_aws import object_created_event
@@ -569,11 +570,11 @@ def test_the_glue_job_is_allowed(
     # ... and deleted by the next run of the date once RETIRE_AFTER has passed.
     harness_s3 = rec.ignore(aws.client("s3"))
     day = date(2025, 3, 5)
-    record = glue_job.published_record(harness_s3, dep.settings.bucket, day)
+    record = glue_published.published_record(harness_s3, dep.settings.bucket, day)
     assert record is not None and record["retired"]
     old = (datetime.now(UTC) - glue_job.RETIRE_AFTER - timedelta(minutes=1)).isoformat()
     record["retired"] = {run_id: old for run_id in record["retired"]}
-    glue_job.write_published_record(harness_s3, dep.settings.bucket, day, record)
+    glue_published.write_published_record(harness_s3, dep.settings.bucket, day, record)
     run_id = harness_glue.start_job_run(
         JobName=dep.settings.glue_job_name, Arguments={"--data_carteira": "2025-03-05"}
     )["JobRunId"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+import glue.published as glue_published
 from b3_assets.keys import REFINED
 from b3_assets.platform.local_aws import object_created_event
 from b3_assets.platform.resources import MAX_DATES_PER_RUN
@@ -25,7 +26,6 @@ from b3_assets_tests.support.chain import (
     sensor_tick,
 )
 from b3_assets_tests.support.moto_server import MotoServer
-from glue import job as glue_job
 from glue.layout import LANDING_BATCH_TAG, landing_key
 from glue.transform import publication_inputs
 from lambda_handler import handler as lh
@@ -115,9 +115,9 @@ def event_run_publishes(s3: Any, bucket: str, day: date) -> None:
     """What the Glue run a landing event starts leaves for reconciliation: the date's
     ``_current.json``, naming the landing files as they are now (the refined files
     themselves do not matter here)."""
-    landing = glue_job.list_landing(s3, bucket)
+    landing = glue_published.list_landing(s3, bucket)
     record = {"run_id": f"jr_event_{day:%Y%m%d}", **publication_inputs(landing, day, "etag")}
-    glue_job.write_published_record(s3, bucket, day, record)
+    glue_published.write_published_record(s3, bucket, day, record)
 
 
 def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path) -> None:
@@ -136,7 +136,7 @@ def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path)
     event_run_publishes(s3, settings.bucket, days[0])
     for day in days[1:]:  # their events are lost
         assert daily(day)
-    assert glue_job.stale_dates(s3, settings.bucket) == days[1:]
+    assert glue_published.stale_dates(s3, settings.bucket) == days[1:]
     (run,) = glue.get_job_runs(JobName=settings.glue_job_name)["JobRuns"]
     assert run["Arguments"]["--data_carteiras"] == days[1].isoformat()  # by 03-20's run
     event_run_publishes(s3, settings.bucket, days[1])

@@ -102,7 +102,7 @@ def play_glue_worker(
         ].to_pylist()
         rows.append((rel.split("Acao=", 1)[1].split("/", 1)[0], str(value)))
     if run_id:
-        from glue.job import list_landing, write_published_record
+        from glue.published import list_landing, write_published_record
         from glue.transform import publication_inputs
 
         record = {
