@@ -31,6 +31,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(config.stash.get(TESTS_DAGSTER_HOME, ""), ignore_errors=True)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Charts drawn once per process (support/chart_memo.py: same rows, same bytes)."""
+    from b3_assets_tests.support import chart_memo
+
+    chart_memo.install()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Spark tests belong to the slow tier (a JVM start each); the browser UI test and the
     subprocess tests say so themselves with ``pytestmark = pytest.mark.slow``."""

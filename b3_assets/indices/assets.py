@@ -15,7 +15,6 @@ as a failed check of the date, not as no result.
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -255,12 +254,8 @@ def carteiras_outcome(lake: Lake, day: date, run: RunMissing | None = None
     broken = []
     for index in landed:
         rows = table.filter(pc.equal(table.column("indice"), index))
-        cols = Columns(rows.column("codigo").to_pylist(), rows.column("qtde_teorica").to_pylist(),
-                       rows.column("participacao_pct").to_pylist(),
-                       sorted(set(rows.column("qtde_teorica_total").to_pylist())),
-                       sorted(set(rows.column("redutor").to_pylist()), key=Decimal))
-        broken += [f"{index}: {o.problem}" for o in index_rules(cols, index).values()
-                   if not o.passed]
+        broken += [f"{index}: {o.problem}"
+                   for o in index_rules(Columns.of_landing(rows), index).values() if not o.passed]
         if set(rows.column("data_carteira").to_pylist()) != {day}:
             broken.append(f"{index}: rows of another date than {day}")
     missing = sorted(listed - set(landed))

@@ -27,14 +27,8 @@ def _check(outcome: Outcome) -> CheckOutcome:
 
 def landing_checks(table: pa.Table) -> dict[str, CheckOutcome]:
     """Every payload rule (``source.validate.column_rules``) on one date's landing rows."""
-    columns = Columns(
-        codes=table.column("codigo").to_pylist(),
-        quantities=table.column("qtde_teorica").to_pylist(),
-        participations=table.column("participacao_pct").to_pylist(),
-        header_totals=sorted(set(table.column("qtde_teorica_total").to_pylist())),
-        redutores=sorted(set(table.column("redutor").to_pylist())),
-    )
-    return {name: _check(outcome) for name, outcome in column_rules(columns).items()}
+    rules = column_rules(Columns.of_landing(table))
+    return {name: _check(outcome) for name, outcome in rules.items()}
 
 
 def one_row_per_issuer(codes: Sequence[str], issuers: Sequence[str]) -> Outcome:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+
 from b3_assets.source.errors import B3PayloadError, clip, listing
 from b3_assets.source.model import INDICE, VIEW_NAMES, Portfolio
 
@@ -207,6 +209,17 @@ class Columns:
         return cls([c.codigo for c in rows], [c.qtde_teorica for c in rows],
                    [c.participacao_pct for c in rows], (portfolio.qtde_teorica_total,),
                    (portfolio.redutor,))
+
+    @classmethod
+    def of_landing(cls, table: pa.Table) -> Columns:
+        """The columns of landing rows (one portfolio's): the rules run on files as stored."""
+        return cls(
+            codes=table.column("codigo").to_pylist(),
+            quantities=table.column("qtde_teorica").to_pylist(),
+            participations=table.column("participacao_pct").to_pylist(),
+            header_totals=sorted(set(table.column("qtde_teorica_total").to_pylist())),
+            redutores=sorted(set(table.column("redutor").to_pylist())),
+        )
 
 
 def column_rules(cols: Columns) -> dict[str, Outcome]:

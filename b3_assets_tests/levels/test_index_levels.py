@@ -4,17 +4,22 @@ never asked again, one failing index blocks none of the others, every session ha
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 
 from b3_assets.keys import LANDING_LEVELS
-from b3_assets.levels.assets import levels_requests
-from b3_assets.levels.collect import missing_sessions
+from b3_assets.levels.assets import levels_outcome, levels_requests
+from b3_assets.levels.collect import levels_archive, missing_sessions
+from b3_assets.source.indices import LEVELS_SCHEMA, IndexLevels
+from b3_assets.source.payload import RawPayload
+from b3_assets.storage.lake import LocalLake
+from b3_assets.storage.landing import landing_parquet
 from b3_assets_tests.replica.indices import sample_closes
 from b3_assets_tests.support.chain import check_results, failure_message, local_platform
+from glue.layout import levels_key
 
 
 def _run(platform, instance: dg.DagsterInstance, year: int):
@@ -69,3 +74,33 @@ def test_sessions_without_a_close_are_named_and_the_schedule_asks_the_current_ye
     assert [r.partition_key for r in levels_requests(date(2025, 3, 5))] == ["2025"]
     assert [r.partition_key for r in levels_requests(date(2025, 1, 2))] == ["2024", "2025"]
     assert isinstance(levels_requests(date(2025, 3, 8)), dg.SkipReason)
+
+
+def _levels_lake(tmp_path: Path, closes: list[date], captured_on: date | None) -> LocalLake:
+    """A lake with IBOV's 2024 closes landed and, when ``captured_on``, one raw capture."""
+    lake = LocalLake(tmp_path)
+    table = IndexLevels("IBOV", 2024, tuple((d, Decimal("130000.50")) for d in closes),
+                        datetime(2024, 1, 9, 12, tzinfo=UTC), "http://b3.test").to_landing_table()
+    lake.write_bytes(levels_key("IBOV", 2024), landing_parquet(table, LEVELS_SCHEMA))
+    if captured_on is not None:
+        payload = RawPayload("api", "http://b3.test/levels", datetime(2024, 1, 9, tzinfo=UTC),
+                             (("page-001.json", b"{}"),))
+        levels_archive(lake, "IBOV", 2024).store(payload, captured_on)
+    return lake
+
+
+def test_levels_outcome_names_the_sessions_without_a_close(tmp_path: Path) -> None:
+    """The check's rule on the files as stored: a gap before the capture fails, naming it."""
+    whole = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5),
+             date(2024, 1, 8)]
+    assert levels_outcome(_levels_lake(tmp_path / "a", whole, date(2024, 1, 9)), "IBOV",
+                          2024) == (True, {"closes": 5, "sessions_without_close": "none"})
+    gap = [d for d in whole if d != date(2024, 1, 4)]
+    passed, meta = levels_outcome(_levels_lake(tmp_path / "b", gap, date(2024, 1, 9)), "IBOV",
+                                  2024)
+    assert not passed and meta == {"closes": 4, "sessions_without_close": "2024-01-04"}
+    # The capture's own day has no close yet: not a gap.
+    assert levels_outcome(_levels_lake(tmp_path / "c", whole[:-1], date(2024, 1, 8)), "IBOV",
+                          2024)[0]
+    # No landing file of the year: nothing to judge (the capture's own check fails it).
+    assert levels_outcome(LocalLake(tmp_path / "d"), "IBOV", 2024) == (True, {"closes": 0})
