@@ -16,6 +16,7 @@ from b3_assets.partitions import trading_day_partitions
 from b3_assets.platform.check_results import CheckOutcome, check_evaluation
 from b3_assets.platform.resources import LakeResource
 from b3_assets.sessions import is_known_session
+from b3_assets.source.validate import PARTICIPATION_TOLERANCE
 from b3_assets.storage.lake import Lake, LakeError
 from b3_assets.storage.landing import read_landing
 from glue.layout import (
@@ -29,17 +30,17 @@ MOVIMENTOS, INDICADORES, SETORES = (MART_KEYS[n] for n in MART_NAMES)
 
 # --- checks: plain rules, then Dagster ----------------------------------------------------
 
-WEIGHT_TOLERANCE = Decimal("0.01")
 HHI_CHECK = "hhi_and_n_efetivo_match_landing"
 
 
 def setores_outcome(rows: Sequence[Mapping[str, Any]]) -> CheckOutcome:
-    """The sectors' weights of a date add up to 100 ± 0.01 %."""
+    """The sectors' weights of a date add up to 100 ± 0.01 % (the payload rule's tolerance,
+    source/validate.py: the sectors partition the same weights)."""
     if not rows:
         return False, {"problem": "no rows for the date: materialize marts/ibov_setores"}
     total = sum((r["participacao_pct"] for r in rows), Decimal(0))
     unknown = sum((r["participacao_pct"] for r in rows if r["setor"] is None), Decimal(0))
-    return abs(total - 100) <= WEIGHT_TOLERANCE, {
+    return abs(total - 100) <= PARTICIPATION_TOLERANCE, {
         "total_pct": str(total),
         "sectors": sum(1 for r in rows if r["setor"] is not None),
         "sem_setor_pct": str(unknown),
