@@ -209,15 +209,7 @@ def build_movimentos(lake: Lake, requested: Iterable[date],
 
 def stored_movimentos(lake: Lake, dates: Iterable[date]) -> dict[date, list[dict[str, Any]]]:
     """The stored rows of ``dates``, by date: each year's file read once."""
-    days = sorted(set(dates))
-    store = movimentos_store(lake)
-    by_date: dict[date, list[dict[str, Any]]] = {d: [] for d in days}
-    wanted = pa.array(days, pa.date32())
-    for year in sorted({d.year for d in days}):
-        table = store.read(MART_B3_MOVIMENTOS, year)
-        for row in table.filter(pc.is_in(table.column("data_carteira"), wanted)).to_pylist():
-            by_date[row["data_carteira"]].append(row)
-    return by_date
+    return movimentos_store(lake).rows_by_date(MART_B3_MOVIMENTOS, dates)
 
 
 def movimentos_outcome(lake: Lake, day: date, rows: Sequence[Mapping[str, Any]],

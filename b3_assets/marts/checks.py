@@ -6,7 +6,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from b3_assets.keys import MART_KEYS
@@ -150,19 +149,6 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def stored_rows(
-    store: MartStore, name: str, dates: Collection[date]
-) -> dict[date, list[dict[str, Any]]]:
-    """The stored rows of ``dates``, by date: each year's file read once."""
-    wanted = pa.array(sorted(dates), pa.date32())
-    by_date: dict[date, list[dict[str, Any]]] = {d: [] for d in dates}
-    for year in sorted({d.year for d in dates}):
-        table = store.read(name, year)
-        for row in table.filter(pc.is_in(table.column("data_carteira"), wanted)).to_pylist():
-            by_date[row["data_carteira"]].append(row)
-    return by_date
-
-
 def evaluate_mart_checks(
     lake: Lake,
     dates: Iterable[date],
@@ -174,7 +160,7 @@ def evaluate_mart_checks(
     days = sorted(set(dates))
     store = MartStore(lake)
     names = sorted({name for name, _ in selected})
-    rows = {name: stored_rows(store, name, days) for name in names}
+    rows = {name: store.rows_by_date(name, days) for name in names}
     sessions = landing_sessions(lake, is_session) if MART_MOVIMENTOS in names else []
     landed: dict[date, dict[str, list[Any]] | str] = {}
 

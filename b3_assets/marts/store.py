@@ -4,9 +4,10 @@ that only lands if no other writer changed the file since it was read."""
 import io
 import re
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,6 +95,18 @@ class MartStore:
     def read(self, name: str, year: int) -> pa.Table:
         """Every stored row of ``name`` in ``year`` (an empty table when there is none)."""
         return self._decode(name, year, self.lake.read_versioned(self.tables[name].key(year))[0])
+
+    def rows_by_date(self, name: str, dates: Iterable[date]) -> dict[date, list[dict[str, Any]]]:
+        """The stored rows of ``name`` on ``dates``, by date: each year's file read once."""
+        days = sorted(set(dates))
+        wanted = pa.array(days, pa.date32())
+        by_date: dict[date, list[dict[str, Any]]] = {d: [] for d in days}
+        date_column = self.tables[name].date_column
+        for year in sorted({d.year for d in days}):
+            table = self.read(name, year)
+            for row in table.filter(pc.is_in(table.column(date_column), wanted)).to_pylist():
+                by_date[row[date_column]].append(row)
+        return by_date
 
     def years(self, name: str) -> list[int]:
         """The years with a file, ascending."""
