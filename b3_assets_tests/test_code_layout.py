@@ -35,3 +35,53 @@ def test_every_folder_the_layout_names_exists():
     assert named, "no folder found in the layout block"
     missing = sorted(n for n in named if not (REPO / "b3_assets" / n).is_dir())
     assert missing == []
+
+
+def _domain_imports() -> dict[str, set[str]]:
+    """Domain folder -> the other domain folders its modules import (any import, also inside
+    functions)."""
+    import ast
+
+    domains = _domains()
+    graph: dict[str, set[str]] = {d: set() for d in domains}
+    for domain in domains:
+        for path in (REPO / "b3_assets" / domain).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    parts = name.split(".")
+                    if parts[0] == "b3_assets" and len(parts) > 1 and parts[1] in domains:
+                        graph[domain].add(parts[1])
+            graph[domain].discard(domain)
+    return graph
+
+
+def test_no_two_domain_folders_import_each_other():
+    """Keys come from b3_assets/keys.py and shared pieces from storage/ and platform/, so the
+    domains form no cycle: each can be read (and tested) without the ones that use it."""
+    graph = _domain_imports()
+    seen: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            assert seen.get(nxt) != 1, f"domain cycle: {' -> '.join([*path, nxt])}"
+            if nxt not in seen:
+                visit(nxt, [*path, nxt])
+        seen[node] = 2
+
+    for domain in sorted(graph):
+        if domain not in seen:
+            visit(domain, [domain])
+
+
+def test_the_b3_client_has_no_dagster_and_glue_no_b3_assets():
+    for path in (REPO / "b3_assets" / "source").rglob("*.py"):
+        text = path.read_text()
+        assert "import dagster" not in text and "from dagster" not in text, path
+    assert _domain_imports()["source"] == set()
+    for folder in ("glue", "lambda_handler"):
+        for path in (REPO / folder).rglob("*.py"):
+            code = re.sub(r'""".*?"""|#.*', "", path.read_text(), flags=re.S)
+            assert "b3_assets" not in code, path
