@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import pytest
 
 from b3_assets.partitions import trading_day_partitions
@@ -14,7 +15,15 @@ SP = ZoneInfo("America/Sao_Paulo")
 
 
 def _latest(moment: datetime) -> str:
+    """The last of the partition keys Dagster lists at ``moment`` (the whole list from 2023)."""
     return trading_day_partitions.get_partition_keys(current_time=moment)[-1]
+
+
+def _last_key(moment: datetime) -> str | None:
+    """Dagster's last partition key at ``moment``: the same window as :func:`_latest`'s, found
+    without listing every key since 2023 (~100x cheaper, so every hour can be asked)."""
+    with dg.partition_loading_context(moment):
+        return trading_day_partitions.get_last_partition_key()
 
 
 def _hours(first: date, days: int, step_h: int = 1):
@@ -33,11 +42,19 @@ def _hours(first: date, days: int, step_h: int = 1):
     ],
 )
 def test_the_latest_partition_is_the_session_b3_serves_every_hour(first):
-    for moment in _hours(first, 14):
-        served = b3_session_now(moment)
-        assert _latest(moment) == (
-            served.isoformat()
-        ), moment
+    """Every hour: Dagster's last partition key is the session B3 serves; the full key list
+    (what the UI and a backfill see) ends with it at the first hour, the last hour and on
+    both sides of every change of the latest session."""
+    moments = _hours(first, 14)
+    latest = [_last_key(moment) for moment in moments]
+    for moment, key in zip(moments, latest, strict=True):
+        assert key == b3_session_now(moment).isoformat(), moment
+    changes = {0, len(moments) - 1}
+    changes |= {i for i in range(1, len(moments)) if latest[i] != latest[i - 1]}
+    changes |= {i - 1 for i in changes if i > 0}
+    assert len(changes) > 4  # a fortnight has sessions, weekends and holidays to cross
+    for i in sorted(changes):
+        assert _latest(moments[i]) == latest[i], moments[i]
 
 
 def test_weekends_and_holidays_are_never_partitions():
