@@ -44,6 +44,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("spark") is not None:
             item.add_marker(pytest.mark.slow)
+    # The modules with slow tests first (the daemon and container tests take minutes): with
+    # pytest-xdist's loadscope they start at once, and the many short modules fill in around
+    # them instead of leaving one worker alone with a long module at the end. Within a module
+    # the order is kept.
+    slow_modules = {i.module for i in items if i.get_closest_marker("slow") is not None}
+    items.sort(key=lambda i: i.module not in slow_modules)
 
 
 @pytest.fixture(scope="session")
