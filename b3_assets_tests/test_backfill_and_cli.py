@@ -24,7 +24,12 @@ from b3_assets.sessions import trading_days
 from b3_assets.storage.archive import RawArchive
 from b3_assets.storage.landing import landing_dates, read_landing
 from b3_assets_tests.replica.portfolios import generate_portfolio, write_csvs
-from b3_assets_tests.support.chain import CLOSED_URL, local_platform
+from b3_assets_tests.support.chain import (
+    CLOSED_URL,
+    failure_message,
+    local_platform,
+    materialize_range,
+)
 from b3_assets_tests.support.deployment import (
     LANDING_ONLY,
     RAW_AND_LANDING,
@@ -222,7 +227,12 @@ def test_query_prints_a_table(tmp_path, monkeypatch, capsys):
     days = trading_days(date(2025, 3, 5), date(2025, 3, 6))
     monkeypatch.setenv("B3_DATA_DIR", str(tmp_path))
     main(["import-csv", *map(str, write_csvs(tmp_path / "csv", days))])
-    assert _backfill(tmp_path, days[0].isoformat(), days[-1].isoformat()).returncode == 0
+    # The lake to query, backfilled in process (the backfill command's own tests are above).
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_range(
+            local_platform(tmp_path), instance, days[0], days[-1], asset_selection=[RAW, LANDING]
+        )
+    assert result.success, failure_message(result)
     capsys.readouterr()
     assert (
         main(
