@@ -259,6 +259,7 @@ def test_local_glue_run_record_is_shaped_like_a_glue_jobrun(tmp_path, b3_replica
     assert files and pq.read_table(files[0], use_threads=False).num_rows == 1
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_range_run_refines_its_dates_in_one_local_glue_run(tmp_path):
     """As on AWS: the backfill's landing files carry the batch tag, the Lambda starts nothing
     for them, and one Glue run refines the range; the range run records every date of it."""

@@ -9,6 +9,8 @@ import json
 import logging
 from datetime import date
 
+import pytest
+
 from b3_assets.platform.catalog import DuckDBCatalog
 from b3_assets_tests.support.local_lake import land
 from glue.layout import serving_year_key
@@ -47,6 +49,7 @@ def test_the_reconciliation_sees_a_corrupt_year_as_behind_and_repairs_it(tmp_pat
     assert _served_dates(tmp_path) == [d.isoformat() for d in DAYS]
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_corrupt_serving_object_on_s3_is_rebuilt_and_the_run_succeeds(
         moto, monkeypatch, caplog):
     """On S3 (moto), the Glue job's own run_job: a corrupt serving object of the year is named

@@ -170,6 +170,7 @@ THREE_YEARS = (
 )  # fmt: skip
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_three_years_serve_from_three_objects(lake: Lake) -> None:
     refined = {
         d: lake.refine(d, "jr_a", drop={"AZUL"} if d.year == 2024 else ()) for d in THREE_YEARS
@@ -245,6 +246,7 @@ def test_a_rerun_of_a_date_replaces_its_rows(lake: Lake) -> None:
 # --- repair --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_the_next_run_touching_the_year_repairs_what_killed_runs_left(lake: Lake) -> None:
     d0, d1, d2, d3 = date(2025, 2, 27), date(2025, 2, 28), date(2025, 3, 5), date(2025, 3, 6)
     served_before = {d: lake.refine(d, "jr_a") for d in (d0, d1)}

@@ -97,6 +97,7 @@ def test_the_gap_fill_changes_the_next_dates_turnover() -> None:
     assert wrong["giro_pct"] != EXPECTED[D6]["giro_pct"]
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_concurrent_runs_around_a_gap_fill_on_a_folder_lake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +106,7 @@ def test_concurrent_runs_around_a_gap_fill_on_a_folder_lake(
         _trial(LocalLake(tmp_path / f"trial-{trial}"), monkeypatch, rng)
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_concurrent_runs_around_a_gap_fill_on_s3(
     moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -103,6 +103,7 @@ def test_labels_are_athenas() -> None:
     assert got == ["datacarteira", "acao", "_col2", "top"]
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_refined_rows_as_athena_returns_them(world: World) -> None:
     """Lower-case labels, typed back by AthenaCatalog; partitions from the catalog."""
     result = world.catalog().query(
@@ -174,6 +175,7 @@ def test_results_page_at_1000_rows_the_header_first(world: World) -> None:
 # --- the project's Athena paths -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_refined_checks_on_athena(world: World) -> None:
     """checks.refined_rows_by_date + quality.refined_checks: what the refined checks evaluate
     on AWS (before: KeyError 'DataCarteira' on Athena's lower-case labels)."""
@@ -223,6 +225,7 @@ def test_cli_query_on_athena(world: World, monkeypatch: pytest.MonkeyPatch, caps
     assert any("PETR" in line and "2" in line for line in lines[1:])
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_reader_planned_before_a_republish_reads_after_it(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

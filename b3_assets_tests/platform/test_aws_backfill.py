@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import pytest
 
 import glue.published as glue_published
 from b3_assets.keys import REFINED
@@ -33,6 +34,7 @@ from lambda_handler import handler as lh
 DAYS = trading_days(date(2025, 2, 3), date(2025, 3, 21))[:30]
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_30_date_backfill_starts_one_glue_run_and_the_sensor_reports_every_date(
     aws: MotoServer, tmp_path, monkeypatch
 ) -> None:
@@ -120,6 +122,7 @@ def event_run_publishes(s3: Any, bucket: str, day: date) -> None:
     glue_published.write_published_record(s3, bucket, day, record)
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_events_lost_to_the_dlq_are_found_and_refined(aws: MotoServer, tmp_path) -> None:
     """Three dates land; the events of the last two never reach Glue (the Lambda failed
     them into the dead-letter queue). The next landing run refines the one before it; the

@@ -8,6 +8,7 @@ import time
 from datetime import date, timedelta
 
 import dagster as dg
+import pytest
 
 from b3_assets.cli import cmd_import_csv
 from b3_assets.keys import LANDING, RAW, REFINED
@@ -50,6 +51,7 @@ class SlowCatalog(CatalogResource):
         return SlowAthena()
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_backlog_of_500_runs_drains_in_bounded_ticks(tmp_path):
     platform = local_platform(tmp_path)
     platform.resources["catalog"] = SlowCatalog()
@@ -109,6 +111,7 @@ def test_a_failed_local_refine_fails_the_landing_run_naming_the_glue_run(tmp_pat
     assert "Glue job run jr_" in message and nxt in message and "FAILED" in message
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_bad_date_in_a_batch_refine_fails_alone_and_the_others_are_published(tmp_path):
     """As the Glue job does: the run goes on past a date that fails, then fails naming each
     failed date and every published one; the sensor records the published ones as refined

@@ -126,6 +126,7 @@ def _follow(platform, instance) -> None:
         assert result.success, failure_message(result)
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_import_then_landing_only_backfill_then_a_gap_fill(tmp_path):
     """The README's bootstrap on landing alone, then the missing date imported and landed:
     every run succeeds, every date gets its marts and both reports, and the date after the
@@ -158,6 +159,7 @@ def test_import_then_landing_only_backfill_then_a_gap_fill(tmp_path):
     assert "current" in (tick.skip_message or "")
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_marts_and_reports_a_run_never_computed_are_caught_up(tmp_path):
     """Landing and refined recorded, but the run stopped before the marts and reports (as a
     killed daily run leaves it): the catch-up requests them, once, and they are current."""

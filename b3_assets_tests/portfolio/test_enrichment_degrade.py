@@ -135,6 +135,7 @@ def test_a_failing_sector_view_lands_the_plain_portfolio_exactly(tmp_path, b3_re
     assert any(m.startswith(f"sectors missing for {DAY1.isoformat()}") for m in logs)
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_the_days_fill_attempt_fills_the_sectors_in_without_touching_the_rows(
     tmp_path, b3_replica, instance
 ):
@@ -259,6 +260,7 @@ def test_a_csv_import_has_no_sectors_but_nothing_is_missing(tmp_path, monkeypatc
     assert not b3_replica.api_requests()
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_an_unlabelled_first_day_and_a_labelled_second_day_both_land_exactly(
     tmp_path, b3_replica
 ):

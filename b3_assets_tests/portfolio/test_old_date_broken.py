@@ -11,6 +11,7 @@ import logging
 from datetime import date
 
 import dagster as dg
+import pytest
 
 from b3_assets.keys import LANDING, MART_KEYS, RAW, REFINED, REPORT, REPORT_MARTS
 from b3_assets.portfolio.checks import LANDING_CHECKS, REFINED_CHECKS
@@ -36,6 +37,7 @@ def _warnings(instance: dg.DagsterInstance, run_id: str) -> str:
     )
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_a_corrupt_old_landing_file_does_not_block_a_new_day(tmp_path, b3_replica):
     instance = dg.DagsterInstance.ephemeral()
     for day in (OLD, NEXT):

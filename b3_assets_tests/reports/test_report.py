@@ -109,6 +109,7 @@ def chain(tmp_path_factory) -> Iterator[Chain]:
         replica.stop()
 
 
+@pytest.mark.slow  # a scenario of several runs or dates, seconds long: the slow tier
 def test_sensor_requests_one_followup_run_that_records_both_dates(chain):
     assert not chain.tick.asset_events  # refined is recorded by a run, never by the tick
     # Consecutive sessions (Carnival lies between them): one run over the range, which
