@@ -44,7 +44,7 @@ from glue.layout import (
     serving_year_key,
 )
 from glue.outcome import batch_failure
-from glue.storage import file_sha256, locked, write_atomic
+from glue.storage import file_sha256, locked, remove_temp_files, write_atomic
 from glue.transform import (
     REFINED_FILE_SCHEMA,
     REFINED_SCHEMA,
@@ -316,6 +316,7 @@ def _remove_other_runs(
 ) -> None:
     """Older runs' folders (and a killed run's leftovers) of the date, after the publish."""
     date_dir = lake_root / refined_date_prefix(data_carteira)
+    remove_temp_files(date_dir)  # a killed run's half-written _current.json
     keep = set(issuers)
     for acao_dir in date_dir.glob("Acao=*"):
         if acao_dir.name.removeprefix("Acao=") not in keep:

@@ -43,6 +43,14 @@ def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
         raise
 
 
+def remove_temp_files(folder: Path) -> None:
+    """The hidden temporary files :func:`write_atomic` leaves in ``folder`` when its process
+    is killed mid-write (``.<name>.<hex>.tmp``). Only for a caller that holds the folder's
+    writers off (its lock): a live writer's temporary file would go too."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An exclusive lock held by this process until the block ends (or the process dies)."""

@@ -106,6 +106,20 @@ while True:
 """
 
 
+def test_a_rerun_removes_what_a_writer_killed_mid_write_left(tmp_path):
+    """A run killed inside write_atomic leaves a hidden temporary file beside _current.json;
+    the next run of the date, holding its lock, removes it (found by the random kills below
+    when a kill landed in that write)."""
+    land(tmp_path, D18, D19)
+    date_dir = tmp_path / f"refined/DataCarteira={D19.isoformat()}"
+    torn = date_dir / "._current.json.0123456789abcdef.tmp"
+    torn.write_bytes(b'{"run_id": "killed-mid')
+    run_local_refine(tmp_path, D19, datetime.now(UTC))
+    assert not torn.exists()
+    assert not [p for p in date_dir.rglob(".*") if p.is_file()]
+    assert published(tmp_path, D19) is not None
+
+
 @pytest.mark.slow
 def test_reruns_killed_at_random_never_show_a_partial_or_mixed_date(tmp_path):
     land(tmp_path, D18, D19)
