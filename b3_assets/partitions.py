@@ -68,13 +68,17 @@ def b3_schedule(
     name: str, job: dg.UnresolvedAssetJobDefinition, cron: str, description: str,
     request: Callable[[date, dg.ScheduleEvaluationContext], Any],
 ) -> dg.ScheduleDefinition:
-    """A schedule of ``job`` at ``cron`` São Paulo time, running from the start: each tick asks
-    ``request(date of the tick, context)`` for its runs or the reason to skip (the context's
-    instance only when the request needs it: a tick evaluated without one still works)."""
+    """A schedule of ``job`` at ``cron`` São Paulo time, running from the start: a tick on a
+    weekend or B3 holiday skips naming the day (:func:`session_request`); on a session it asks
+    ``request(date of the tick, context)`` for its runs or the reason to skip. No request
+    reads the instance on a day that is no session, so a tick evaluated without one (a test,
+    a preview) works on any day."""
 
     @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone=B3_TIMEZONE,
                  default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
     def _schedule(context: dg.ScheduleEvaluationContext) -> Any:
-        return request(context.scheduled_execution_time.date(), context)
+        day = context.scheduled_execution_time.date()
+        first = session_request(day)
+        return first if isinstance(first, dg.SkipReason) else request(day, context)
 
     return _schedule

@@ -113,3 +113,61 @@ def test_the_readme_quotes_what_each_command_prints(tmp_path):
     last = theirs.stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"dagster\._core\.errors\.DagsterInvalidSubsetError: .*2025-03-04.*", last)
     assert _readme_quotes(f"``{last}``"), last
+
+
+#: Every schedule built by partitions.b3_schedule: one run per session, a skip otherwise.
+SESSION_SCHEDULES = [
+    "daily_ibov_portfolio_0830", "period_portfolios_0835", "daily_b3_indices_0840",
+    "b3_index_levels_0845", "daily_ibov_portfolio_second_attempt_0945",
+    "daily_b3_indices_second_attempt_0950",
+]
+
+
+@pytest.mark.parametrize("name", SESSION_SCHEDULES)
+@pytest.mark.parametrize("day", [date(2025, 3, 8), HOLIDAY, date(2025, 4, 21)],
+                         ids=["saturday", "carnival", "tiradentes"])
+def test_every_session_schedule_skips_a_weekend_and_a_holiday_naming_it(tmp_path, name, day):
+    """The tick Dagster evaluates (São Paulo time), with the daemon's instance and without
+    one (a tick evaluated in a test or the UI's preview): a skip that names the day."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from b3_assets_tests.support.chain import local_platform
+
+    defs = local_platform(tmp_path).defs
+    schedule = defs.resolve_schedule_def(name)
+    assert schedule.execution_timezone == "America/Sao_Paulo"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    at = datetime(day.year, day.month, day.day, 9, 50, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    with dg.instance_for_test() as instance:
+        for with_instance in (instance, None):
+            with dg.build_schedule_context(instance=with_instance, scheduled_execution_time=at,
+                                           repository_def=defs.get_repository_def()) as ctx:
+                data = schedule.evaluate_tick(ctx)
+            assert not data.run_requests
+            assert f"{day.isoformat()} is not a B3 session" in data.skip_message
+
+
+@pytest.mark.parametrize("name", SESSION_SCHEDULES)
+def test_every_session_schedule_asks_for_the_session_or_says_why_not(tmp_path, name):
+    """On a session the first attempts ask for the date's partition (the levels: its year);
+    the second attempts, with no failed first run on record, skip saying so."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from b3_assets_tests.support.chain import local_platform
+
+    defs = local_platform(tmp_path).defs
+    schedule = defs.resolve_schedule_def(name)
+    at = datetime(2025, 3, 5, 9, 50, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    with dg.instance_for_test() as instance, dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
+    ) as ctx:
+        data = schedule.evaluate_tick(ctx)
+    keys = [r.partition_key for r in data.run_requests or []]
+    if name == "daily_ibov_portfolio_second_attempt_0945":
+        assert keys == [] and "did not fail" in data.skip_message
+    elif name == "b3_index_levels_0845":
+        assert keys == ["2025"]
+    else:
+        assert keys == ["2025-03-05"]
