@@ -34,7 +34,7 @@ from typing import Any
 
 from glue.outcome import failed_in_batch
 from glue.sessions import is_b3_session
-from glue.storage import landing_objects
+from glue.storage import LandingObject, landing_objects
 from glue.transform import previous_landing_date
 
 #: Glue JobRunStates of a run that may still read landing or write refined.
@@ -54,14 +54,6 @@ class RetryPolicy:
     def backoff(self, failures: int) -> timedelta:
         """The wait after the ``failures``-th failed run (1 h, 2 h, 4 h…)."""
         return self.base * (2 ** max(failures - 1, 0))
-
-
-@dataclass(frozen=True)
-class Landed:
-    """A landing file as listed: its ETag and when it was last written."""
-
-    etag: str
-    last_modified: datetime
 
 
 @dataclass(frozen=True)
@@ -112,7 +104,7 @@ def _failed_for(run: Mapping[str, Any], day: date) -> bool:
 
 def plan_refines(
     stale: Iterable[date],
-    landed: Mapping[date, Landed],
+    landed: Mapping[date, LandingObject],
     runs: Iterable[Mapping[str, Any]],
     now: datetime,
     policy: RetryPolicy | None = None,
@@ -181,12 +173,6 @@ def job_runs_since(glue_client: Any, job_name: str, since: datetime) -> list[dic
             return found
 
 
-def landed_files(s3_client: Any, bucket: str) -> dict[date, Landed]:
-    """ETag and LastModified of every landing file (one listing of landing/)."""
-    return {d: Landed(obj.etag, obj.last_modified)
-            for d, obj in landing_objects(s3_client, bucket).items()}
-
-
 def refine_plan(
     s3_client: Any,
     glue_client: Any,
@@ -203,7 +189,7 @@ def refine_plan(
     if not stale:
         return RefinePlan()
     now = now or datetime.now(UTC)
-    landed = landed_files(s3_client, bucket)
+    landed = landing_objects(s3_client, bucket)
     oldest = min((landed[d].last_modified for d in stale if d in landed), default=now)
     # Runs in flight may have started up to the job timeout before now, whatever the files.
     since = min(oldest, now - timedelta(hours=2))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from glue.storage import file_sha256, locked, put_conditional, write_atomic
+from glue.storage import file_sha256, list_keys, locked, put_conditional, write_atomic
 
 #: Called after each write with (bucket, key, tags): S3's "Object Created" event.
 ObjectCreatedListener = Callable[[str, str, dict[str, str]], None]
@@ -175,9 +175,4 @@ class S3Lake(Lake):
         return contextlib.nullcontext()
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        ):
-            keys.extend(o["Key"] for o in page.get("Contents", []))
-        return sorted(keys)
+        return sorted(list_keys(self.client, self.bucket, prefix))
